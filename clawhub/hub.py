@@ -1,0 +1,506 @@
+"""The hub process: the bus, the store writer, the scheduler and the lease watcher around
+one ``Board``.
+
+Every message is handled in the event loop, so each board change is atomic. Writes go to the
+store through one writer task in batches; a reply that promises something (submitted,
+result taken) is sent only after the writes behind it are committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from pydantic import BaseModel
+
+from protocols import (
+    Accept,
+    AgentList,
+    Assignment,
+    Cancel,
+    CancelTask,
+    Decline,
+    Deregister,
+    ErrorCode,
+    ErrorReply,
+    Event,
+    GetTask,
+    Heartbeat,
+    ListAgents,
+    ListTasks,
+    Ok,
+    Progress,
+    ProtocolError,
+    Register,
+    Result,
+    SubmitTasks,
+    Submitted,
+    TaskList,
+    decode,
+    encode,
+    is_identifier,
+    subjects,
+)
+
+from .board import Board, Offer
+from .embedded import CLIENT_ACCOUNT, EmbeddedNats
+from .errors import BusError, StoreError
+from .settings import HubSettings
+from .store import Row, Store
+
+log = logging.getLogger("clawhub.hub")
+
+Handler = Callable[[Any], BaseModel | None]
+
+
+class Hub:
+    """A running hub. ``await hub.start()``, then ``await hub.stop()``."""
+
+    def __init__(self, settings: HubSettings, store: Store | None = None) -> None:
+        self.settings = settings
+        self.group = settings.group
+        self.hub_id = "hub-" + secrets.token_hex(4)
+        self._own_store = store is None
+        self.store = store or Store(settings.resolved_store_url())
+        self.board = Board(self.group, settings, self, self.hub_id)
+        self.embedded: EmbeddedNats | None = None
+        self.nc: NATS | None = None
+        self._sys: NATS | None = None
+        self._url: str | None = settings.nats_url
+        self._pending: list[Row] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._write_signal = asyncio.Event()
+        self._outbox: list[tuple[str, bytes]] = []
+        self._outbox_signal = asyncio.Event()
+        self._wake_event = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._offers: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self.write_errors = 0
+
+    # ------------------------------------------------------------------ Sink
+
+    def write(self, row: Row) -> None:
+        """Queue a row for the store writer."""
+        self._pending.append(row)
+        self._write_signal.set()
+
+    def publish(self, event: Event) -> None:
+        """Queue an event for the bus."""
+        self._send(subjects.events(self.group, event.kind), encode(event))
+
+    def cancel(self, agent_id: str, message: Cancel) -> None:
+        """Queue a cancel for a participant's inbox."""
+        self._send(subjects.agent_inbox(self.group, agent_id), encode(message))
+
+    def wake(self) -> None:
+        """Ask the scheduler for another matching pass."""
+        self._wake_event.set()
+
+    def _send(self, subject: str, data: bytes) -> None:
+        self._outbox.append((subject, data))
+        self._outbox_signal.set()
+
+    # ------------------------------------------------------------------ life
+
+    @property
+    def url(self) -> str:
+        """The NATS URL agents and clients use."""
+        if self._url is None:
+            raise BusError("the hub has not started")
+        return self._url
+
+    async def start(self) -> None:
+        """Start the bus (embedded unless a URL is set), load the store, serve."""
+        if self._url is None:
+            self.embedded = EmbeddedNats(
+                self.settings.data_dir / "nats",
+                self.settings.nats_port,
+                max_payload=max(8 * 1024 * 1024, 2 * self.settings.max_message_bytes),
+            )
+            self._url = await asyncio.to_thread(self.embedded.start)
+        try:
+            rows = await asyncio.to_thread(self.store.load_tasks, self.group)
+            agents = await asyncio.to_thread(self.store.load_agents, self.group)
+            last = await asyncio.to_thread(self.store.last_event_seq, self.group)
+        except Exception as exc:
+            raise StoreError(f"cannot read store {self.store.display_url}: {exc}") from exc
+        self.board.load(rows, agents, last)
+        self.nc = await nats.connect(
+            self.url,
+            name=f"clawhub:{self.hub_id}",
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            connect_timeout=5,
+            allow_reconnect=True,
+            error_cb=self._on_error,
+            disconnected_cb=self._on_disconnected,
+            reconnected_cb=self._on_reconnected,
+        )
+        g = self.group
+        routes: list[tuple[str, tuple[type[BaseModel], ...], Handler]] = [
+            (subjects.hub_register(g), (Register,), self.board.register),
+            (subjects.hub_heartbeat(g), (Heartbeat,), self.board.heartbeat),
+            (subjects.hub_deregister(g), (Deregister,), self._deregister),
+            (subjects.hub_progress(g), (Progress,), self.board.progress),
+            (subjects.hub_result(g), (Result,), self.board.result),
+            (subjects.api(g, subjects.API_SUBMIT), (SubmitTasks,), self._submit),
+            (subjects.api(g, subjects.API_AGENTS), (ListAgents,), self._list_agents),
+            (subjects.api(g, subjects.API_TASKS), (ListTasks,), self._list_tasks),
+            (subjects.api(g, subjects.API_TASK), (GetTask,), self._get_task),
+            (subjects.api(g, subjects.API_CANCEL), (CancelTask,), self._cancel_task),
+        ]
+        for subject, models, fn in routes:
+            await self.nc.subscribe(subject, cb=self._callback(subject, models, fn))
+        await self.nc.flush()
+        system_url = self.embedded.system_url if self.embedded else self.settings.nats_system_url
+        if system_url:
+            await self._watch_disconnects(system_url)
+        loops: list[Callable[[], Coroutine[Any, Any, None]]] = [
+            self._writer,
+            self._publisher,
+            self._scheduler,
+            self._watcher,
+        ]
+        self._tasks = [asyncio.create_task(loop()) for loop in loops]
+        self._write_hub_file()
+        self.board.emit(
+            "hub.started",
+            message=f"{self.hub_id} on {self.url}",
+            data={"url": self.url, "store": self.store.display_url},
+        )
+        log.info("hub %s serving group %s on %s", self.hub_id, g, self.url)
+
+    async def _watch_disconnects(self, system_url: str) -> None:
+        """Hear the moment an agent's connection closes (crash, kill, network gone)."""
+        self._sys = await nats.connect(
+            system_url,
+            name=f"clawhub-sys:{self.hub_id}",
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+        )
+
+        async def on_disconnect(msg: Msg) -> None:
+            try:
+                info = json.loads(msg.data)
+                name = str(info.get("client", {}).get("name", ""))
+                parsed = subjects.parse_agent_connection_name(name)
+                if parsed is None:
+                    return
+                agent_id, session = parsed
+                agent = self.board.agents.get(agent_id)
+                if agent is not None and agent.session == session and not self._stopping:
+                    reason = info.get("reason") or "connection closed"
+                    self.board.agent_lost(agent_id, f"connection closed ({reason})")
+            except Exception:  # a bad advisory must never stop the hub
+                log.exception("bad disconnect advisory")
+
+        await self._sys.subscribe(subjects.system_disconnects(CLIENT_ACCOUNT), cb=on_disconnect)
+        await self._sys.flush()
+
+    def _write_hub_file(self) -> None:
+        path = self.settings.data_dir / "hub.json"
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(
+                json.dumps(
+                    {
+                        "url": self.url,
+                        "group": self.group,
+                        "hub_id": self.hub_id,
+                        "pid": os.getpid(),
+                        "store": self.store.display_url,
+                    },
+                    indent=2,
+                )
+            )
+
+    async def stop(self) -> None:
+        """Stop serving, flush the store, close the bus (and the embedded server)."""
+        if self._stopping:
+            return
+        self._stopping = True
+        with contextlib.suppress(Exception):
+            self.board.emit("hub.stopped", message=self.hub_id)
+        for task in list(self._offers):
+            task.cancel()
+        await self._flush_outbox()
+        with contextlib.suppress(Exception):
+            await self.durable()
+        for task in self._tasks:
+            task.cancel()
+        for task in [*self._tasks, *self._offers]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for conn in (self._sys, self.nc):
+            if conn is not None and not conn.is_closed:
+                with contextlib.suppress(Exception):
+                    await conn.drain()
+        if self.embedded is not None:
+            await asyncio.to_thread(self.embedded.stop)
+        if self._own_store:
+            self.store.close()
+        hub_file = self.settings.data_dir / "hub.json"
+        with contextlib.suppress(OSError):
+            if json.loads(hub_file.read_text()).get("hub_id") == self.hub_id:
+                hub_file.unlink()
+
+    async def __aenter__(self) -> Hub:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ------------------------------------------------------------------ message handling
+
+    def _callback(
+        self, subject: str, models: tuple[type[BaseModel], ...], fn: Handler
+    ) -> Callable[[Msg], Awaitable[None]]:
+        limit = self.settings.max_message_bytes
+
+        async def cb(msg: Msg) -> None:
+            reply: BaseModel | None
+            try:
+                if len(msg.data) > limit:
+                    raise ProtocolError(
+                        ErrorCode.OVERSIZE,
+                        f"payload of {len(msg.data)} bytes exceeds max_message_bytes ({limit})",
+                    )
+                reply = fn(decode(msg.data, *models))
+            except ProtocolError as exc:
+                self.board.refused(subject, exc, _sender(msg.data))
+                reply = ErrorReply(code=exc.code, message=exc.message)
+            except Exception as exc:  # a bug must cost one message, never the hub
+                log.exception("handler for %s failed", subject)
+                err = ProtocolError(ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+                self.board.refused(subject, err, _sender(msg.data))
+                reply = ErrorReply(code=err.code, message=err.message)
+            if not msg.reply:
+                return
+            try:
+                await self.durable()
+            except StoreError as exc:
+                reply = ErrorReply(code=ErrorCode.INTERNAL, message=str(exc))
+            with contextlib.suppress(Exception):
+                await msg.respond(encode(reply if reply is not None else Ok()))
+
+        return cb
+
+    def _submit(self, msg: SubmitTasks) -> Submitted:
+        return Submitted(ids=self.board.submit(msg.tasks))
+
+    def _deregister(self, msg: Deregister) -> Ok:
+        self.board.deregister(msg)
+        return Ok(message="bye")
+
+    def _list_agents(self, msg: ListAgents) -> AgentList:
+        agents = [
+            a.info() for a in self.board.agents.values() if msg.include_gone or a.state == "online"
+        ]
+        return AgentList(agents=agents)
+
+    def _list_tasks(self, msg: ListTasks) -> TaskList:
+        wanted = set(msg.states)
+        recs = [r for r in self.board.tasks.values() if not wanted or r.state in wanted]
+        recs.sort(key=lambda r: r.seq)
+        return TaskList(tasks=[r.status() for r in recs[: msg.limit]])
+
+    def _get_task(self, msg: GetTask) -> BaseModel:
+        rec = self.board.tasks.get(msg.task_id)
+        if rec is None:
+            raise ProtocolError(ErrorCode.UNKNOWN_TASK, f"no task {msg.task_id}")
+        return rec.status()
+
+    def _cancel_task(self, msg: CancelTask) -> BaseModel:
+        return self.board.cancel_task(msg.task_id, msg.reason).status()
+
+    # ------------------------------------------------------------------ background loops
+
+    async def durable(self) -> None:
+        """Wait until every write queued so far is committed."""
+        if not self._pending and not self._waiters:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        self._write_signal.set()
+        if self._tasks and not self._tasks[0].done():
+            await fut
+        else:  # the writer is not running (start-up or shutdown): write here
+            await self._write_once()
+
+    async def _write_once(self) -> None:
+        batch, self._pending = self._pending, []
+        waiters, self._waiters = self._waiters, []
+        try:
+            await asyncio.to_thread(self.store.apply, batch)
+        except StoreError as exc:
+            self.write_errors += 1
+            self._pending[:0] = batch  # keep them; try again
+            for w in waiters:
+                if not w.done():
+                    w.set_exception(exc)
+            raise
+        for w in waiters:
+            if not w.done():
+                w.set_result(None)
+
+    async def _writer(self) -> None:
+        while True:
+            await self._write_signal.wait()
+            self._write_signal.clear()
+            if not self._pending and not self._waiters:
+                continue
+            try:
+                await self._write_once()
+            except StoreError:
+                log.exception("store write failed; retrying")
+                await asyncio.sleep(0.5)
+                self._write_signal.set()
+
+    async def _flush_outbox(self) -> None:
+        batch, self._outbox = self._outbox, []
+        if self.nc is None:
+            return
+        for subject, data in batch:
+            try:
+                await self.nc.publish(subject, data)
+            except Exception as exc:  # bus down: events are in the store, cancels re-sent
+                log.debug("publish to %s failed: %s", subject, exc)
+
+    async def _publisher(self) -> None:
+        while True:
+            await self._outbox_signal.wait()
+            self._outbox_signal.clear()
+            await self._flush_outbox()
+
+    async def _scheduler(self) -> None:
+        while True:
+            self._wake_event.clear()
+            for offer in self.board.next_offers(time.monotonic()):
+                task = asyncio.create_task(self._offer(offer))
+                self._offers.add(task)
+                task.add_done_callback(self._offers.discard)
+            retry = self.board.next_retry()
+            timeout = None if retry is None else max(0.01, retry - time.monotonic())
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake_event.wait(), timeout)
+
+    async def _offer(self, offer: Offer) -> None:
+        rec = offer.task
+        assignment = Assignment(
+            task_id=rec.id,
+            attempt=offer.attempt,
+            spec=rec.spec,
+            dependency_outputs=offer.dependency_outputs,
+            stall_timeout=offer.stall_timeout,
+            run_timeout=offer.run_timeout,
+        )
+        inbox = subjects.agent_inbox(self.group, offer.agent_id)
+        assert self.nc is not None
+        try:
+            msg = await self.nc.request(inbox, encode(assignment), timeout=offer.accept_timeout)
+            answer = decode(msg.data, Accept, Decline, ErrorReply)
+        except NoRespondersError:
+            self.board.offer_refused(
+                rec.id,
+                offer.attempt,
+                offer.agent_id,
+                "no_reply",
+                "nobody listens on the agent's inbox",
+            )
+            return
+        except (TimeoutError, NatsTimeout):
+            self.board.offer_refused(
+                rec.id,
+                offer.attempt,
+                offer.agent_id,
+                "no_reply",
+                f"no answer within {offer.accept_timeout:g}s",
+            )
+            return
+        except ProtocolError as exc:
+            self.board.refused(inbox, exc, offer.agent_id)
+            self.board.offer_refused(
+                rec.id, offer.attempt, offer.agent_id, "no_reply", f"bad answer: {exc.message}"
+            )
+            return
+        except Exception as exc:  # connection trouble: treat as no reply, re-offer
+            self.board.offer_refused(
+                rec.id,
+                offer.attempt,
+                offer.agent_id,
+                "no_reply",
+                f"offer failed: {type(exc).__name__}: {exc}",
+            )
+            return
+        if isinstance(answer, Accept):
+            self.board.offer_accepted(rec.id, offer.attempt, offer.agent_id)
+        elif isinstance(answer, Decline):
+            self.board.offer_refused(
+                rec.id, offer.attempt, offer.agent_id, "declined", answer.reason or "declined"
+            )
+        elif isinstance(answer, ErrorReply):
+            self.board.offer_refused(
+                rec.id,
+                offer.attempt,
+                offer.agent_id,
+                "declined",
+                f"{answer.code.value}: {answer.message}",
+            )
+
+    async def _watcher(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.sweep_interval)
+            try:
+                self.board.sweep()
+            except Exception:  # keep watching whatever happens
+                log.exception("lease sweep failed")
+
+    # ------------------------------------------------------------------ connection callbacks
+
+    async def _on_error(self, exc: Exception) -> None:
+        log.debug("nats error: %s", exc)
+
+    async def _on_disconnected(self) -> None:
+        if not self._stopping:
+            log.warning("hub disconnected from NATS; reconnecting")
+
+    async def _on_reconnected(self) -> None:
+        log.info("hub reconnected to NATS")
+        self.wake()
+
+
+def _sender(data: bytes) -> str | None:
+    """Best-effort agent id of a refused message, for the event log."""
+    try:
+        obj = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if isinstance(obj, dict):
+        agent = obj.get("agent_id")
+        if isinstance(agent, str) and len(agent) <= 64:
+            return agent if is_identifier(agent) else None
+    return None
+
+
+def read_hub_file(data_dir: Path) -> dict[str, Any] | None:
+    """What a running hub wrote to ``data_dir/hub.json`` (its URL, group, pid)."""
+    try:
+        value = json.loads((data_dir / "hub.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None

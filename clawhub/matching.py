@@ -1,0 +1,147 @@
+"""Matching tasks to participants: pure functions, no I/O.
+
+First the hard filters (skills and minimum levels, free capacity, constraints), then a
+score. Candidates come from ``SkillIndex`` so a match never looks at participants that
+lack a required skill.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from protocols import CLEARANCE_RANK, AgentProfile, CandidateScore, TaskSpec
+
+#: litellm provider prefixes whose models run on the participant's own machine.
+LOCAL_MODEL_PREFIXES = ("ollama/", "ollama_chat/", "lm_studio/", "llamafile/", "local/")
+
+WEIGHT_SKILL = 0.5
+WEIGHT_LOAD = 0.2
+WEIGHT_RELIABILITY = 0.2
+WEIGHT_COST = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """What the matcher needs to know of one participant."""
+
+    profile: AgentProfile
+    load: int
+    reliability: float
+
+
+def is_local_model(model: str | None) -> bool:
+    """Plain code (no model) and local model servers keep data on the machine."""
+    return model is None or model.startswith(LOCAL_MODEL_PREFIXES)
+
+
+def model_allowed(model: str | None, allowed: list[str]) -> bool:
+    """True when ``model`` starts with one of the ``allowed`` prefixes (``none`` = plain code)."""
+    if not allowed:
+        return True
+    if model is None:
+        return "none" in allowed
+    return any(model.startswith(prefix) for prefix in allowed if prefix != "none")
+
+
+def reject_reason(spec: TaskSpec, cand: Candidate) -> str | None:
+    """Why ``cand`` may not take ``spec`` (a hard filter failed), or None if it may."""
+    p = cand.profile
+    for skill, minimum in spec.skills.items():
+        level = p.skills.get(skill)
+        if level is None:
+            return f"lacks skill {skill}"
+        if level < minimum:
+            return f"skill {skill} {level:.2f} < {minimum:.2f}"
+    if cand.load >= p.capacity:
+        return "no free capacity"
+    c = spec.constraints
+    if c.agents and p.id not in c.agents:
+        return "not among the pinned agents"
+    if p.id in c.exclude_agents:
+        return "excluded by the task"
+    if c.kinds and p.kind not in c.kinds:
+        return f"kind {p.kind} not allowed"
+    if c.devices and p.device not in c.devices:
+        return f"device {p.device} not allowed"
+    missing = [label for label in c.labels if label not in p.labels]
+    if missing:
+        return f"missing labels {', '.join(missing)}"
+    if CLEARANCE_RANK[p.clearance] < CLEARANCE_RANK[c.data]:
+        return f"clearance {p.clearance} below {c.data} data"
+    if c.local_only and not is_local_model(p.model):
+        return f"model {p.model} is not local"
+    if not model_allowed(p.model, c.models):
+        return f"model {p.model} not allowed"
+    if c.max_cost is not None and p.cost > c.max_cost:
+        return f"cost {p.cost} above {c.max_cost}"
+    return None
+
+
+def score(spec: TaskSpec, cand: Candidate) -> CandidateScore:
+    """Score a candidate that passed the hard filters; higher is better."""
+    p = cand.profile
+    skill = sum(p.skills[s] for s in spec.skills) / len(spec.skills) if spec.skills else 0.5
+    load = 1.0 - cand.load / p.capacity
+    cheap = 1.0 / (1.0 + p.cost)
+    total = (
+        WEIGHT_SKILL * skill
+        + WEIGHT_LOAD * load
+        + WEIGHT_RELIABILITY * cand.reliability
+        + WEIGHT_COST * cheap
+    )
+    return CandidateScore(
+        agent_id=p.id,
+        score=round(total, 6),
+        skill=round(skill, 6),
+        load=round(load, 6),
+        reliability=round(cand.reliability, 6),
+        cost=round(cheap, 6),
+    )
+
+
+def rank(spec: TaskSpec, candidates: Iterable[Candidate]) -> list[CandidateScore]:
+    """Scores of every candidate that passes the hard filters, best first (ties by id)."""
+    scored = [score(spec, c) for c in candidates if reject_reason(spec, c) is None]
+    scored.sort(key=lambda s: (-s.score, s.agent_id))
+    return scored
+
+
+class SkillIndex:
+    """Skill name → ids of participants that have it, so candidates are found without a scan."""
+
+    def __init__(self) -> None:
+        self._by_skill: dict[str, set[str]] = {}
+        self._skills_of: dict[str, tuple[str, ...]] = {}
+
+    def add(self, profile: AgentProfile) -> None:
+        """Index a participant (replacing an earlier profile with the same id)."""
+        self.remove(profile.id)
+        self._skills_of[profile.id] = tuple(profile.skills)
+        for skill in profile.skills:
+            self._by_skill.setdefault(skill, set()).add(profile.id)
+
+    def remove(self, agent_id: str) -> None:
+        """Forget a participant."""
+        for skill in self._skills_of.pop(agent_id, ()):
+            ids = self._by_skill[skill]
+            ids.discard(agent_id)
+            if not ids:
+                del self._by_skill[skill]
+
+    def candidates(self, skills: Iterable[str]) -> set[str]:
+        """Ids of participants that have every one of ``skills`` (any level)."""
+        wanted = list(skills)
+        if not wanted:
+            return set(self._skills_of)
+        sets = [self._by_skill.get(s, set()) for s in wanted]
+        sets.sort(key=len)
+        out = set(sets[0])
+        for other in sets[1:]:
+            out &= other
+            if not out:
+                break
+        return out
+
+    def __len__(self) -> int:
+        return len(self._skills_of)

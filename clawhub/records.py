@@ -1,0 +1,184 @@
+"""In-memory records of tasks and participants, and their conversion to wire and rows."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+from pydantic import JsonValue
+
+from protocols import (
+    AgentInfo,
+    AgentProfile,
+    AgentState,
+    AttemptInfo,
+    TaskRef,
+    TaskSpec,
+    TaskState,
+    TaskStatus,
+)
+
+from .store import AgentRow, TaskRow, dumps
+
+
+@dataclass(eq=False)
+class TaskRecord:
+    """One task and everything the hub knows about it."""
+
+    id: str
+    seq: int
+    spec: TaskSpec
+    state: TaskState
+    created_at: float
+    updated_at: float
+    attempt: int = 0
+    failures: int = 0
+    assigned_to: str | None = None
+    output: JsonValue = None
+    error: str | None = None
+    history: list[AttemptInfo] = field(default_factory=list)
+    excluded: set[str] = field(default_factory=set)
+    declined: set[str] = field(default_factory=set)
+    dependents: list[str] = field(default_factory=list)
+    progress: float | None = None
+    progress_message: str | None = None
+    # monotonic clocks of the current attempt (not persisted)
+    last_progress: float = 0.0
+    started: float = 0.0
+    not_before: float = 0.0
+
+    @property
+    def current(self) -> AttemptInfo | None:
+        """The latest attempt, if any."""
+        return self.history[-1] if self.history else None
+
+    def status(self) -> TaskStatus:
+        """The wire view."""
+        return TaskStatus(
+            id=self.id,
+            spec=self.spec,
+            state=self.state,
+            attempt=self.attempt,
+            failures=self.failures,
+            assigned_to=self.assigned_to,
+            output=self.output,
+            error=self.error,
+            progress=self.progress,
+            progress_message=self.progress_message,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+            history=list(self.history),
+        )
+
+    def row(self, group: str) -> TaskRow:
+        """The store row."""
+        return TaskRow(
+            group=group,
+            id=self.id,
+            seq=self.seq,
+            state=self.state.value,
+            attempt=self.attempt,
+            failures=self.failures,
+            assigned_to=self.assigned_to,
+            spec=self.spec.model_dump_json(),
+            output=None if self.output is None else dumps(self.output),
+            error=self.error,
+            excluded=dumps(sorted(self.excluded)),
+            history=dumps([h.model_dump(mode="json") for h in self.history]),
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+        )
+
+    @classmethod
+    def from_row(cls, row: TaskRow) -> TaskRecord:
+        """Rebuild from the store."""
+        return cls(
+            id=row.id,
+            seq=row.seq,
+            spec=TaskSpec.model_validate_json(row.spec),
+            state=TaskState(row.state),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            attempt=row.attempt,
+            failures=row.failures,
+            assigned_to=row.assigned_to,
+            output=None if row.output is None else json.loads(row.output),
+            error=row.error,
+            history=[AttemptInfo.model_validate(h) for h in json.loads(row.history)],
+            excluded=set(json.loads(row.excluded)),
+        )
+
+
+@dataclass(eq=False)
+class AgentRecord:
+    """One participant as the hub sees it."""
+
+    profile: AgentProfile
+    session: str
+    state: AgentState = "online"
+    reliability: float = 0.9
+    completed: int = 0
+    failed: int = 0
+    last_seen: float = field(default_factory=time.time)
+    last_beat: float = field(default_factory=time.monotonic)
+    held: dict[str, int] = field(default_factory=dict)
+    """task id → attempt, for every attempt offered to or run by this participant."""
+
+    @property
+    def id(self) -> str:
+        """The participant's id."""
+        return self.profile.id
+
+    @property
+    def load(self) -> int:
+        """Attempts held (offered or running)."""
+        return len(self.held)
+
+    @property
+    def free(self) -> int:
+        """Free capacity."""
+        return self.profile.capacity - len(self.held)
+
+    def info(self) -> AgentInfo:
+        """The wire view."""
+        return AgentInfo(
+            profile=self.profile,
+            state=self.state,
+            load=self.load,
+            reliability=round(self.reliability, 4),
+            last_seen=self.last_seen,
+            running=[TaskRef(task_id=t, attempt=a) for t, a in sorted(self.held.items())],
+            completed=self.completed,
+            failed=self.failed,
+        )
+
+    def row(self, group: str) -> AgentRow:
+        """The store row."""
+        return AgentRow(
+            group=group,
+            id=self.id,
+            profile=self.profile.model_dump_json(),
+            session=self.session,
+            state=self.state,
+            reliability=self.reliability,
+            completed=self.completed,
+            failed=self.failed,
+            last_seen=self.last_seen,
+        )
+
+    @classmethod
+    def from_row(cls, row: AgentRow) -> AgentRecord:
+        """Rebuild from the store."""
+        state: AgentState = (
+            "online" if row.state == "online" else ("left" if row.state == "left" else "lost")
+        )
+        return cls(
+            profile=AgentProfile.model_validate_json(row.profile),
+            session=row.session,
+            state=state,
+            reliability=row.reliability,
+            completed=row.completed,
+            failed=row.failed,
+            last_seen=row.last_seen,
+        )

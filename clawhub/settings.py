@@ -1,0 +1,72 @@
+"""Hub settings, in one place. Built once by the CLI (or a test) and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    """``~/.clawhub``: where the hub keeps its store, nats-server data and ``hub.json``."""
+    return Path.home() / ".clawhub"
+
+
+class HubSettings(BaseSettings):
+    """Every knob of the hub. Environment variables use the ``CLAWHUB_`` prefix
+    (``CLAWHUB_NATS_URL``, ``CLAWHUB_STALL_TIMEOUT``...)."""
+
+    model_config = SettingsConfigDict(env_prefix="CLAWHUB_", extra="ignore")
+
+    group: str = Field(default="default", description="Claw Group (tenant) this hub serves.")
+    nats_url: str | None = Field(
+        default=None,
+        description="NATS server to use. Unset: start an embedded nats-server on loopback.",
+    )
+    nats_system_url: str | None = Field(
+        default=None,
+        description="System-account URL of an external NATS, to hear agent disconnects at once "
+        "(the embedded server sets this up itself).",
+    )
+    nats_port: int = Field(
+        default=0, ge=0, le=65535, description="Port of the embedded nats-server (0 = any free)."
+    )
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Folder for the SQLite store, embedded nats-server data and hub.json.",
+    )
+    store_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the store (`postgresql://...`). Unset: SQLite in data_dir.",
+    )
+    heartbeat_interval: float = Field(
+        default=2.0, gt=0, description="Seconds between agent heartbeats (told to agents)."
+    )
+    missed_beats: int = Field(
+        default=3, ge=1, description="Missed heartbeats after which an agent is lost."
+    )
+    accept_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds an agent has to accept or decline an offer."
+    )
+    stall_timeout: float = Field(
+        default=60.0, gt=0, description="Seconds without progress before an attempt is stalled."
+    )
+    run_timeout: float | None = Field(
+        default=None, gt=0, description="Hard limit in seconds for one attempt (unset: none)."
+    )
+    decline_backoff: float = Field(
+        default=1.0, ge=0, description="Pause before re-offering a task every candidate declined."
+    )
+    max_message_bytes: int = Field(
+        default=1024 * 1024, gt=0, description="Largest message the hub accepts."
+    )
+    sweep_interval: float = Field(
+        default=0.25, gt=0, description="How often the lease watcher checks beats and progress."
+    )
+
+    def resolved_store_url(self) -> str:
+        """The store URL, defaulting to a SQLite file in ``data_dir``."""
+        if self.store_url:
+            return self.store_url
+        return f"sqlite:///{self.data_dir / 'clawhub.db'}"

@@ -1,0 +1,208 @@
+"""The durable store: SQLModel tables on SQLite (default, WAL) or PostgreSQL (by URL).
+
+The hub keeps its working state in memory and writes every change here through a single
+writer (``Store.apply`` runs a batch in one transaction). A restarted hub reads open tasks,
+known participants and the event sequence back with the ``load_*`` methods.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, Table, event, func, make_url, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlmodel import Field, SQLModel, col, create_engine
+
+from .errors import StoreError
+
+
+class TaskRow(SQLModel, table=True):
+    """One task, as last written."""
+
+    __tablename__ = "claw_tasks"
+
+    group: str = Field(primary_key=True, max_length=64)
+    id: str = Field(primary_key=True, max_length=64)
+    seq: int = Field(index=True, description="Submission order.")
+    state: str = Field(index=True, max_length=20)
+    attempt: int = 0
+    failures: int = 0
+    assigned_to: str | None = Field(default=None, max_length=64)
+    spec: str = Field(description="TaskSpec as JSON.")
+    output: str | None = Field(default=None, description="Output as JSON.")
+    error: str | None = None
+    excluded: str = Field(default="[]", description="Excluded participant ids (JSON list).")
+    history: str = Field(default="[]", description="AttemptInfo list as JSON.")
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+class EventRow(SQLModel, table=True):
+    """The append-only event log."""
+
+    __tablename__ = "claw_events"
+
+    group: str = Field(primary_key=True, max_length=64)
+    seq: int = Field(primary_key=True)
+    ts: float
+    kind: str = Field(index=True, max_length=100)
+    task_id: str | None = Field(default=None, index=True, max_length=64)
+    agent_id: str | None = Field(default=None, max_length=64)
+    attempt: int | None = None
+    state: str | None = Field(default=None, max_length=20)
+    message: str = ""
+    data: str = Field(default="{}", description="Details as JSON.")
+
+
+class AgentRow(SQLModel, table=True):
+    """One participant, as last seen."""
+
+    __tablename__ = "claw_agents"
+
+    group: str = Field(primary_key=True, max_length=64)
+    id: str = Field(primary_key=True, max_length=64)
+    profile: str = Field(description="AgentProfile as JSON.")
+    session: str = Field(max_length=64)
+    state: str = Field(max_length=20)
+    reliability: float = 1.0
+    completed: int = 0
+    failed: int = 0
+    last_seen: float = 0.0
+
+
+Row = TaskRow | EventRow | AgentRow
+ROW_TYPES: tuple[type[SQLModel], ...] = (TaskRow, EventRow, AgentRow)
+
+
+def _table(model: type[SQLModel]) -> Table:
+    table = SQLModel.metadata.tables[str(model.__tablename__)]
+    return table
+
+
+@dataclass
+class Batch:
+    """Writes applied together in one transaction, in order."""
+
+    rows: list[Row] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def normalise_url(url: str) -> str:
+    """``postgresql://`` → ``postgresql+psycopg://`` (psycopg 3 is the driver we ship)."""
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url[len("postgresql://") :]
+    if url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url[len("postgres://") :]
+    return url
+
+
+def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.close()
+
+
+class Store:
+    """Tables on one database. Thread-safe for one writer thread plus readers."""
+
+    def __init__(self, url: str, *, connect_args: dict[str, Any] | None = None) -> None:
+        self.url = normalise_url(url)
+        if self.url.startswith("sqlite:///") and self.url != "sqlite:///:memory:":
+            Path(self.url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.engine: Engine = create_engine(
+                self.url, connect_args=connect_args or {}, pool_pre_ping=True
+            )
+            if self.engine.dialect.name == "sqlite":
+                event.listen(self.engine, "connect", _sqlite_pragmas)
+            SQLModel.metadata.create_all(self.engine, tables=[_table(m) for m in ROW_TYPES])
+        except Exception as exc:  # the driver's errors vary; say which store failed
+            raise StoreError(f"cannot open store {self.display_url}: {exc}") from exc
+
+    @property
+    def display_url(self) -> str:
+        """The URL without a password."""
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    def _upsert(self, row: TaskRow | AgentRow) -> Any:
+        table = _table(type(row))
+        values = row.model_dump()
+        dialect = self.engine.dialect.name
+        keys = [c.name for c in table.primary_key.columns]
+        update = {k: v for k, v in values.items() if k not in keys}
+        if dialect == "postgresql":
+            stmt = postgresql.insert(table).values(**values)
+            return stmt.on_conflict_do_update(index_elements=keys, set_=update)
+        if dialect == "sqlite":
+            stmt_s = sqlite.insert(table).values(**values)
+            return stmt_s.on_conflict_do_update(index_elements=keys, set_=update)
+        raise StoreError(f"unsupported database {dialect}")
+
+    def apply(self, batch: Sequence[Row]) -> None:
+        """Write rows in one transaction: tasks and agents upserted, events appended."""
+        if not batch:
+            return
+        try:
+            with self.engine.begin() as conn:
+                for row in batch:
+                    if isinstance(row, EventRow):
+                        conn.execute(_table(EventRow).insert().values(**row.model_dump()))
+                    else:
+                        conn.execute(self._upsert(row))
+        except Exception as exc:
+            raise StoreError(f"write to {self.display_url} failed: {exc}") from exc
+
+    def load_tasks(self, group: str) -> list[TaskRow]:
+        """Every task of the group, in submission order."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(TaskRow).where(col(TaskRow.group) == group).order_by(col(TaskRow.seq))
+            ).all()
+        return [TaskRow.model_validate(r._mapping) for r in rows]
+
+    def load_agents(self, group: str) -> list[AgentRow]:
+        """Every participant of the group."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(AgentRow).where(col(AgentRow.group) == group)).all()
+        return [AgentRow.model_validate(r._mapping) for r in rows]
+
+    def last_event_seq(self, group: str) -> int:
+        """Highest event sequence number written for the group (0 if none)."""
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(func.max(col(EventRow.seq))).where(col(EventRow.group) == group)
+            ).scalar()
+        return int(value or 0)
+
+    def events(
+        self, group: str, *, task_id: str | None = None, kind: str | None = None, limit: int = 1000
+    ) -> list[EventRow]:
+        """Events of the group in order, optionally of one task or kind prefix."""
+        stmt = select(EventRow).where(col(EventRow.group) == group)
+        if task_id is not None:
+            stmt = stmt.where(col(EventRow.task_id) == task_id)
+        if kind is not None:
+            stmt = stmt.where(col(EventRow.kind).startswith(kind))
+        stmt = stmt.order_by(col(EventRow.seq)).limit(limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        return [EventRow.model_validate(r._mapping) for r in rows]
+
+    def close(self) -> None:
+        """Release connections."""
+        self.engine.dispose()
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON for a text column."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

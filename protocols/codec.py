@@ -1,0 +1,118 @@
+"""Encoding and decoding of wire messages. Pure functions, no I/O."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from .agents import AgentInfo, Deregister, Heartbeat, Register, RegisterAck
+from .control import (
+    AgentList,
+    CancelTask,
+    ErrorReply,
+    GetTask,
+    ListAgents,
+    ListTasks,
+    Ok,
+    SubmitTasks,
+    Submitted,
+    TaskList,
+)
+from .errors import ErrorCode, ProtocolError
+from .events import Event
+from .tasks import TaskStatus
+from .work import Accept, Assignment, Cancel, Decline, Progress, Result, ResultAck
+
+#: Every message model, in a stable order (the schema export follows it).
+MESSAGE_TYPES: tuple[type[BaseModel], ...] = (
+    Register,
+    RegisterAck,
+    Heartbeat,
+    Deregister,
+    AgentInfo,
+    Assignment,
+    Accept,
+    Decline,
+    Progress,
+    Result,
+    ResultAck,
+    Cancel,
+    TaskStatus,
+    Event,
+    SubmitTasks,
+    Submitted,
+    ListAgents,
+    AgentList,
+    ListTasks,
+    TaskList,
+    GetTask,
+    CancelTask,
+    ErrorReply,
+    Ok,
+)
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def type_name(model: type[BaseModel]) -> str:
+    """The ``type`` discriminator of a message model."""
+    default = model.model_fields["type"].default
+    assert isinstance(default, str)
+    return default
+
+
+_BY_TYPE: dict[str, type[BaseModel]] = {type_name(m): m for m in MESSAGE_TYPES}
+
+
+def encode(message: BaseModel) -> bytes:
+    """Serialise a message to compact JSON bytes."""
+    return message.model_dump_json(exclude_none=False).encode()
+
+
+def _load_object(data: bytes) -> dict[str, Any]:
+    try:
+        obj = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProtocolError(ErrorCode.MALFORMED, f"payload is not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError(ErrorCode.MALFORMED, "payload is not a JSON object")
+    return obj
+
+
+def _validate(model: type[M], obj: dict[str, Any]) -> M:
+    try:
+        return model.model_validate(obj)
+    except ValidationError as exc:
+        errors = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
+            for e in exc.errors()[:5]
+        )
+        raise ProtocolError(ErrorCode.INVALID, f"invalid {type_name(model)}: {errors}") from None
+
+
+def decode(data: bytes, *models: type[M]) -> M:
+    """Parse ``data`` as one of ``models`` (chosen by its ``type`` field).
+
+    Raises ``ProtocolError`` with code ``malformed``, ``unknown_type`` or ``invalid``.
+    """
+    obj = _load_object(data)
+    kind = obj.get("type")
+    for model in models:
+        if kind == type_name(model):
+            return _validate(model, obj)
+    expected = ", ".join(type_name(m) for m in models)
+    raise ProtocolError(
+        ErrorCode.UNKNOWN_TYPE, f"message type {kind!r} is not accepted here (expected {expected})"
+    )
+
+
+def decode_any(data: bytes) -> BaseModel:
+    """Parse any known message."""
+    obj = _load_object(data)
+    kind = obj.get("type")
+    model = _BY_TYPE.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {kind!r}")
+    return _validate(model, obj)

@@ -1,0 +1,117 @@
+"""Every NATS subject Claw Hub uses, and nowhere else.
+
+Subjects are grouped by Claw Group (the tenant)::
+
+    claw.<group>.hub.register      request   agent → hub   Register → RegisterAck
+    claw.<group>.hub.deregister    request   agent → hub   Deregister → Ok
+    claw.<group>.hub.heartbeat     publish   agent → hub   Heartbeat
+    claw.<group>.hub.progress      publish   agent → hub   Progress
+    claw.<group>.hub.result        request   agent → hub   Result → ResultAck
+    claw.<group>.agent.<id>.inbox  both      hub → agent   Assignment → Accept|Decline; Cancel
+    claw.<group>.api.<verb>        request   client → hub  SubmitTasks, ListTasks, ...
+    claw.<group>.events.<kind>     publish   hub → all     Event (kind dots kept: task.done)
+
+Every request may instead be answered with ``ErrorReply``.
+"""
+
+from __future__ import annotations
+
+from ._base import is_identifier
+
+PREFIX = "claw"
+
+API_SUBMIT = "submit"
+API_AGENTS = "agents"
+API_TASKS = "tasks"
+API_TASK = "task"
+API_CANCEL = "cancel"
+API_VERBS = (API_SUBMIT, API_AGENTS, API_TASKS, API_TASK, API_CANCEL)
+
+
+def _check(kind: str, value: str) -> str:
+    if not is_identifier(value):
+        raise ValueError(f"{kind} {value!r} is not a valid subject token")
+    return value
+
+
+def _group(group: str) -> str:
+    return f"{PREFIX}.{_check('group', group)}"
+
+
+def hub_register(group: str) -> str:
+    """Where agents register."""
+    return f"{_group(group)}.hub.register"
+
+
+def hub_deregister(group: str) -> str:
+    """Where agents say goodbye."""
+    return f"{_group(group)}.hub.deregister"
+
+
+def hub_heartbeat(group: str) -> str:
+    """Where agents heart-beat."""
+    return f"{_group(group)}.hub.heartbeat"
+
+
+def hub_progress(group: str) -> str:
+    """Where agents report progress and log lines."""
+    return f"{_group(group)}.hub.progress"
+
+
+def hub_result(group: str) -> str:
+    """Where agents deliver results."""
+    return f"{_group(group)}.hub.result"
+
+
+def agent_inbox(group: str, agent_id: str) -> str:
+    """One participant's inbox: assignments (request/reply) and cancels."""
+    return f"{_group(group)}.agent.{_check('agent id', agent_id)}.inbox"
+
+
+def api(group: str, verb: str) -> str:
+    """A client request subject (``verb`` is one of ``API_VERBS``)."""
+    if verb not in API_VERBS:
+        raise ValueError(f"unknown api verb {verb!r}")
+    return f"{_group(group)}.api.{verb}"
+
+
+def events(group: str, kind: str) -> str:
+    """Where an event of ``kind`` (dotted, e.g. ``task.done``) is published."""
+    parts = kind.split(".")
+    for part in parts:
+        _check("event kind part", part)
+    return f"{_group(group)}.events.{kind}"
+
+
+def all_events(group: str) -> str:
+    """Wildcard matching every event of the group."""
+    return f"{_group(group)}.events.>"
+
+
+def task_events(group: str) -> str:
+    """Wildcard matching every task event of the group."""
+    return f"{_group(group)}.events.task.>"
+
+
+def system_disconnects(account: str) -> str:
+    """NATS system-account subject on which the server announces closed client connections."""
+    return f"$SYS.ACCOUNT.{account}.DISCONNECT"
+
+
+#: Prefix of the NATS connection name of an SDK participant: ``claw-agent:<id>:<session>``.
+AGENT_CONNECTION_PREFIX = "claw-agent:"
+
+
+def agent_connection_name(agent_id: str, session: str) -> str:
+    """The NATS connection name an agent uses, so the hub can tell whose connection closed."""
+    return f"{AGENT_CONNECTION_PREFIX}{_check('agent id', agent_id)}:{_check('session', session)}"
+
+
+def parse_agent_connection_name(name: str) -> tuple[str, str] | None:
+    """``(agent_id, session)`` from a connection name, or None if it is not an agent's."""
+    if not name.startswith(AGENT_CONNECTION_PREFIX):
+        return None
+    agent_id, _, session = name[len(AGENT_CONNECTION_PREFIX) :].partition(":")
+    if not (is_identifier(agent_id) and is_identifier(session)):
+        return None
+    return agent_id, session

@@ -1,0 +1,105 @@
+"""Doing the work: assignment, accept/decline, progress, result, cancel."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, JsonValue
+
+from ._base import Identifier, Level, Timestamp, WireModel
+from .tasks import TaskSpec, TaskState
+
+
+class Assignment(WireModel):
+    """Hub → agent (request on ``agent_inbox``): an offer of one attempt of a task.
+
+    The agent replies ``Accept`` or ``Decline``. No reply within the accept timeout counts
+    as a decline. The attempt number is a fencing token: every progress and result
+    message must carry it, and the hub refuses those of a revoked attempt.
+    """
+
+    type: Literal["claw.v1.task.assigned"] = "claw.v1.task.assigned"
+    task_id: Identifier = Field(description="Task id.")
+    attempt: int = Field(ge=1, description="Attempt number (fencing token).")
+    spec: TaskSpec = Field(description="What to do.")
+    dependency_outputs: dict[str, JsonValue] = Field(
+        default_factory=dict, description="Outputs of the tasks this one depends on, by id."
+    )
+    stall_timeout: float = Field(gt=0, description="Report progress at least this often (s).")
+    run_timeout: float | None = Field(default=None, description="Hard limit for this attempt.")
+
+
+class Accept(WireModel):
+    """Agent → hub (reply to ``Assignment``): I take this attempt."""
+
+    type: Literal["claw.v1.task.accept"] = "claw.v1.task.accept"
+    task_id: Identifier = Field(description="Task id.")
+    attempt: int = Field(ge=1, description="Attempt number being accepted.")
+    agent_id: Identifier = Field(description="Sender.")
+
+
+class Decline(WireModel):
+    """Agent → hub (reply to ``Assignment``): not this one; the hub tries the next candidate."""
+
+    type: Literal["claw.v1.task.decline"] = "claw.v1.task.decline"
+    task_id: Identifier = Field(description="Task id.")
+    attempt: int = Field(ge=1, description="Attempt number being declined.")
+    agent_id: Identifier = Field(description="Sender.")
+    reason: str = Field(default="", max_length=1000, description="Why (busy, unable...).")
+
+
+class Progress(WireModel):
+    """Agent → hub (publish on ``hub_progress``): the attempt is alive and moving.
+
+    Any progress or log line resets the attempt's stall timer.
+    """
+
+    type: Literal["claw.v1.task.progress"] = "claw.v1.task.progress"
+    task_id: Identifier = Field(description="Task id.")
+    attempt: int = Field(ge=1, description="Attempt number.")
+    agent_id: Identifier = Field(description="Sender.")
+    fraction: Level | None = Field(default=None, description="Done so far, 0..1, if known.")
+    message: str | None = Field(default=None, max_length=10_000, description="Status or log line.")
+    log: bool = Field(default=False, description="True for a log line rather than a status.")
+    ts: Timestamp = Field(description="When it was sent.")
+
+
+class Result(WireModel):
+    """Agent → hub (request on ``hub_result``): the attempt finished (well or not)."""
+
+    type: Literal["claw.v1.task.result"] = "claw.v1.task.result"
+    task_id: Identifier = Field(description="Task id.")
+    attempt: int = Field(ge=1, description="Attempt number (fencing token).")
+    agent_id: Identifier = Field(description="Sender.")
+    session: Identifier = Field(description="Sender's session.")
+    ok: bool = Field(default=True, description="False when the handler raised.")
+    output: JsonValue = Field(default=None, description="The output (any JSON).")
+    error: str | None = Field(default=None, max_length=100_000, description="Error text if not ok.")
+    duration: float | None = Field(default=None, ge=0, description="Seconds the handler ran.")
+
+
+class ResultAck(WireModel):
+    """Hub → agent (reply to ``Result``): the result was taken for this attempt.
+
+    ``accepted`` says whether the output passed validation (false also for ``ok=false``
+    results); ``state`` says where the task went (done, or ready again for a retry, or
+    failed). A result of a revoked attempt gets ``ErrorReply`` (``stale_attempt``) instead.
+    """
+
+    type: Literal["claw.v1.task.result_ack"] = "claw.v1.task.result_ack"
+    task_id: Identifier = Field(description="Task id.")
+    attempt: int = Field(ge=1, description="Attempt number the result carried.")
+    accepted: bool = Field(description="True when the output passed validation.")
+    state: TaskState = Field(description="The task's state after the result.")
+    reason: str = Field(default="", description="Why it was refused or rejected.")
+    duplicate: bool = Field(default=False, description="The same result had arrived before.")
+
+
+class Cancel(WireModel):
+    """Hub → agent (publish on ``agent_inbox``): stop this attempt; it is no longer yours."""
+
+    type: Literal["claw.v1.task.cancel"] = "claw.v1.task.cancel"
+    task_id: Identifier = Field(description="Task id.")
+    attempt: int = Field(ge=1, description="Attempt number to stop.")
+    reason: str = Field(default="", description="Why (stalled, cancelled, lost...).")
+    ts: Timestamp = Field(description="When it was sent.")

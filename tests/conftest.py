@@ -1,0 +1,94 @@
+"""Fixtures: a real nats-server on a free port, a real store (SQLite file, PostgreSQL)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from clawhub.embedded import EmbeddedNats
+from clawhub.hub import Hub
+from clawhub.settings import HubSettings
+from clawhub.store import Store, normalise_url
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+PG_ENV = "CLAWHUB_TEST_POSTGRES_URL"
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[EmbeddedNats]:
+    """A fresh nats-server (JetStream on, loopback, free port) for one test."""
+    server = EmbeddedNats(tmp_path / "nats")
+    server.start()
+    yield server
+    server.stop()
+
+
+def _postgres_store() -> Iterator[Store]:
+    url = os.environ.get(PG_ENV)
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail(f"{PG_ENV} is not set in CI: the PostgreSQL tests must run")
+        pytest.skip(f"{PG_ENV} not set")
+    schema = "t_" + secrets.token_hex(6)
+    admin = sa.create_engine(normalise_url(url))
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    store = Store(url, connect_args={"options": f"-csearch_path={schema}"})
+    try:
+        yield store
+    finally:
+        store.close()
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A real store: a SQLite file, and PostgreSQL (its own schema) where configured."""
+    if request.param == "sqlite":
+        s = Store(f"sqlite:///{tmp_path / 'clawhub.db'}")
+        yield s
+        s.close()
+    else:
+        yield from _postgres_store()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+    """A SQLite store only (for tests whose subject is not the database)."""
+    s = Store(f"sqlite:///{tmp_path / 'clawhub.db'}")
+    yield s
+    s.close()
+
+
+def hub_settings(nats: EmbeddedNats, tmp_path: Path, **overrides: object) -> HubSettings:
+    """Settings for a hub on the test's nats-server, with fast liveness timers."""
+    values: dict[str, object] = {
+        "nats_url": nats.url,
+        "nats_system_url": nats.system_url,
+        "data_dir": tmp_path / "hub",
+        "heartbeat_interval": 0.2,
+        "missed_beats": 3,
+        "accept_timeout": 2.0,
+        "stall_timeout": 10.0,
+        "sweep_interval": 0.05,
+        "decline_backoff": 0.1,
+    }
+    values.update(overrides)
+    return HubSettings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def hub(nats_server: EmbeddedNats, store: Store, tmp_path: Path) -> AsyncIterator[Hub]:
+    """A running hub on the test's nats-server and store."""
+    h = Hub(hub_settings(nats_server, tmp_path), store=store)
+    await h.start()
+    yield h
+    await h.stop()
