@@ -39,7 +39,7 @@ from .lifecycle import HELD, after_failed_attempt, after_validation, initial_sta
 from .matching import Candidate, SkillIndex, rank
 from .records import AgentRecord, TaskRecord
 from .settings import HubSettings
-from .store import AgentRow, EventRow, Row, TaskRow, dumps
+from .store import EVENTS, AgentRow, Row, TaskRow, Write, dumps
 from .validation import output_problem, schema_problem
 
 S = TaskState
@@ -98,6 +98,7 @@ class Board:
         self._deadlines: dict[str, TaskRecord] = {}
         self._event_seq = 0
         self._task_seq = 0
+        self._last_sweep = 0.0
 
     # ------------------------------------------------------------------ events and writes
 
@@ -131,17 +132,20 @@ class Board:
         )
         if store:
             self.sink.write(
-                EventRow(
-                    group=self.group,
-                    seq=seq,
-                    ts=event.ts,
-                    kind=kind,
-                    task_id=event.task_id,
-                    agent_id=agent_id,
-                    attempt=event.attempt,
-                    state=event.state,
-                    message=message,
-                    data=dumps(event.data),
+                Write(
+                    EVENTS,
+                    {
+                        "group": self.group,
+                        "seq": seq,
+                        "ts": event.ts,
+                        "kind": kind,
+                        "task_id": event.task_id,
+                        "agent_id": agent_id,
+                        "attempt": event.attempt,
+                        "state": event.state,
+                        "message": message,
+                        "data": dumps(event.data),
+                    },
                 )
             )
         self.sink.publish(event)
@@ -158,10 +162,10 @@ class Board:
 
     def _save(self, rec: TaskRecord) -> None:
         rec.updated_at = time.time()
-        self.sink.write(rec.row(self.group))
+        self.sink.write(rec.write(self.group))
 
     def _save_agent(self, agent: AgentRecord) -> None:
-        self.sink.write(agent.row(self.group))
+        self.sink.write(agent.write(self.group))
 
     def _move(self, rec: TaskRecord, dst: TaskState) -> None:
         rec.state = transition(rec.id, rec.state, dst)
@@ -259,6 +263,7 @@ class Board:
             return []
         free = sum(a.free for a in self.agents.values() if a.state == "online" and a.free > 0)
         offers: list[Offer] = []
+        barren: set[tuple[tuple[str, float], ...]] = set()
         if free <= 0:
             return offers
         for rec in sorted(self._ready.values(), key=lambda r: (-r.spec.priority, r.seq)):
@@ -266,8 +271,14 @@ class Board:
                 break
             if rec.not_before > now:
                 continue
+            # tasks that need the same skills as one that found nobody free find nobody too
+            key = rec.match_key if not (rec.excluded or rec.declined) else None
+            if key is not None and key in barren:
+                continue
             ranked = self._rank(rec)
             if not ranked:
+                if key is not None:
+                    barren.add(key)
                 continue
             choices = [s for s in ranked if s.agent_id not in rec.declined]
             if not choices:
@@ -673,6 +684,18 @@ class Board:
     def sweep(self) -> None:
         """Detect lost participants, stalled and timed-out attempts, and passed deadlines."""
         now = time.monotonic()
+        gap = now - self._last_sweep if self._last_sweep else 0.0
+        self._last_sweep = now
+        if gap > 2 * self.settings.sweep_interval + 0.05:
+            # the hub itself was paused (busy loop, suspended laptop): beats and progress
+            # queued meanwhile are not processed yet, so that pause must not count against them
+            pause = gap - self.settings.sweep_interval
+            for agent in self.agents.values():
+                agent.last_beat += pause
+            for rec in self._active.values():
+                rec.last_progress += pause
+                rec.started += pause
+            return
         limit = self.lost_after()
         for agent in list(self.agents.values()):
             if agent.state == "online" and now - agent.last_beat > limit:

@@ -238,6 +238,11 @@ class Hub:
         for task in list(self._offers):
             task.cancel()
         await self._flush_outbox()
+        # stop taking messages, letting the handlers in flight finish (the writer still runs)
+        for conn in (self._sys, self.nc):
+            if conn is not None and not conn.is_closed:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(conn.drain(), 5)
         with contextlib.suppress(Exception):
             await self.durable()
         for task in self._tasks:
@@ -245,10 +250,6 @@ class Hub:
         for task in [*self._tasks, *self._offers]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        for conn in (self._sys, self.nc):
-            if conn is not None and not conn.is_closed:
-                with contextlib.suppress(Exception):
-                    await conn.drain()
         if self.embedded is not None:
             await asyncio.to_thread(self.embedded.stop)
         if self._own_store:

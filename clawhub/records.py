@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass, field
@@ -13,13 +14,17 @@ from protocols import (
     AgentProfile,
     AgentState,
     AttemptInfo,
+    Constraints,
     TaskRef,
     TaskSpec,
     TaskState,
     TaskStatus,
 )
 
-from .store import AgentRow, TaskRow, dumps
+from .store import AGENTS, TASKS, AgentRow, TaskRow, Write, dumps
+
+
+_NO_CONSTRAINTS = Constraints()
 
 
 @dataclass(eq=False)
@@ -47,6 +52,14 @@ class TaskRecord:
     last_progress: float = 0.0
     started: float = 0.0
     not_before: float = 0.0
+    spec_json: str | None = None
+
+    @functools.cached_property
+    def match_key(self) -> tuple[tuple[str, float], ...] | None:
+        """Requirements as a hashable key, when skills alone decide who qualifies."""
+        if self.spec.constraints != _NO_CONSTRAINTS:
+            return None
+        return tuple(sorted(self.spec.skills.items()))
 
     @property
     def current(self) -> AttemptInfo | None:
@@ -71,24 +84,33 @@ class TaskRecord:
             history=list(self.history),
         )
 
+    def write(self, group: str) -> Write:
+        """What the store keeps of this task."""
+        if self.spec_json is None:
+            self.spec_json = self.spec.model_dump_json()
+        return Write(
+            TASKS,
+            {
+                "group": group,
+                "id": self.id,
+                "seq": self.seq,
+                "state": self.state.value,
+                "attempt": self.attempt,
+                "failures": self.failures,
+                "assigned_to": self.assigned_to,
+                "spec": self.spec_json,
+                "output": None if self.output is None else dumps(self.output),
+                "error": self.error,
+                "excluded": dumps(sorted(self.excluded)),
+                "history": dumps([h.model_dump(mode="json") for h in self.history]),
+                "created_at": self.created_at,
+                "updated_at": self.updated_at,
+            },
+        )
+
     def row(self, group: str) -> TaskRow:
         """The store row."""
-        return TaskRow(
-            group=group,
-            id=self.id,
-            seq=self.seq,
-            state=self.state.value,
-            attempt=self.attempt,
-            failures=self.failures,
-            assigned_to=self.assigned_to,
-            spec=self.spec.model_dump_json(),
-            output=None if self.output is None else dumps(self.output),
-            error=self.error,
-            excluded=dumps(sorted(self.excluded)),
-            history=dumps([h.model_dump(mode="json") for h in self.history]),
-            created_at=self.created_at,
-            updated_at=self.updated_at,
-        )
+        return TaskRow(**self.write(group).values)
 
     @classmethod
     def from_row(cls, row: TaskRow) -> TaskRecord:
@@ -153,19 +175,26 @@ class AgentRecord:
             failed=self.failed,
         )
 
+    def write(self, group: str) -> Write:
+        """What the store keeps of this participant."""
+        return Write(
+            AGENTS,
+            {
+                "group": group,
+                "id": self.id,
+                "profile": self.profile.model_dump_json(),
+                "session": self.session,
+                "state": self.state,
+                "reliability": self.reliability,
+                "completed": self.completed,
+                "failed": self.failed,
+                "last_seen": self.last_seen,
+            },
+        )
+
     def row(self, group: str) -> AgentRow:
         """The store row."""
-        return AgentRow(
-            group=group,
-            id=self.id,
-            profile=self.profile.model_dump_json(),
-            session=self.session,
-            state=self.state,
-            reliability=self.reliability,
-            completed=self.completed,
-            failed=self.failed,
-            last_seen=self.last_seen,
-        )
+        return AgentRow(**self.write(group).values)
 
     @classmethod
     def from_row(cls, row: AgentRow) -> AgentRecord:

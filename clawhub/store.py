@@ -22,10 +22,15 @@ from sqlmodel import Field, SQLModel, col, create_engine
 from .errors import StoreError
 
 
+TASKS = "claw_tasks"
+EVENTS = "claw_events"
+AGENTS = "claw_agents"
+
+
 class TaskRow(SQLModel, table=True):
     """One task, as last written."""
 
-    __tablename__ = "claw_tasks"
+    __tablename__ = TASKS
 
     group: str = Field(primary_key=True, max_length=64)
     id: str = Field(primary_key=True, max_length=64)
@@ -46,7 +51,7 @@ class TaskRow(SQLModel, table=True):
 class EventRow(SQLModel, table=True):
     """The append-only event log."""
 
-    __tablename__ = "claw_events"
+    __tablename__ = EVENTS
 
     group: str = Field(primary_key=True, max_length=64)
     seq: int = Field(primary_key=True)
@@ -63,7 +68,7 @@ class EventRow(SQLModel, table=True):
 class AgentRow(SQLModel, table=True):
     """One participant, as last seen."""
 
-    __tablename__ = "claw_agents"
+    __tablename__ = AGENTS
 
     group: str = Field(primary_key=True, max_length=64)
     id: str = Field(primary_key=True, max_length=64)
@@ -76,7 +81,15 @@ class AgentRow(SQLModel, table=True):
     last_seen: float = 0.0
 
 
-Row = TaskRow | EventRow | AgentRow
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One row to write, as plain values (cheaper to build than a SQLModel instance)."""
+
+    table: str
+    values: dict[str, Any]
+
+
+Row = TaskRow | EventRow | AgentRow | Write
 ROW_TYPES: tuple[type[SQLModel], ...] = (TaskRow, EventRow, AgentRow)
 
 
@@ -134,31 +147,44 @@ class Store:
         """The URL without a password."""
         return make_url(self.url).render_as_string(hide_password=True)
 
-    def _upsert(self, row: TaskRow | AgentRow) -> Any:
-        table = _table(type(row))
-        values = row.model_dump()
-        dialect = self.engine.dialect.name
+    def _upsert(self, table: Table) -> Any:
+        """An executemany-able upsert: insert, or overwrite every non-key column."""
         keys = [c.name for c in table.primary_key.columns]
-        update = {k: v for k, v in values.items() if k not in keys}
+        dialect = self.engine.dialect.name
         if dialect == "postgresql":
-            stmt = postgresql.insert(table).values(**values)
-            return stmt.on_conflict_do_update(index_elements=keys, set_=update)
+            pg = postgresql.insert(table)
+            update = {c.name: pg.excluded[c.name] for c in table.columns if c.name not in keys}
+            return pg.on_conflict_do_update(index_elements=keys, set_=update)
         if dialect == "sqlite":
-            stmt_s = sqlite.insert(table).values(**values)
-            return stmt_s.on_conflict_do_update(index_elements=keys, set_=update)
+            lite = sqlite.insert(table)
+            update = {c.name: lite.excluded[c.name] for c in table.columns if c.name not in keys}
+            return lite.on_conflict_do_update(index_elements=keys, set_=update)
         raise StoreError(f"unsupported database {dialect}")
 
     def apply(self, batch: Sequence[Row]) -> None:
-        """Write rows in one transaction: tasks and agents upserted, events appended."""
+        """Write rows in one transaction: tasks and agents upserted, events appended.
+
+        Each task or agent row is the whole row, so only the last one per key is written.
+        """
         if not batch:
             return
+        events: list[dict[str, Any]] = []
+        latest: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {}
+        for row in batch:
+            if isinstance(row, Write):
+                name, values = row.table, row.values
+            else:
+                name, values = str(type(row).__tablename__), row.model_dump()
+            if name == EVENTS:
+                events.append(values)
+            else:
+                latest.setdefault(name, {})[(values["group"], values["id"])] = values
         try:
             with self.engine.begin() as conn:
-                for row in batch:
-                    if isinstance(row, EventRow):
-                        conn.execute(_table(EventRow).insert().values(**row.model_dump()))
-                    else:
-                        conn.execute(self._upsert(row))
+                for name, rows in latest.items():
+                    conn.execute(self._upsert(SQLModel.metadata.tables[name]), list(rows.values()))
+                if events:
+                    conn.execute(SQLModel.metadata.tables[EVENTS].insert(), events)
         except Exception as exc:
             raise StoreError(f"write to {self.display_url} failed: {exc}") from exc
 

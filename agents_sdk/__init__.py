@@ -1,0 +1,47 @@
+"""Claw Hub agent SDK: what an agent author imports.
+
+::
+
+    from agents_sdk import Agent, TaskContext
+
+    agent = Agent("coder", skills={"python": 0.9})
+
+    @agent.handler
+    async def work(ctx: TaskContext) -> object:
+        await ctx.progress(0.5, "halfway")
+        return {"answer": 42}
+
+    agent.run("nats://127.0.0.1:4222")
+
+``HubClient`` submits tasks and watches them; ``agents_sdk.testing`` runs a handler
+without a hub. Imports only ``protocols``, nats-py, pydantic and the standard library.
+"""
+
+from ._agent import Agent
+from ._client import HubClient
+from ._context import TaskContext
+from ._handlers import Handler, HandlerFunc
+from ._version import __version__
+from .errors import (
+    AgentIdConflict,
+    HubUnavailable,
+    RequestRefused,
+    RequestTimeout,
+    SDKError,
+    WaitTimeout,
+)
+
+__all__ = [
+    "Agent",
+    "AgentIdConflict",
+    "Handler",
+    "HandlerFunc",
+    "HubClient",
+    "HubUnavailable",
+    "RequestRefused",
+    "RequestTimeout",
+    "SDKError",
+    "TaskContext",
+    "WaitTimeout",
+    "__version__",
+]

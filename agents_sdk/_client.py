@@ -1,0 +1,248 @@
+"""``HubClient``: submit tasks, list agents and tasks, cancel, wait, stream events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncGenerator, Iterable
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from pydantic import BaseModel, JsonValue
+
+from protocols import (
+    AgentInfo,
+    AgentList,
+    CancelTask,
+    Event,
+    GetTask,
+    ListAgents,
+    ListTasks,
+    ProtocolError,
+    SubmitTasks,
+    Submitted,
+    TaskList,
+    TaskSpec,
+    TaskState,
+    TaskStatus,
+    decode,
+    subjects,
+)
+
+from ._bus import connect, request
+from .errors import WaitTimeout
+
+log = logging.getLogger("agents_sdk")
+
+#: While waiting, re-read the tasks this often in case an event was missed (reconnects).
+POLL_INTERVAL = 5.0
+
+_R = TypeVar("_R", bound=BaseModel)
+
+
+class HubClient:
+    """A client of the hub's API (``protocols.subjects.api``) and event stream.
+
+    ::
+
+        async with HubClient("nats://127.0.0.1:4222") as hub:
+            [task_id] = await hub.submit(TaskSpec(title="say hi", skills={"python": 0.5}))
+            status = await hub.wait(task_id, timeout=60)
+
+    Every request raises ``RequestRefused`` when the hub answers ``ErrorReply``,
+    ``HubUnavailable`` when nobody answers, ``RequestTimeout`` after ``timeout`` seconds.
+    """
+
+    def __init__(
+        self, url: str = "nats://127.0.0.1:4222", group: str = "default", timeout: float = 10.0
+    ) -> None:
+        subjects.api(group, subjects.API_TASK)  # validates the group early
+        self.url = url
+        self.group = group
+        self.timeout = timeout
+        self._nc: NATS | None = None
+
+    # -- connection -------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Connect to NATS (``HubUnavailable`` if that fails within ``timeout``)."""
+        if self._nc is None:
+            self._nc = await connect(self.url, timeout=self.timeout)
+
+    async def close(self) -> None:
+        """Drain and close the connection."""
+        nc, self._nc = self._nc, None
+        if nc is None:
+            return
+        try:
+            await asyncio.wait_for(nc.drain(), 5.0)
+        except Exception:
+            with contextlib.suppress(Exception):
+                await nc.close()
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def nc(self) -> NATS:
+        """The NATS connection (raises ``RuntimeError`` before ``connect``)."""
+        if self._nc is None:
+            raise RuntimeError("HubClient is not connected; use `async with` or connect()")
+        return self._nc
+
+    async def _call(self, verb: str, message: BaseModel, reply: type[_R]) -> _R:
+        return await request(self.nc, subjects.api(self.group, verb), message, reply, self.timeout)
+
+    # -- tasks ------------------------------------------------------------------------------
+
+    async def submit(self, spec_or_specs: TaskSpec | list[TaskSpec]) -> list[str]:
+        """Submit one task or a batch (a graph: ``depends_on`` may name batch members)."""
+        specs = [spec_or_specs] if isinstance(spec_or_specs, TaskSpec) else list(spec_or_specs)
+        reply = await self._call(subjects.API_SUBMIT, SubmitTasks(tasks=specs), Submitted)
+        return list(reply.ids)
+
+    async def submit_task(
+        self,
+        title: str,
+        *,
+        skills: dict[str, float] | None = None,
+        input: JsonValue = None,
+        depends_on: list[str] | None = None,
+        id: str | None = None,
+        **fields: Any,
+    ) -> str:
+        """Build a ``TaskSpec`` from keywords (any ``TaskSpec`` field), submit it, return its id."""
+        spec = TaskSpec(
+            title=title,
+            skills=dict(skills or {}),
+            input=input,
+            depends_on=list(depends_on or []),
+            id=id,
+            **fields,
+        )
+        [task_id] = await self.submit(spec)
+        return task_id
+
+    async def task(self, task_id: str) -> TaskStatus:
+        """One task's status."""
+        return await self._call(subjects.API_TASK, GetTask(task_id=task_id), TaskStatus)
+
+    async def tasks(
+        self, states: Iterable[TaskState | str] | None = None, limit: int = 1000
+    ) -> list[TaskStatus]:
+        """Tasks, oldest first, optionally only in ``states``."""
+        message = ListTasks(states=[TaskState(s) for s in states or ()], limit=limit)
+        return list((await self._call(subjects.API_TASKS, message, TaskList)).tasks)
+
+    async def cancel(self, task_id: str, reason: str = "") -> TaskStatus:
+        """Cancel a task that has not finished; returns its new status."""
+        message = CancelTask(task_id=task_id, reason=reason)
+        return await self._call(subjects.API_CANCEL, message, TaskStatus)
+
+    async def agents(self, include_gone: bool = False) -> list[AgentInfo]:
+        """The participants (online only, unless ``include_gone``)."""
+        message = ListAgents(include_gone=include_gone)
+        return list((await self._call(subjects.API_AGENTS, message, AgentList)).agents)
+
+    # -- waiting and watching ---------------------------------------------------------------
+
+    async def wait(self, task_id: str, timeout: float | None = None) -> TaskStatus:
+        """Wait until the task is done, failed or cancelled; ``WaitTimeout`` after ``timeout``."""
+        [status] = await self.wait_all([task_id], timeout)
+        return status
+
+    async def wait_all(
+        self,
+        task_ids: Iterable[str],
+        timeout: float | None = None,
+    ) -> list[TaskStatus]:
+        """Wait until every task is terminal; their final statuses, in the order given."""
+        order = list(task_ids)
+        ids = list(dict.fromkeys(order))
+        finished: dict[str, TaskStatus] = {}
+        changed: asyncio.Queue[str] = asyncio.Queue()
+
+        async def on_event(msg: Msg) -> None:
+            try:
+                event = decode(msg.data, Event)
+            except ProtocolError as exc:
+                log.debug("ignoring a bad event: %s", exc)
+                return
+            if event.task_id in ids and _is_terminal(event.state):
+                changed.put_nowait(event.task_id)
+
+        # Subscribe first, then read: an event between the two cannot be missed.
+        sub = await self.nc.subscribe(subjects.task_events(self.group), cb=on_event)
+        try:
+            async with asyncio.timeout(timeout):
+                await self.nc.flush()
+                await self._refresh(ids, finished)
+                while len(finished) < len(ids):
+                    try:
+                        task_id = await asyncio.wait_for(changed.get(), POLL_INTERVAL)
+                    except TimeoutError:
+                        await self._refresh(ids, finished)
+                        continue
+                    if task_id not in finished:
+                        await self._refresh([task_id], finished)
+        except TimeoutError:
+            missing = [i for i in ids if i not in finished]
+            raise WaitTimeout(missing, timeout or 0.0) from None
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        return [finished[i] for i in order]
+
+    async def _refresh(self, ids: list[str], finished: dict[str, TaskStatus]) -> None:
+        for task_id in ids:
+            if task_id not in finished:
+                status = await self.task(task_id)
+                if status.state.terminal:
+                    finished[task_id] = status
+
+    async def events(self, kinds: Iterable[str] | None = None) -> AsyncGenerator[Event, None]:
+        """Stream the group's events as they happen.
+
+        ``kinds`` filters: ``"task.done"`` matches that kind, ``"task"`` every ``task.*``.
+        """
+        wanted = tuple(kinds) if kinds is not None else None
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+
+        async def on_event(msg: Msg) -> None:
+            try:
+                queue.put_nowait(decode(msg.data, Event))
+            except ProtocolError as exc:
+                log.debug("ignoring a bad event: %s", exc)
+
+        sub = await self.nc.subscribe(subjects.all_events(self.group), cb=on_event)
+        try:
+            while True:
+                event = await queue.get()
+                if wanted is None or any(_kind_matches(event.kind, k) for k in wanted):
+                    yield event
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+
+def _is_terminal(state: str | None) -> bool:
+    try:
+        return state is not None and TaskState(state).terminal
+    except ValueError:
+        return False
+
+
+def _kind_matches(kind: str, wanted: str) -> bool:
+    return kind == wanted or kind.startswith(wanted.rstrip(".") + ".")

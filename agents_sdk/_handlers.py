@@ -1,0 +1,119 @@
+"""Handler registration, selection and invocation; turning outputs into results.
+
+Shared by the real agent and ``agents_sdk.testing`` so both behave the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, JsonValue
+
+from protocols import TaskSpec
+
+from ._context import TaskContext
+
+#: A task handler: ``(ctx) -> output``, sync or async. The output must be JSON data.
+HandlerFunc = Callable[[TaskContext], Any]
+
+
+@dataclass(frozen=True)
+class Handler:
+    """A registered handler."""
+
+    func: HandlerFunc
+    skill: str | None
+    is_async: bool
+
+    @property
+    def name(self) -> str:
+        return getattr(self.func, "__qualname__", repr(self.func))
+
+
+class HandlerRegistry:
+    """The handlers of one agent: one default and any number of skill-specific ones."""
+
+    def __init__(self) -> None:
+        self.default: Handler | None = None
+        self.by_skill: list[Handler] = []
+
+    def add(self, func: HandlerFunc, skill: str | None = None) -> Handler:
+        if not callable(func):
+            raise TypeError(f"handler must be callable, got {func!r}")
+        entry = Handler(func=func, skill=skill.lower() if skill else None, is_async=_is_async(func))
+        if entry.skill is None:
+            if self.default is not None:
+                raise ValueError(f"a default handler is already set: {self.default.name}")
+            self.default = entry
+        else:
+            if any(h.skill == entry.skill for h in self.by_skill):
+                raise ValueError(f"a handler for skill {entry.skill!r} is already set")
+            self.by_skill.append(entry)
+        return entry
+
+    def select(self, spec: TaskSpec) -> Handler | None:
+        """The first skill handler whose skill the task requires, else the default."""
+        for entry in self.by_skill:
+            if entry.skill in spec.skills:
+                return entry
+        return self.default
+
+    def __bool__(self) -> bool:
+        return self.default is not None or bool(self.by_skill)
+
+
+def _is_async(func: HandlerFunc) -> bool:
+    if inspect.iscoroutinefunction(func):
+        return True
+    call = getattr(func, "__call__", None)  # noqa: B004 - async __call__ on an instance
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+async def invoke(entry: Handler, ctx: TaskContext) -> object:
+    """Run a handler: async ones in the current task, sync ones in a worker thread."""
+    if entry.is_async:
+        result: object = await entry.func(ctx)
+    else:
+        result = await asyncio.to_thread(entry.func, ctx)
+        if inspect.isawaitable(result):
+            result = await result
+    return result
+
+
+def describe_error(exc: BaseException) -> str:
+    """``"ExceptionType: message"``, the text a failed result carries."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a handler run produced, ready for a ``Result``."""
+
+    ok: bool
+    output: JsonValue = None
+    error: str | None = None
+
+
+def success(output: object) -> Outcome:
+    """The outcome for a returned value; a failure if it is not plain JSON data."""
+    if isinstance(output, BaseModel):
+        output = output.model_dump(mode="json")
+    try:
+        data: JsonValue = json.loads(json.dumps(output, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        return Outcome(
+            ok=False,
+            error=f"OutputError: handler output is not JSON-serialisable ({describe_error(exc)})",
+        )
+    return Outcome(ok=True, output=data)
+
+
+def failure(exc: BaseException) -> Outcome:
+    """The outcome for a handler that raised."""
+    return Outcome(ok=False, error=describe_error(exc))

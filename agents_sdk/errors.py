@@ -1,0 +1,68 @@
+"""The errors the SDK raises.
+
+::
+
+    ClawHubError                      protocols.ClawHubError: catch this to catch everything
+    ├── ProtocolError                 protocols: a message did not parse (has ``code``)
+    └── SDKError                      anything the SDK itself raises
+        ├── HubUnavailable            cannot reach the hub: no connection, no responders
+        ├── RequestTimeout            the hub did not answer a request in time
+        ├── WaitTimeout               ``HubClient.wait`` gave up (also a ``TimeoutError``)
+        └── RequestRefused            the hub answered with ``ErrorReply`` (has ``code``)
+            └── AgentIdConflict       ``wrong_session``: another live process holds the id
+
+NATS' own ``NoRespondersError`` and ``TimeoutError`` never escape the SDK's request
+helpers: they become ``HubUnavailable`` and ``RequestTimeout``.
+"""
+
+from __future__ import annotations
+
+from protocols import ClawHubError, ErrorCode
+
+__all__ = [
+    "AgentIdConflict",
+    "HubUnavailable",
+    "RequestRefused",
+    "RequestTimeout",
+    "SDKError",
+    "WaitTimeout",
+]
+
+
+class SDKError(ClawHubError):
+    """Root of every error raised by ``agents_sdk``."""
+
+
+class HubUnavailable(SDKError):
+    """The hub cannot be reached: the connection failed, or nobody answers the subject."""
+
+
+class RequestTimeout(SDKError):
+    """The hub did not answer a request within the timeout."""
+
+    def __init__(self, subject: str, timeout: float) -> None:
+        super().__init__(f"no reply on {subject} within {timeout:g}s")
+        self.subject = subject
+        self.timeout = timeout
+
+
+class WaitTimeout(SDKError, TimeoutError):
+    """``HubClient.wait``/``wait_all`` timed out before the tasks finished."""
+
+    def __init__(self, task_ids: list[str], timeout: float) -> None:
+        super().__init__(f"tasks {', '.join(task_ids)} not finished within {timeout:g}s")
+        self.task_ids = task_ids
+        self.timeout = timeout
+
+
+class RequestRefused(SDKError):
+    """The hub refused a request with an ``ErrorReply``; nothing was applied."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(f"{code.value}: {message}")
+        self.code = code
+        self.message = message
+
+
+class AgentIdConflict(RequestRefused):
+    """Registration refused: another live process is registered under this agent id."""

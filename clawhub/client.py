@@ -1,0 +1,66 @@
+"""A small request/reply client for the CLI (the hub package may not import the SDK)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypeVar
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from pydantic import BaseModel
+
+from protocols import ErrorReply, decode, encode
+
+from .errors import BusError, HubError
+from .hub import read_hub_file
+from .settings import HubSettings
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def resolve_url(settings: HubSettings, url: str | None) -> str:
+    """The hub's NATS URL: ``--url``, else ``CLAWHUB_NATS_URL``, else ``data_dir/hub.json``."""
+    if url:
+        return url
+    if settings.nats_url:
+        return settings.nats_url
+    info = read_hub_file(Path(settings.data_dir))
+    if info and isinstance(info.get("url"), str):
+        return str(info["url"])
+    raise BusError(
+        f"no running hub found (no --url, no CLAWHUB_NATS_URL, no {settings.data_dir}/hub.json);"
+        " start one with `clawhub up`"
+    )
+
+
+async def connect(url: str) -> NATS:
+    """Connect to the bus, with a clear error when nothing listens there."""
+    try:
+        return await nats.connect(
+            url,
+            connect_timeout=3,
+            max_reconnect_attempts=0,
+            allow_reconnect=False,
+            name="clawhub-cli",
+        )
+    except Exception as exc:
+        raise BusError(f"cannot connect to NATS at {url}: {exc}") from exc
+
+
+async def call(
+    nc: NATS, subject: str, message: BaseModel, reply: type[M], timeout: float = 10.0
+) -> M:
+    """Request ``message`` on ``subject``; return the reply, or raise ``HubError``."""
+    try:
+        msg = await nc.request(subject, encode(message), timeout=timeout)
+    except NoRespondersError:
+        raise BusError(f"no hub answers on {subject} (is `clawhub up` running?)") from None
+    except NatsTimeout:
+        raise BusError(f"the hub did not answer on {subject} within {timeout:g}s") from None
+    answer = decode(msg.data, reply, ErrorReply)
+    if isinstance(answer, ErrorReply):
+        raise HubError(f"refused ({answer.code.value}): {answer.message}")
+    assert isinstance(answer, reply)
+    return answer
