@@ -125,6 +125,7 @@ class Agent:
         self._tasks: set[asyncio.Task[None]] = set()
         self._register_task: asyncio.Task[None] | None = None
         self._registered = asyncio.Event()
+        self._beat_reset = asyncio.Event()
         self._first_outcome = asyncio.Event()
         self._fatal: SDKError | None = None
         self._stopping = False
@@ -348,6 +349,7 @@ class Agent:
         self.hub_id = ack.hub_id
         self.heartbeat_interval = ack.heartbeat_interval
         self.max_message_bytes = ack.max_message_bytes
+        self._beat_reset.set()  # restart the heartbeat timer with the hub's interval
         for ref in ack.revoked:
             job = self._jobs.get((ref.task_id, ref.attempt))
             if job is not None:
@@ -357,7 +359,13 @@ class Agent:
 
     async def _heartbeat_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.heartbeat_interval)
+            try:
+                await asyncio.wait_for(self._beat_reset.wait(), self.heartbeat_interval)
+            except TimeoutError:
+                pass
+            else:
+                self._beat_reset.clear()
+                continue
             if not self._registered.is_set():
                 continue
             beat = Heartbeat(

@@ -99,6 +99,8 @@ class Board:
         self._event_seq = 0
         self._task_seq = 0
         self._last_sweep = 0.0
+        self.bus_up = True
+        """False while the hub is cut off from NATS: nobody is judged lost meanwhile."""
 
     # ------------------------------------------------------------------ events and writes
 
@@ -397,6 +399,7 @@ class Board:
             elif outcome == "done":
                 agent.completed += 1
                 agent.reliability = agent.reliability * 0.9 + 0.1
+                self._save_agent(agent)
             self.sink.wake()
         if notify and agent_id:
             self.sink.cancel(
@@ -469,10 +472,7 @@ class Board:
         if rec is None:
             raise ProtocolError(ErrorCode.UNKNOWN_TASK, f"no task {msg.task_id}")
         if self._current(msg.task_id, msg.attempt, msg.agent_id) is None:
-            raise ProtocolError(
-                ErrorCode.STALE_ATTEMPT,
-                f"{msg.agent_id} does not hold attempt {msg.attempt} of {msg.task_id}",
-            )
+            raise self._not_current(rec, msg.attempt, msg.agent_id)
         rec.last_progress = time.monotonic()
         agent = self.agents.get(msg.agent_id)
         if agent is not None:
@@ -514,18 +514,12 @@ class Board:
                 duplicate=True,
             )
         if self._current(msg.task_id, msg.attempt, msg.agent_id) is None:
-            if msg.agent_id not in self.agents and (past is None or past.agent_id != msg.agent_id):
-                raise ProtocolError(ErrorCode.UNKNOWN_AGENT, f"unknown agent {msg.agent_id}")
-            if past is None or past.agent_id != msg.agent_id:
-                raise ProtocolError(
-                    ErrorCode.NOT_HOLDER,
-                    f"{msg.agent_id} never held attempt {msg.attempt} of task {rec.id}",
-                )
+            raise self._not_current(rec, msg.attempt, msg.agent_id)
+        holder = self.agents.get(msg.agent_id)
+        if holder is not None and holder.session != msg.session:
             raise ProtocolError(
-                ErrorCode.STALE_ATTEMPT,
-                f"attempt {msg.attempt} of task {rec.id} was {past.outcome}"
-                f"{': ' + past.reason if past.reason else ''}; the task is now "
-                f"{rec.state.value} at attempt {rec.attempt}",
+                ErrorCode.WRONG_SESSION,
+                f"result for {rec.id} from a session of {msg.agent_id} that does not hold it",
             )
         if rec.state is S.ASSIGNED:  # the result overtook the accept reply
             self._start(rec)
@@ -543,6 +537,29 @@ class Board:
         rec.output = msg.output
         self.emit("task.validating", task=rec, agent_id=msg.agent_id)
         return self._validate(rec, msg.attempt)
+
+    def _not_current(self, rec: TaskRecord, attempt: int, agent_id: str) -> ProtocolError:
+        """Why a message about ``attempt`` of ``rec`` from ``agent_id`` is refused."""
+        past = next((h for h in rec.history if h.attempt == attempt), None)
+        if agent_id not in self.agents and (past is None or past.agent_id != agent_id):
+            return ProtocolError(ErrorCode.UNKNOWN_AGENT, f"unknown agent {agent_id}")
+        if past is None and rec.assigned_to == agent_id:
+            return ProtocolError(
+                ErrorCode.STALE_ATTEMPT,
+                f"attempt {attempt} of task {rec.id} does not exist; {agent_id} holds "
+                f"attempt {rec.attempt}",
+            )
+        if past is None or past.agent_id != agent_id:
+            return ProtocolError(
+                ErrorCode.NOT_HOLDER,
+                f"{agent_id} never held attempt {attempt} of task {rec.id}",
+            )
+        return ProtocolError(
+            ErrorCode.STALE_ATTEMPT,
+            f"attempt {attempt} of task {rec.id} was {past.outcome}"
+            f"{': ' + past.reason if past.reason else ''}; the task is now "
+            f"{rec.state.value} at attempt {rec.attempt}",
+        )
 
     def _validate(self, rec: TaskRecord, attempt: int) -> ResultAck:
         problem = output_problem(rec.spec.output_schema, rec.output)
@@ -625,7 +642,7 @@ class Board:
     def heartbeat(self, msg: Heartbeat) -> None:
         """A heartbeat: the participant is alive; cancel attempts it runs but no longer holds."""
         agent = self.agents.get(msg.agent_id)
-        if agent is None:
+        if agent is None or agent.state == "left":
             raise ProtocolError(ErrorCode.UNKNOWN_AGENT, f"unknown agent {msg.agent_id}")
         if agent.session != msg.session:
             raise ProtocolError(
@@ -686,16 +703,18 @@ class Board:
         now = time.monotonic()
         gap = now - self._last_sweep if self._last_sweep else 0.0
         self._last_sweep = now
-        if gap > 2 * self.settings.sweep_interval + 0.05:
-            # the hub itself was paused (busy loop, suspended laptop): beats and progress
-            # queued meanwhile are not processed yet, so that pause must not count against them
-            pause = gap - self.settings.sweep_interval
+        if gap > 2 * self.settings.sweep_interval + 0.05 or not self.bus_up:
+            # the hub itself was paused (busy loop, suspended laptop) or cut off from the bus:
+            # beats and progress sent meanwhile never reached it, so that time must not count;
+            # a watcher that stays late still ages every timer by one interval per sweep
+            pause = gap if not self.bus_up else gap - self.settings.sweep_interval
             for agent in self.agents.values():
                 agent.last_beat += pause
             for rec in self._active.values():
                 rec.last_progress += pause
                 rec.started += pause
-            return
+            if not self.bus_up:
+                return
         limit = self.lost_after()
         for agent in list(self.agents.values()):
             if agent.state == "online" and now - agent.last_beat > limit:
@@ -784,6 +803,8 @@ class Board:
                 if start is S.READY:
                     self._move(rec, S.READY)
                     self._save(rec)
+                elif start is S.FAILED:
+                    self._finish(rec, S.FAILED, "a dependency failed or was cancelled")
             if not rec.state.terminal:
                 recovered += 1
         self.emit(

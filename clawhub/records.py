@@ -23,7 +23,6 @@ from protocols import (
 
 from .store import AGENTS, TASKS, AgentRow, TaskRow, Write, dumps
 
-
 _NO_CONSTRAINTS = Constraints()
 
 

@@ -21,7 +21,6 @@ from sqlmodel import Field, SQLModel, col, create_engine
 
 from .errors import StoreError
 
-
 TASKS = "claw_tasks"
 EVENTS = "claw_events"
 AGENTS = "claw_agents"
@@ -218,7 +217,8 @@ class Store:
         if task_id is not None:
             stmt = stmt.where(col(EventRow.task_id) == task_id)
         if kind is not None:
-            stmt = stmt.where(col(EventRow.kind).startswith(kind))
+            # a literal, case-sensitive prefix on every database (LIKE is neither)
+            stmt = stmt.where(func.substr(col(EventRow.kind), 1, len(kind)) == kind)
         stmt = stmt.order_by(col(EventRow.seq)).limit(limit)
         with self.engine.connect() as conn:
             rows = conn.execute(stmt).all()
