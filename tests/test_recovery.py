@@ -14,13 +14,13 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from conftest import hub_settings
+
 from agents_sdk import Agent, HubClient, TaskContext
 from clawhub.embedded import EmbeddedNats
 from clawhub.hub import Hub
 from clawhub.store import Store
 from protocols import AgentInfo, TaskSpec, TaskState, TaskStatus, Timeouts
-
-from conftest import hub_settings
 
 HERE = Path(__file__).parent
 
