@@ -254,8 +254,8 @@ async def run_demo(console: Console, *, timeout: float = 120.0, keep: bool = Fal
             if proc.poll() is None:
                 proc.terminate()
         for proc in procs.values():
-            try:
-                proc.wait(10)
+            try:  # in a thread: the hub must keep answering their goodbyes meanwhile
+                await asyncio.to_thread(proc.wait, 10)
             except subprocess.TimeoutExpired:
                 proc.kill()
         await hub.stop()

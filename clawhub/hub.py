@@ -88,6 +88,7 @@ class Hub:
         self._wake_event = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._offers: set[asyncio.Task[None]] = set()
+        self._replies: set[asyncio.Task[None]] = set()
         self._stopping = False
         self.write_errors = 0
 
@@ -247,6 +248,8 @@ class Hub:
                     await asyncio.wait_for(conn.drain(), 5)
         with contextlib.suppress(Exception):
             await self.durable()
+        if self._replies:
+            await asyncio.wait(list(self._replies), timeout=5)
         for task in self._tasks:
             task.cancel()
         for task in [*self._tasks, *self._offers]:
@@ -294,14 +297,21 @@ class Hub:
                 reply = ErrorReply(code=err.code, message=err.message)
             if not msg.reply:
                 return
-            try:
-                await self.durable()
-            except StoreError as exc:
-                reply = ErrorReply(code=ErrorCode.INTERNAL, message=str(exc))
-            with contextlib.suppress(Exception):
-                await msg.respond(encode(reply if reply is not None else Ok()))
+            # answer once the writes behind the reply are committed, without holding up the
+            # next message: replies waiting on the same commit share it (group commit)
+            task = asyncio.create_task(self._respond(msg, reply))
+            self._replies.add(task)
+            task.add_done_callback(self._replies.discard)
 
         return cb
+
+    async def _respond(self, msg: Msg, reply: BaseModel | None) -> None:
+        try:
+            await self.durable()
+        except StoreError as exc:
+            reply = ErrorReply(code=ErrorCode.INTERNAL, message=str(exc))
+        with contextlib.suppress(Exception):
+            await msg.respond(encode(reply if reply is not None else Ok()))
 
     def _submit(self, msg: SubmitTasks) -> Submitted:
         return Submitted(ids=self.board.submit(msg.tasks))

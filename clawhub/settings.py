@@ -30,7 +30,11 @@ class HubSettings(BaseSettings):
         "(the embedded server sets this up itself).",
     )
     nats_port: int = Field(
-        default=0, ge=0, le=65535, description="Port of the embedded nats-server (0 = any free)."
+        default=0,
+        ge=0,
+        le=65535,
+        description="Port of the embedded nats-server. 0: the port of the last run in data_dir "
+        "if it is free (so agents find a restarted hub), else any free port.",
     )
     data_dir: Path = Field(
         default_factory=default_data_dir,

