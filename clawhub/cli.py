@@ -35,9 +35,7 @@ from protocols import (
 )
 
 from .client import call, connect, resolve_url
-from .demo import run_demo
 from .errors import HubError
-from .hub import Hub
 from .settings import HubSettings
 
 app = typer.Typer(
@@ -99,6 +97,8 @@ def up(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+
+    from .hub import Hub  # noqa: PLC0415 - the server half loads only when serving
 
     async def serve() -> None:
         hub = Hub(settings)
@@ -409,6 +409,8 @@ def demo(
     keep: Annotated[bool, typer.Option(help="Keep the demo's data folder.")] = False,
 ) -> None:
     """Start a hub and a fleet of example agents, run a task graph, print who did what."""
+    from .demo import run_demo  # noqa: PLC0415 - loads the server half
+
     code = asyncio.run(run_demo(console, timeout=timeout, keep=keep))
     raise typer.Exit(code)
 

@@ -14,8 +14,7 @@ from pydantic import BaseModel
 from protocols import ErrorReply, decode, encode
 
 from .errors import BusError, HubError
-from .hub import read_hub_file
-from .settings import HubSettings
+from .settings import HubSettings, read_hub_file
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -41,12 +40,18 @@ async def connect(url: str) -> NATS:
         return await nats.connect(
             url,
             connect_timeout=3,
-            max_reconnect_attempts=0,
+            max_reconnect_attempts=1,  # nats-py reads 0 as "forever"
+            reconnect_time_wait=0.2,
             allow_reconnect=False,
             name="clawhub-cli",
+            error_cb=_quiet,
         )
     except Exception as exc:
         raise BusError(f"cannot connect to NATS at {url}: {exc}") from exc
+
+
+async def _quiet(exc: Exception) -> None:
+    """Connection errors surface as one ``BusError``, not a traceback per retry."""
 
 
 async def call(

@@ -16,10 +16,10 @@ import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from pathlib import Path
 from typing import Any
 
 import nats
+import nats.errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
@@ -142,17 +142,11 @@ class Hub:
         except Exception as exc:
             raise StoreError(f"cannot read store {self.store.display_url}: {exc}") from exc
         self.board.load(rows, agents, last)
-        self.nc = await nats.connect(
-            self.url,
-            name=f"clawhub:{self.hub_id}",
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
-            connect_timeout=5,
-            allow_reconnect=True,
-            error_cb=self._on_error,
-            disconnected_cb=self._on_disconnected,
-            reconnected_cb=self._on_reconnected,
-        )
+        try:
+            self.nc = await asyncio.wait_for(self._connect(), self.settings.connect_timeout)
+        except (TimeoutError, OSError, nats.errors.Error) as exc:
+            await self._stop_embedded()
+            raise BusError(f"cannot connect to NATS at {self.url}: {exc or 'timed out'}") from None
         g = self.group
         routes: list[tuple[str, tuple[type[BaseModel], ...], Handler]] = [
             (subjects.hub_register(g), (Register,), self.board.register),
@@ -186,6 +180,23 @@ class Hub:
             data={"url": self.url, "store": self.store.display_url},
         )
         log.info("hub %s serving group %s on %s", self.hub_id, g, self.url)
+
+    async def _connect(self) -> NATS:
+        return await nats.connect(
+            self.url,
+            name=f"clawhub:{self.hub_id}",
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            connect_timeout=5,
+            allow_reconnect=True,
+            error_cb=self._on_error,
+            disconnected_cb=self._on_disconnected,
+            reconnected_cb=self._on_reconnected,
+        )
+
+    async def _stop_embedded(self) -> None:
+        if self.embedded is not None:
+            await asyncio.to_thread(self.embedded.stop)
 
     async def _watch_disconnects(self, system_url: str) -> None:
         """Hear the moment an agent's connection closes (crash, kill, network gone)."""
@@ -255,8 +266,7 @@ class Hub:
         for task in [*self._tasks, *self._offers]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self.embedded is not None:
-            await asyncio.to_thread(self.embedded.stop)
+        await self._stop_embedded()
         if self._own_store:
             self.store.close()
         hub_file = self.settings.data_dir / "hub.json"
@@ -512,12 +522,3 @@ def _sender(data: bytes) -> str | None:
         if isinstance(agent, str) and len(agent) <= 64:
             return agent if is_identifier(agent) else None
     return None
-
-
-def read_hub_file(data_dir: Path) -> dict[str, Any] | None:
-    """What a running hub wrote to ``data_dir/hub.json`` (its URL, group, pid)."""
-    try:
-        value = json.loads((data_dir / "hub.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,6 +46,9 @@ class HubSettings(BaseSettings):
         default=None,
         description="SQLAlchemy URL of the store (`postgresql://...`). Unset: SQLite in data_dir.",
     )
+    connect_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds the hub waits for NATS when it starts."
+    )
     heartbeat_interval: float = Field(
         default=2.0, gt=0, description="Seconds between agent heartbeats (told to agents)."
     )
@@ -74,3 +79,12 @@ class HubSettings(BaseSettings):
         if self.store_url:
             return self.store_url
         return f"sqlite:///{self.data_dir / 'clawhub.db'}"
+
+
+def read_hub_file(data_dir: Path) -> dict[str, Any] | None:
+    """What a running hub wrote to ``data_dir/hub.json`` (its URL, group, pid)."""
+    try:
+        value = json.loads((data_dir / "hub.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None

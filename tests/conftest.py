@@ -7,8 +7,10 @@ import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import nats
 import pytest
 import sqlalchemy as sa
+from nats.aio.client import Client as NATS
 
 from clawhub.embedded import EmbeddedNats
 from clawhub.hub import Hub
@@ -83,6 +85,14 @@ def hub_settings(nats: EmbeddedNats, tmp_path: Path, **overrides: object) -> Hub
     }
     values.update(overrides)
     return HubSettings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def nc(nats_server: EmbeddedNats) -> AsyncIterator[NATS]:
+    """A raw nats-py connection to the test's nats-server."""
+    conn = await nats.connect(nats_server.url)
+    yield conn
+    await conn.drain()
 
 
 @pytest.fixture

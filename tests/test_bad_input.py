@@ -8,56 +8,35 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import nats
 import pytest
+from fakes import GROUP, WAIT, FakeAgent, ask
 from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg
-from pydantic import BaseModel
 
-from clawhub.embedded import EmbeddedNats
 from clawhub.hub import Hub
 from clawhub.store import EventRow
 from protocols import (
-    Accept,
     AgentProfile,
-    Assignment,
-    Cancel,
-    Decline,
     ErrorCode,
     ErrorReply,
     Heartbeat,
     ListTasks,
     Progress,
     Register,
-    RegisterAck,
     Result,
-    ResultAck,
     SubmitTasks,
     Submitted,
-    TaskRef,
     TaskSpec,
     TaskState,
     TaskStatus,
-    decode_any,
     encode,
     subjects,
 )
 
-GROUP = "default"
-WAIT = 5.0
-
-
 # ---------------------------------------------------------------- helpers
-
-
-async def ask(nc: NATS, subject: str, data: bytes) -> BaseModel:
-    msg = await nc.request(subject, data, timeout=WAIT)
-    return decode_any(msg.data)
 
 
 async def ask_error(nc: NATS, subject: str, data: bytes) -> ErrorReply:
@@ -121,101 +100,6 @@ async def wait_state(nc: NATS, task_id: str, state: TaskState) -> TaskStatus:
             return status
         assert time.monotonic() < deadline, f"{task_id} stuck in {status.state}"
         await asyncio.sleep(0.02)
-
-
-class FakeAgent:
-    """A participant made of raw subscriptions: registers, heart-beats, accepts offers."""
-
-    def __init__(
-        self, nc: NATS, agent_id: str, skills: dict[str, float], *, declines: int = 0
-    ) -> None:
-        self.nc = nc
-        self.id = agent_id
-        self.session = "s" + secrets.token_hex(4)
-        self.skills = skills
-        self.declines = declines
-        self.offers: asyncio.Queue[Assignment] = asyncio.Queue()
-        self.cancels: list[Cancel] = []
-        self.running: dict[str, int] = {}
-        self._beat: asyncio.Task[None] | None = None
-
-    async def start(self) -> RegisterAck:
-        await self.nc.subscribe(subjects.agent_inbox(GROUP, self.id), cb=self._inbox)
-        profile = AgentProfile(id=self.id, name=self.id, skills=self.skills, capacity=4)
-        reply = await ask(
-            self.nc,
-            subjects.hub_register(GROUP),
-            encode(Register(profile=profile, session=self.session)),
-        )
-        assert isinstance(reply, RegisterAck), reply
-        self._beat = asyncio.create_task(self._beats())
-        return reply
-
-    async def stop(self) -> None:
-        if self._beat is not None:
-            self._beat.cancel()
-            await asyncio.gather(self._beat, return_exceptions=True)
-
-    async def _inbox(self, msg: Msg) -> None:
-        message = decode_any(msg.data)
-        if isinstance(message, Cancel):
-            self.cancels.append(message)
-            self.running.pop(message.task_id, None)
-            return
-        assert isinstance(message, Assignment), message
-        if self.declines > 0:
-            self.declines -= 1
-            answer: BaseModel = Decline(
-                task_id=message.task_id, attempt=message.attempt, agent_id=self.id, reason="no"
-            )
-        else:
-            self.running[message.task_id] = message.attempt
-            answer = Accept(task_id=message.task_id, attempt=message.attempt, agent_id=self.id)
-        await msg.respond(encode(answer))
-        if isinstance(answer, Accept):
-            await self.offers.put(message)
-
-    async def _beats(self) -> None:
-        while True:
-            beat = Heartbeat(
-                agent_id=self.id,
-                session=self.session,
-                ts=time.time(),
-                running=[TaskRef(task_id=t, attempt=a) for t, a in self.running.items()],
-            )
-            await self.nc.publish(subjects.hub_heartbeat(GROUP), encode(beat))
-            await asyncio.sleep(0.1)
-
-    async def next_offer(self) -> Assignment:
-        return await asyncio.wait_for(self.offers.get(), WAIT)
-
-    def result_msg(self, task_id: str, attempt: int, output: Any = None, **kw: Any) -> Result:
-        values: dict[str, Any] = {
-            "task_id": task_id,
-            "attempt": attempt,
-            "agent_id": self.id,
-            "session": self.session,
-            "output": output,
-        }
-        values.update(kw)
-        return Result(**values)
-
-    async def finish(self, offer: Assignment, output: Any = "ok") -> ResultAck:
-        reply = await ask(
-            self.nc,
-            subjects.hub_result(GROUP),
-            encode(self.result_msg(offer.task_id, offer.attempt, output)),
-        )
-        assert isinstance(reply, ResultAck), reply
-        self.running.pop(offer.task_id, None)
-        return reply
-
-
-@pytest.fixture
-async def nc(nats_server: EmbeddedNats) -> AsyncIterator[NATS]:
-    conn = await nats.connect(nats_server.url)
-    yield conn
-    await conn.drain()
 
 
 @pytest.fixture

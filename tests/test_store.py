@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
 from conftest import hub_settings
+from fakes import WAIT, FakeAgent, ask
 from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg
 from pydantic import BaseModel
 
 from clawhub.embedded import EmbeddedNats
@@ -21,29 +18,19 @@ from clawhub.errors import StoreError
 from clawhub.hub import Hub
 from clawhub.store import AgentRow, EventRow, Store, TaskRow
 from protocols import (
-    Accept,
     AgentProfile,
-    Assignment,
     CancelTask,
-    Heartbeat,
     ListTasks,
-    Register,
-    RegisterAck,
-    Result,
-    ResultAck,
     SubmitTasks,
     Submitted,
     TaskList,
-    TaskRef,
     TaskSpec,
     TaskState,
-    decode_any,
     encode,
     subjects,
 )
 
 G = "g1"
-WAIT = 5.0
 
 
 def task_row(task_id: str, seq: int, **fields: Any) -> TaskRow:
@@ -203,75 +190,7 @@ def test_events_are_append_only_and_a_batch_is_one_transaction(store: Store) -> 
 
 
 async def _ask(nc: NATS, subject: str, message: BaseModel) -> BaseModel:
-    msg = await nc.request(subject, encode(message), timeout=WAIT)
-    return decode_any(msg.data)
-
-
-class Worker:
-    """A participant made of raw subscriptions that accepts every offer."""
-
-    def __init__(self, nc: NATS, group: str) -> None:
-        self.nc = nc
-        self.group = group
-        self.session = "s" + secrets.token_hex(4)
-        self.offers: asyncio.Queue[Assignment] = asyncio.Queue()
-        self.running: dict[str, int] = {}
-        self._beat: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        await self.nc.subscribe(subjects.agent_inbox(self.group, "w1"), cb=self._inbox)
-        profile = AgentProfile(id="w1", name="w1", skills={"python": 0.9}, capacity=4)
-        reply = await _ask(
-            self.nc,
-            subjects.hub_register(self.group),
-            Register(profile=profile, session=self.session),
-        )
-        assert isinstance(reply, RegisterAck), reply
-        self._beat = asyncio.create_task(self._beats())
-
-    async def stop(self) -> None:
-        if self._beat is not None:
-            self._beat.cancel()
-            await asyncio.gather(self._beat, return_exceptions=True)
-
-    async def _inbox(self, msg: Msg) -> None:
-        message = decode_any(msg.data)
-        if isinstance(message, Assignment):
-            self.running[message.task_id] = message.attempt
-            accept = Accept(task_id=message.task_id, attempt=message.attempt, agent_id="w1")
-            await msg.respond(encode(accept))
-            await self.offers.put(message)
-
-    async def _beats(self) -> None:
-        while True:
-            beat = Heartbeat(
-                agent_id="w1",
-                session=self.session,
-                ts=time.time(),
-                running=[TaskRef(task_id=t, attempt=a) for t, a in self.running.items()],
-            )
-            await self.nc.publish(subjects.hub_heartbeat(self.group), encode(beat))
-            await asyncio.sleep(0.1)
-
-    async def finish(self, offer: Assignment, output: Any) -> ResultAck:
-        result = Result(
-            task_id=offer.task_id,
-            attempt=offer.attempt,
-            agent_id="w1",
-            session=self.session,
-            output=output,
-        )
-        reply = await _ask(self.nc, subjects.hub_result(self.group), result)
-        assert isinstance(reply, ResultAck), reply
-        self.running.pop(offer.task_id, None)
-        return reply
-
-
-@pytest.fixture
-async def nc(nats_server: EmbeddedNats) -> AsyncIterator[NATS]:
-    conn = await nats.connect(nats_server.url)
-    yield conn
-    await conn.drain()
+    return await ask(nc, subject, encode(message))
 
 
 async def test_a_restarted_hub_reloads_its_tasks_and_continues_the_event_log(
@@ -284,7 +203,7 @@ async def test_a_restarted_hub_reloads_its_tasks_and_continues_the_event_log(
 
     first = Hub(settings, store=store)
     await first.start()
-    worker = Worker(nc, g)
+    worker = FakeAgent(nc, "w1", {"python": 0.9}, group=g)
     try:
         await worker.start()
         specs = [
