@@ -1,0 +1,74 @@
+"""What the board hands the hub: effects to carry out (``Sink``) and offers to send."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Protocol
+
+from pydantic import JsonValue
+
+from protocols import Cancel, ErrorCode, Event, ProtocolError, TaskSpec
+
+from .records import TaskRecord
+from .store import Row
+
+FAILED_OUTCOMES: frozenset[str] = frozenset({"rejected", "error", "lost", "stalled", "timed_out"})
+
+
+class Sink(Protocol):
+    """Where the board's effects go (the hub implements it)."""
+
+    def write(self, row: Row) -> None:
+        """Persist a row (in order)."""
+
+    def publish(self, event: Event) -> None:
+        """Publish an event on the bus."""
+
+    def cancel(self, agent_id: str, message: Cancel) -> None:
+        """Tell a participant to stop an attempt."""
+
+    def wake(self) -> None:
+        """Something changed that may allow new offers."""
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """An attempt the board decided to offer; the hub sends it and reports back."""
+
+    task: TaskRecord
+    agent_id: str
+    attempt: int
+    accept_timeout: float
+    stall_timeout: float
+    run_timeout: float | None
+    dependency_outputs: dict[str, JsonValue]
+
+
+def new_task_id() -> str:
+    """A fresh task id."""
+    return "t-" + secrets.token_hex(6)
+
+
+def topological(batch: dict[str, TaskSpec]) -> list[str]:
+    """Ids of a batch with dependencies first; a cycle is refused."""
+    order: list[str] = []
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        mark = state.get(node)
+        if mark == 2:
+            return
+        if mark == 1:
+            cycle = " -> ".join([*path[path.index(node) :], node])
+            raise ProtocolError(ErrorCode.INVALID, f"dependency cycle: {cycle}")
+        state[node] = 1
+        for dep in batch[node].depends_on:
+            if dep in batch:
+                visit(dep, [*path, node])
+        state[node] = 2
+        order.append(node)
+
+    for node in batch:
+        visit(node, [])
+    return order

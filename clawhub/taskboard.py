@@ -1,0 +1,535 @@
+"""The task half of the board: events, submission, matching, offers, attempts and results.
+
+The hub feeds it messages and clock ticks; it answers with replies, and tells the hub what
+to write, publish and cancel through a ``Sink``. Keeping the rules here, synchronous and free
+of the bus, makes each one testable on its own and every change atomic in the event loop.
+"""
+
+from __future__ import annotations
+
+import time
+
+from pydantic import JsonValue
+
+from protocols import (
+    AttemptInfo,
+    AttemptOutcome,
+    Cancel,
+    CandidateScore,
+    ErrorCode,
+    Event,
+    Progress,
+    ProtocolError,
+    Result,
+    ResultAck,
+    TaskSpec,
+    TaskState,
+)
+
+from .effects import FAILED_OUTCOMES, Offer, Sink, new_task_id, topological
+from .lifecycle import HELD, after_failed_attempt, after_validation, initial_state, transition
+from .matching import Candidate, SkillIndex, rank
+from .records import AgentRecord, TaskRecord
+from .settings import HubSettings
+from .store import EVENTS, Write, dumps
+from .validation import output_problem, schema_problem
+
+S = TaskState
+
+
+class TaskBoard:
+    """State of one Claw Group, and the rules that move its tasks. No I/O."""
+
+    def __init__(self, group: str, settings: HubSettings, sink: Sink, hub_id: str) -> None:
+        self.group = group
+        self.settings = settings
+        self.sink = sink
+        self.hub_id = hub_id
+        self.tasks: dict[str, TaskRecord] = {}
+        self.agents: dict[str, AgentRecord] = {}
+        self.index = SkillIndex()
+        self._ready: dict[str, TaskRecord] = {}
+        self._active: dict[str, TaskRecord] = {}
+        self._deadlines: dict[str, TaskRecord] = {}
+        self._event_seq = 0
+        self._task_seq = 0
+        self._last_sweep = 0.0
+        self.bus_up = True
+        """False while the hub is cut off from NATS: nobody is judged lost meanwhile."""
+
+    # ------------------------------------------------------------------ events and writes
+
+    def emit(
+        self,
+        kind: str,
+        *,
+        task: TaskRecord | None = None,
+        task_id: str | None = None,
+        agent_id: str | None = None,
+        attempt: int | None = None,
+        message: str = "",
+        data: dict[str, JsonValue] | None = None,
+        store: bool = True,
+    ) -> Event:
+        """Publish an event and, unless ``store`` is false, append it to the event log."""
+        seq = 0
+        if store:
+            self._event_seq += 1
+            seq = self._event_seq
+        event = Event(
+            seq=seq,
+            ts=time.time(),
+            kind=kind,
+            task_id=task.id if task else task_id,
+            agent_id=agent_id,
+            attempt=attempt if attempt is not None else (task.attempt if task else None),
+            state=task.state.value if task else None,
+            message=message,
+            data=data or {},
+        )
+        if store:
+            self.sink.write(
+                Write(
+                    EVENTS,
+                    {
+                        "group": self.group,
+                        "seq": seq,
+                        "ts": event.ts,
+                        "kind": kind,
+                        "task_id": event.task_id,
+                        "agent_id": agent_id,
+                        "attempt": event.attempt,
+                        "state": event.state,
+                        "message": message,
+                        "data": dumps(event.data),
+                    },
+                )
+            )
+        self.sink.publish(event)
+        return event
+
+    def refused(self, subject: str, error: ProtocolError, agent_id: str | None = None) -> None:
+        """Record a refused message in the event log (bad input is never silent)."""
+        self.emit(
+            "message.refused",
+            agent_id=agent_id,
+            message=error.message,
+            data={"subject": subject, "code": error.code.value},
+        )
+
+    def _save(self, rec: TaskRecord) -> None:
+        rec.updated_at = time.time()
+        self.sink.write(rec.write(self.group))
+
+    def _save_agent(self, agent: AgentRecord) -> None:
+        self.sink.write(agent.write(self.group))
+
+    def _move(self, rec: TaskRecord, dst: TaskState) -> None:
+        rec.state = transition(rec.id, rec.state, dst)
+        if dst is S.READY:
+            self._ready[rec.id] = rec
+            self.sink.wake()
+        else:
+            self._ready.pop(rec.id, None)
+        if dst in HELD:
+            self._active[rec.id] = rec
+        else:
+            self._active.pop(rec.id, None)
+        if dst.terminal:
+            self._deadlines.pop(rec.id, None)
+
+    # ------------------------------------------------------------------ submit / cancel
+
+    def submit(self, specs: list[TaskSpec]) -> list[str]:
+        """Add a batch of tasks (a graph). All or nothing."""
+        ids: list[str] = []
+        batch: dict[str, TaskSpec] = {}
+        for spec in specs:
+            task_id = spec.id or new_task_id()
+            if task_id in batch or task_id in self.tasks:
+                raise ProtocolError(ErrorCode.CONFLICT, f"task id {task_id} already exists")
+            if spec.output_schema is not None:
+                problem = schema_problem(spec.output_schema)
+                if problem:
+                    raise ProtocolError(
+                        ErrorCode.INVALID, f"task {task_id}: invalid output_schema: {problem}"
+                    )
+            batch[task_id] = spec.model_copy(update={"id": task_id})
+            ids.append(task_id)
+        for task_id, spec in batch.items():
+            for dep in spec.depends_on:
+                if dep == task_id:
+                    raise ProtocolError(ErrorCode.INVALID, f"task {task_id} depends on itself")
+                if dep not in batch and dep not in self.tasks:
+                    raise ProtocolError(
+                        ErrorCode.INVALID, f"task {task_id} depends on unknown task {dep}"
+                    )
+        order = topological(batch)
+        now = time.time()
+        for task_id in order:
+            spec = batch[task_id]
+            self._task_seq += 1
+            dep_states = [self.tasks[d].state for d in spec.depends_on]
+            rec = TaskRecord(
+                id=task_id,
+                seq=self._task_seq,
+                spec=spec,
+                state=S.PENDING,
+                created_at=now,
+                updated_at=now,
+            )
+            self.tasks[task_id] = rec
+            for dep in spec.depends_on:
+                self.tasks[dep].dependents.append(task_id)
+            if spec.deadline is not None:
+                self._deadlines[task_id] = rec
+            self.emit("task.submitted", task=rec, message=spec.title)
+            start = initial_state(dep_states)
+            if start is S.READY:
+                self._move(rec, S.READY)
+                self.emit("task.ready", task=rec)
+            elif start is S.FAILED:
+                bad = next(
+                    d for d in spec.depends_on if self.tasks[d].state in (S.FAILED, S.CANCELLED)
+                )
+                self._finish(rec, S.FAILED, f"dependency {bad} {self.tasks[bad].state.value}")
+            self._save(rec)
+        return ids
+
+    def cancel_task(self, task_id: str, reason: str) -> TaskRecord:
+        """Cancel a task that has not finished."""
+        rec = self._task(task_id)
+        if rec.state.terminal:
+            raise ProtocolError(ErrorCode.CONFLICT, f"task {task_id} is already {rec.state.value}")
+        if rec.state in HELD:
+            self._end_attempt(rec, "cancelled", reason or "cancelled", notify=True)
+        self._finish(rec, S.CANCELLED, reason or "cancelled")
+        return rec
+
+    def _task(self, task_id: str) -> TaskRecord:
+        rec = self.tasks.get(task_id)
+        if rec is None:
+            raise ProtocolError(ErrorCode.UNKNOWN_TASK, f"no task {task_id}")
+        return rec
+
+    # ------------------------------------------------------------------ matching and offers
+
+    def next_offers(self, now: float) -> list[Offer]:
+        """Match ready tasks to participants with free capacity; mark each one assigned."""
+        if not self._ready:
+            return []
+        free = sum(a.free for a in self.agents.values() if a.state == "online" and a.free > 0)
+        offers: list[Offer] = []
+        barren: set[tuple[tuple[str, float], ...]] = set()
+        if free <= 0:
+            return offers
+        for rec in sorted(self._ready.values(), key=lambda r: (-r.spec.priority, r.seq)):
+            if free <= 0:
+                break
+            if rec.not_before > now:
+                continue
+            # tasks that need the same skills as one that found nobody free find nobody too
+            key = rec.match_key if not (rec.excluded or rec.declined) else None
+            if key is not None and key in barren:
+                continue
+            ranked = self._rank(rec)
+            if not ranked:
+                if key is not None:
+                    barren.add(key)
+                continue
+            choices = [s for s in ranked if s.agent_id not in rec.declined]
+            if not choices:
+                # every qualified participant declined: wait a little, then ask again
+                rec.declined.clear()
+                rec.not_before = now + self.settings.decline_backoff
+                continue
+            best = choices[0]
+            offers.append(self._assign(rec, self.agents[best.agent_id], ranked[:3]))
+            free -= 1
+        return offers
+
+    def _rank(self, rec: TaskRecord) -> list[CandidateScore]:
+        ids = self.index.candidates(rec.spec.skills)
+        cands = [
+            Candidate(a.profile, a.load, a.reliability)
+            for a in (self.agents[i] for i in ids)
+            if a.state == "online" and a.free > 0
+        ]
+        preferred = [c for c in cands if c.profile.id not in rec.excluded]
+        ranked = rank(rec.spec, preferred)
+        if not ranked and len(preferred) < len(cands):
+            # only participants that failed this task before qualify: better them than never
+            ranked = rank(rec.spec, cands)
+        return ranked
+
+    def _assign(self, rec: TaskRecord, agent: AgentRecord, why: list[CandidateScore]) -> Offer:
+        self._move(rec, S.ASSIGNED)
+        rec.attempt += 1
+        rec.assigned_to = agent.id
+        agent.held[rec.id] = rec.attempt
+        now = time.time()
+        rec.history.append(
+            AttemptInfo(
+                attempt=rec.attempt, agent_id=agent.id, outcome="offered", offered_at=now, why=why
+            )
+        )
+        self.emit(
+            "task.assigned",
+            task=rec,
+            agent_id=agent.id,
+            message=f"offered to {agent.id}",
+            data={"why": [w.model_dump(mode="json") for w in why]},
+        )
+        self._save(rec)
+        t = rec.spec.timeouts
+        return Offer(
+            task=rec,
+            agent_id=agent.id,
+            attempt=rec.attempt,
+            accept_timeout=t.accept or self.settings.accept_timeout,
+            stall_timeout=t.stall or self.settings.stall_timeout,
+            run_timeout=t.run or self.settings.run_timeout,
+            dependency_outputs={d: self.tasks[d].output for d in rec.spec.depends_on},
+        )
+
+    def _current(self, task_id: str, attempt: int, agent_id: str) -> TaskRecord | None:
+        rec = self.tasks.get(task_id)
+        if (
+            rec is None
+            or rec.attempt != attempt
+            or rec.assigned_to != agent_id
+            or rec.state not in HELD
+        ):
+            return None
+        return rec
+
+    def offer_accepted(self, task_id: str, attempt: int, agent_id: str) -> None:
+        """The participant accepted: the attempt runs."""
+        rec = self._current(task_id, attempt, agent_id)
+        if rec is None or rec.state is not S.ASSIGNED:
+            return
+        self._start(rec)
+
+    def _start(self, rec: TaskRecord) -> None:
+        self._move(rec, S.RUNNING)
+        mono = time.monotonic()
+        rec.started = rec.last_progress = mono
+        cur = rec.current
+        if cur is not None:
+            cur.outcome = "running"
+            cur.started_at = time.time()
+        self.emit("task.running", task=rec, agent_id=rec.assigned_to)
+        self._save(rec)
+
+    def offer_refused(
+        self, task_id: str, attempt: int, agent_id: str, outcome: AttemptOutcome, reason: str
+    ) -> None:
+        """The participant declined, or did not reply in time: try the next candidate."""
+        rec = self._current(task_id, attempt, agent_id)
+        if rec is None or rec.state is not S.ASSIGNED:
+            return
+        rec.declined.add(agent_id)
+        self._end_attempt(rec, outcome, reason, notify=outcome == "no_reply")
+        self._move(rec, S.READY)
+        self.emit(
+            "task.declined", task=rec, agent_id=agent_id, message=reason, data={"outcome": outcome}
+        )
+        self._save(rec)
+
+    # ------------------------------------------------------------------ attempts ending
+
+    def _end_attempt(
+        self, rec: TaskRecord, outcome: AttemptOutcome, reason: str, *, notify: bool
+    ) -> None:
+        """Close the current attempt: free the holder, record the outcome, maybe tell it."""
+        agent_id = rec.assigned_to
+        agent = self.agents.get(agent_id) if agent_id else None
+        if agent is not None:
+            agent.held.pop(rec.id, None)
+            if outcome in FAILED_OUTCOMES:
+                agent.failed += 1
+                weight = 0.5 if outcome in ("lost", "stalled") else 0.2
+                agent.reliability *= 1.0 - weight
+                self._save_agent(agent)
+            elif outcome == "done":
+                agent.completed += 1
+                agent.reliability = agent.reliability * 0.9 + 0.1
+                self._save_agent(agent)
+            self.sink.wake()
+        if notify and agent_id:
+            self.sink.cancel(
+                agent_id,
+                Cancel(task_id=rec.id, attempt=rec.attempt, reason=reason, ts=time.time()),
+            )
+        cur = rec.current
+        if cur is not None:
+            cur.outcome = outcome
+            cur.reason = reason
+            cur.ended_at = time.time()
+        rec.assigned_to = None
+        rec.progress = None
+        rec.progress_message = None
+
+    def revoke(self, rec: TaskRecord, outcome: AttemptOutcome, reason: str) -> None:
+        """Take a held attempt back (lost, stalled, timed out): retry elsewhere or fail."""
+        agent_id = rec.assigned_to
+        counts = outcome in FAILED_OUTCOMES and rec.state is S.RUNNING
+        self._end_attempt(rec, outcome, reason, notify=True)
+        if agent_id and outcome in FAILED_OUTCOMES:
+            rec.excluded.add(agent_id)
+        if counts:
+            rec.failures += 1
+        self.emit(
+            "task.revoked", task=rec, agent_id=agent_id, message=reason, data={"outcome": outcome}
+        )
+        self._after_attempt(rec, reason)
+
+    def _after_attempt(self, rec: TaskRecord, reason: str) -> None:
+        dst = after_failed_attempt(rec.failures, rec.spec.max_attempts)
+        if dst is S.READY:
+            self._move(rec, S.READY)
+            self.emit(
+                "task.retry",
+                task=rec,
+                message=f"retry ({rec.failures}/{rec.spec.max_attempts} failed): {reason}",
+            )
+            self._save(rec)
+        else:
+            self._finish(
+                rec,
+                S.FAILED,
+                f"{rec.failures} failed attempts (max {rec.spec.max_attempts}); last: {reason}",
+            )
+
+    def _finish(self, rec: TaskRecord, dst: TaskState, error: str | None) -> None:
+        """Move to a terminal state and settle the dependents."""
+        self._move(rec, dst)
+        rec.error = error
+        self.emit(f"task.{dst.value}", task=rec, message=error or "")
+        self._save(rec)
+        for dep_id in rec.dependents:
+            dep = self.tasks[dep_id]
+            if dep.state is not S.PENDING:
+                continue
+            if dst is S.DONE:
+                if all(self.tasks[d].state is S.DONE for d in dep.spec.depends_on):
+                    self._move(dep, S.READY)
+                    self.emit("task.ready", task=dep)
+                    self._save(dep)
+            else:
+                self._finish(dep, S.FAILED, f"dependency {rec.id} {dst.value}")
+
+    # ------------------------------------------------------------------ progress and results
+
+    def progress(self, msg: Progress) -> None:
+        """Progress or a log line from the holder: resets the stall timer."""
+        rec = self.tasks.get(msg.task_id)
+        if rec is None:
+            raise ProtocolError(ErrorCode.UNKNOWN_TASK, f"no task {msg.task_id}")
+        if self._current(msg.task_id, msg.attempt, msg.agent_id) is None:
+            raise self._not_current(rec, msg.attempt, msg.agent_id)
+        rec.last_progress = time.monotonic()
+        agent = self.agents.get(msg.agent_id)
+        if agent is not None:
+            agent.last_beat = rec.last_progress
+        if msg.log:
+            self.emit("task.log", task=rec, agent_id=msg.agent_id, message=msg.message or "")
+            return
+        if msg.fraction is not None:
+            rec.progress = msg.fraction
+        if msg.message is not None:
+            rec.progress_message = msg.message
+        data: dict[str, JsonValue] = {"fraction": msg.fraction}
+        self.emit(
+            "task.progress",
+            task=rec,
+            agent_id=msg.agent_id,
+            message=msg.message or "",
+            data=data,
+            store=False,
+        )
+
+    def result(self, msg: Result) -> ResultAck:
+        """A result: fenced by attempt, validated, then done, retried or failed."""
+        rec = self.tasks.get(msg.task_id)
+        if rec is None:
+            raise ProtocolError(ErrorCode.UNKNOWN_TASK, f"no task {msg.task_id}")
+        past = next((h for h in rec.history if h.attempt == msg.attempt), None)
+        if (
+            past is not None
+            and past.agent_id == msg.agent_id
+            and past.outcome in ("done", "rejected", "error")
+        ):
+            return ResultAck(
+                task_id=rec.id,
+                attempt=msg.attempt,
+                accepted=past.outcome == "done",
+                state=rec.state,
+                reason=past.reason,
+                duplicate=True,
+            )
+        if self._current(msg.task_id, msg.attempt, msg.agent_id) is None:
+            raise self._not_current(rec, msg.attempt, msg.agent_id)
+        holder = self.agents.get(msg.agent_id)
+        if holder is not None and holder.session != msg.session:
+            raise ProtocolError(
+                ErrorCode.WRONG_SESSION,
+                f"result for {rec.id} from a session of {msg.agent_id} that does not hold it",
+            )
+        if rec.state is S.ASSIGNED:  # the result overtook the accept reply
+            self._start(rec)
+        if not msg.ok:
+            reason = f"handler error: {msg.error or 'unknown error'}"
+            agent_id = rec.assigned_to
+            rec.failures += 1
+            self._end_attempt(rec, "error", reason, notify=False)
+            self.emit("task.error", task=rec, agent_id=agent_id, message=reason)
+            self._after_attempt(rec, reason)
+            return ResultAck(
+                task_id=rec.id, attempt=msg.attempt, accepted=False, state=rec.state, reason=reason
+            )
+        self._move(rec, S.VALIDATING)
+        rec.output = msg.output
+        self.emit("task.validating", task=rec, agent_id=msg.agent_id)
+        return self._validate(rec, msg.attempt)
+
+    def _not_current(self, rec: TaskRecord, attempt: int, agent_id: str) -> ProtocolError:
+        """Why a message about ``attempt`` of ``rec`` from ``agent_id`` is refused."""
+        past = next((h for h in rec.history if h.attempt == attempt), None)
+        if agent_id not in self.agents and (past is None or past.agent_id != agent_id):
+            return ProtocolError(ErrorCode.UNKNOWN_AGENT, f"unknown agent {agent_id}")
+        if past is None and rec.assigned_to == agent_id:
+            return ProtocolError(
+                ErrorCode.STALE_ATTEMPT,
+                f"attempt {attempt} of task {rec.id} does not exist; {agent_id} holds "
+                f"attempt {rec.attempt}",
+            )
+        if past is None or past.agent_id != agent_id:
+            return ProtocolError(
+                ErrorCode.NOT_HOLDER,
+                f"{agent_id} never held attempt {attempt} of task {rec.id}",
+            )
+        return ProtocolError(
+            ErrorCode.STALE_ATTEMPT,
+            f"attempt {attempt} of task {rec.id} was {past.outcome}"
+            f"{': ' + past.reason if past.reason else ''}; the task is now "
+            f"{rec.state.value} at attempt {rec.attempt}",
+        )
+
+    def _validate(self, rec: TaskRecord, attempt: int) -> ResultAck:
+        problem = output_problem(rec.spec.output_schema, rec.output)
+        if problem is None:
+            self._end_attempt(rec, "done", "", notify=False)
+            self._finish(rec, after_validation(True, rec.failures, rec.spec.max_attempts), None)
+            return ResultAck(task_id=rec.id, attempt=attempt, accepted=True, state=rec.state)
+        agent_id = rec.assigned_to
+        rec.failures += 1
+        self._end_attempt(rec, "rejected", problem, notify=False)
+        if agent_id:
+            rec.excluded.add(agent_id)
+        rec.output = None
+        self.emit("task.rejected", task=rec, agent_id=agent_id, message=problem)
+        self._after_attempt(rec, problem)
+        return ResultAck(
+            task_id=rec.id, attempt=attempt, accepted=False, state=rec.state, reason=problem
+        )
