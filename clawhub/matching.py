@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from protocols import CLEARANCE_RANK, AgentProfile, CandidateScore, TaskSpec
 
@@ -78,7 +79,29 @@ def reject_reason(spec: TaskSpec, cand: Candidate) -> str | None:
     return None
 
 
-def score(spec: TaskSpec, cand: Candidate) -> CandidateScore:
+class Scored(NamedTuple):
+    """A candidate's score and its parts: plain floats, cheap to make by the hundred."""
+
+    score: float
+    agent_id: str
+    skill: float
+    load: float
+    reliability: float
+    cost: float
+
+    def wire(self) -> CandidateScore:
+        """The wire form, kept in an attempt's ``why``."""
+        return CandidateScore(
+            agent_id=self.agent_id,
+            score=round(self.score, 6),
+            skill=round(self.skill, 6),
+            load=round(self.load, 6),
+            reliability=round(self.reliability, 6),
+            cost=round(self.cost, 6),
+        )
+
+
+def score(spec: TaskSpec, cand: Candidate) -> Scored:
     """Score a candidate that passed the hard filters; higher is better."""
     p = cand.profile
     skill = sum(p.skills[s] for s in spec.skills) / len(spec.skills) if spec.skills else 0.5
@@ -90,17 +113,10 @@ def score(spec: TaskSpec, cand: Candidate) -> CandidateScore:
         + WEIGHT_RELIABILITY * cand.reliability
         + WEIGHT_COST * cheap
     )
-    return CandidateScore(
-        agent_id=p.id,
-        score=round(total, 6),
-        skill=round(skill, 6),
-        load=round(load, 6),
-        reliability=round(cand.reliability, 6),
-        cost=round(cheap, 6),
-    )
+    return Scored(total, p.id, skill, load, cand.reliability, cheap)
 
 
-def rank(spec: TaskSpec, candidates: Iterable[Candidate]) -> list[CandidateScore]:
+def rank(spec: TaskSpec, candidates: Iterable[Candidate]) -> list[Scored]:
     """Scores of every candidate that passes the hard filters, best first (ties by id)."""
     scored = [score(spec, c) for c in candidates if reject_reason(spec, c) is None]
     scored.sort(key=lambda s: (-s.score, s.agent_id))

@@ -28,7 +28,7 @@ from protocols import (
 
 from .effects import FAILED_OUTCOMES, Offer, Sink, new_task_id, topological
 from .lifecycle import HELD, after_failed_attempt, after_validation, initial_state, transition
-from .matching import Candidate, SkillIndex, rank
+from .matching import Candidate, Scored, SkillIndex, rank
 from .records import AgentRecord, TaskRecord
 from .settings import HubSettings
 from .store import EVENTS, Write, dumps
@@ -244,11 +244,12 @@ class TaskBoard:
                 rec.not_before = now + self.settings.decline_backoff
                 continue
             best = choices[0]
-            offers.append(self._assign(rec, self.agents[best.agent_id], ranked[:3]))
+            why = [s.wire() for s in ranked[:3]]
+            offers.append(self._assign(rec, self.agents[best.agent_id], why))
             free -= 1
         return offers
 
-    def _rank(self, rec: TaskRecord) -> list[CandidateScore]:
+    def _rank(self, rec: TaskRecord) -> list[Scored]:
         ids = self.index.candidates(rec.spec.skills)
         cands = [
             Candidate(a.profile, a.load, a.reliability)
