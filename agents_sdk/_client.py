@@ -18,8 +18,10 @@ from protocols import (
     AgentList,
     CancelTask,
     Event,
+    EventList,
     GetTask,
     ListAgents,
+    ListEvents,
     ListTasks,
     ProtocolError,
     SubmitTasks,
@@ -211,6 +213,20 @@ class HubClient:
                 status = await self.task(task_id)
                 if status.state.terminal:
                     finished[task_id] = status
+
+    async def history(
+        self,
+        task_id: str | None = None,
+        *,
+        kind: str | None = None,
+        after: int = 0,
+        limit: int = 1000,
+    ) -> list[Event]:
+        """The stored event log, oldest first: every assignment, loss, stall and retry with
+        its reason. ``kind`` is a prefix (``"task.revoked"``, ``"agent."``)."""
+        query = ListEvents(task_id=task_id, kind=kind, after=after, limit=limit)
+        reply = await self._call(subjects.API_EVENTS, query, EventList)
+        return reply.events
 
     async def events(self, kinds: Iterable[str] | None = None) -> AsyncGenerator[Event, None]:
         """Stream the group's events as they happen.

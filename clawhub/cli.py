@@ -20,15 +20,20 @@ from protocols import (
     AgentInfo,
     AgentList,
     CancelTask,
+    Event,
+    EventList,
     GetTask,
     ListAgents,
+    ListEvents,
     ListTasks,
+    ProtocolError,
     SubmitTasks,
     Submitted,
     TaskList,
     TaskSpec,
     TaskState,
     TaskStatus,
+    decode,
     message_schemas,
     render,
     subjects,
@@ -373,6 +378,57 @@ def cancel(
 
     status: TaskStatus = _client_run(url, data_dir, group, fn)
     console.print(f"{status.id} {status.state.value}")
+
+
+def event_line(ev: Event) -> str:
+    """One event as a log line."""
+    when = time.strftime("%H:%M:%S", time.localtime(ev.ts))
+    attempt = f"#{ev.attempt}" if ev.attempt else ""
+    who = " ".join(x for x in (ev.task_id and ev.task_id + attempt, ev.agent_id) if x)
+    return f"{ev.seq or '-':>6} {when} {ev.kind:<16} {who:<28} {ev.message}".rstrip()
+
+
+@app.command()
+def events(
+    task: Annotated[str | None, typer.Option("--task", help="Only this task's events.")] = None,
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="Only kinds starting with this (task.revoked).")
+    ] = None,
+    after: Annotated[int, typer.Option(help="Only events after this sequence number.")] = 0,
+    limit: Annotated[int, typer.Option(help="Most events shown.")] = 1000,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Then stream new ones.")] = False,
+    url: UrlOpt = None,
+    data_dir: DataDirOpt = None,
+    group: GroupOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The event log: every assignment, detection (lost, stalled) and retry, with its reason."""
+
+    async def fn(nc: Any, g: str) -> None:
+        query = ListEvents(task_id=task, kind=kind, after=after, limit=limit)
+        stored = await call(nc, subjects.api(g, subjects.API_EVENTS), query, EventList)
+        for ev in stored.events:
+            typer.echo(ev.model_dump_json() if as_json else event_line(ev))
+        if not follow:
+            return
+        seen = stored.events[-1].seq if stored.events else after
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+
+        async def on_event(msg: Any) -> None:
+            with contextlib.suppress(ProtocolError):
+                queue.put_nowait(decode(msg.data, Event))
+
+        await nc.subscribe(subjects.all_events(g), cb=on_event)
+        while True:
+            ev = await queue.get()
+            if (ev.seq and ev.seq <= seen) or (task and ev.task_id != task):
+                continue
+            if kind and not ev.kind.startswith(kind):
+                continue
+            typer.echo(ev.model_dump_json() if as_json else event_line(ev))
+
+    with contextlib.suppress(KeyboardInterrupt):
+        _client_run(url, data_dir, group, fn)
 
 
 @app.command()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import logging
 import os
@@ -37,9 +38,11 @@ from protocols import (
     ErrorCode,
     ErrorReply,
     Event,
+    EventList,
     GetTask,
     Heartbeat,
     ListAgents,
+    ListEvents,
     ListTasks,
     Ok,
     Progress,
@@ -63,7 +66,7 @@ from .store import Row, Store
 
 log = logging.getLogger("clawhub.hub")
 
-Handler = Callable[[Any], BaseModel | None]
+Handler = Callable[[Any], BaseModel | Awaitable[BaseModel] | None]
 
 
 class Hub:
@@ -159,6 +162,7 @@ class Hub:
             (subjects.api(g, subjects.API_TASKS), (ListTasks,), self._list_tasks),
             (subjects.api(g, subjects.API_TASK), (GetTask,), self._get_task),
             (subjects.api(g, subjects.API_CANCEL), (CancelTask,), self._cancel_task),
+            (subjects.api(g, subjects.API_EVENTS), (ListEvents,), self._list_events),
         ]
         for subject, models, fn in routes:
             await self.nc.subscribe(subject, cb=self._callback(subject, models, fn))
@@ -296,7 +300,8 @@ class Hub:
                         ErrorCode.OVERSIZE,
                         f"payload of {len(msg.data)} bytes exceeds max_message_bytes ({limit})",
                     )
-                reply = fn(decode(msg.data, *models))
+                answer = fn(decode(msg.data, *models))
+                reply = await answer if inspect.isawaitable(answer) else answer
             except ProtocolError as exc:
                 self.board.refused(subject, exc, _sender(msg.data))
                 reply = ErrorReply(code=exc.code, message=exc.message)
@@ -347,6 +352,33 @@ class Hub:
         if rec is None:
             raise ProtocolError(ErrorCode.UNKNOWN_TASK, f"no task {msg.task_id}")
         return rec.status()
+
+    async def _list_events(self, msg: ListEvents) -> EventList:
+        await self.durable()  # what happened so far is in the log before it is read
+        rows = await asyncio.to_thread(
+            self.store.events,
+            self.group,
+            task_id=msg.task_id,
+            kind=msg.kind,
+            after=msg.after,
+            limit=msg.limit,
+        )
+        return EventList(
+            events=[
+                Event(
+                    seq=r.seq,
+                    ts=r.ts,
+                    kind=r.kind,
+                    task_id=r.task_id,
+                    agent_id=r.agent_id,
+                    attempt=r.attempt,
+                    state=r.state,
+                    message=r.message,
+                    data=json.loads(r.data),
+                )
+                for r in rows
+            ]
+        )
 
     def _cancel_task(self, msg: CancelTask) -> BaseModel:
         return self.board.cancel_task(msg.task_id, msg.reason).status()

@@ -210,10 +210,18 @@ class Store:
         return int(value or 0)
 
     def events(
-        self, group: str, *, task_id: str | None = None, kind: str | None = None, limit: int = 1000
+        self,
+        group: str,
+        *,
+        task_id: str | None = None,
+        kind: str | None = None,
+        after: int = 0,
+        limit: int = 1000,
     ) -> list[EventRow]:
-        """Events of the group in order, optionally of one task or kind prefix."""
+        """Events of the group in order, optionally of one task or kind prefix, after a seq."""
         stmt = select(EventRow).where(col(EventRow.group) == group)
+        if after:
+            stmt = stmt.where(col(EventRow.seq) > after)
         if task_id is not None:
             stmt = stmt.where(col(EventRow.task_id) == task_id)
         if kind is not None:

@@ -9,6 +9,7 @@ from pydantic import Field
 from ._base import Identifier, WireModel
 from .agents import AgentInfo
 from .errors import ErrorCode
+from .events import Event
 from .tasks import TaskSpec, TaskState, TaskStatus
 
 
@@ -72,6 +73,25 @@ class CancelTask(WireModel):
     type: Literal["claw.v1.api.cancel_task"] = "claw.v1.api.cancel_task"
     task_id: Identifier = Field(description="Task id.")
     reason: str = Field(default="", max_length=1000, description="Why.")
+
+
+class ListEvents(WireModel):
+    """Client → hub (request on ``api_events``): read the stored event log."""
+
+    type: Literal["claw.v1.api.list_events"] = "claw.v1.api.list_events"
+    task_id: Identifier | None = Field(default=None, description="Only this task's events.")
+    kind: str | None = Field(
+        default=None, max_length=100, description="Only kinds starting with this (`task.`)."
+    )
+    after: int = Field(default=0, ge=0, description="Only events with a larger `seq`.")
+    limit: int = Field(default=1000, ge=1, le=10_000, description="Most events returned.")
+
+
+class EventList(WireModel):
+    """Hub → client: stored events, oldest first."""
+
+    type: Literal["claw.v1.api.event_list"] = "claw.v1.api.event_list"
+    events: list[Event] = Field(description="The events.")
 
 
 class ErrorReply(WireModel):

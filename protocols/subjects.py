@@ -25,7 +25,8 @@ API_AGENTS = "agents"
 API_TASKS = "tasks"
 API_TASK = "task"
 API_CANCEL = "cancel"
-API_VERBS = (API_SUBMIT, API_AGENTS, API_TASKS, API_TASK, API_CANCEL)
+API_EVENTS = "events"
+API_VERBS = (API_SUBMIT, API_AGENTS, API_TASKS, API_TASK, API_CANCEL, API_EVENTS)
 
 
 def _check(kind: str, value: str) -> str:

@@ -20,7 +20,7 @@ import pytest
 from agents_sdk import Agent, HubClient, TaskContext
 from clawhub.hub import Hub
 from clawhub.store import Store
-from protocols import AgentList, TaskList, TaskSpec, TaskState
+from protocols import AgentList, Event, TaskList, TaskSpec, TaskState
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = (sys.executable, "-m", "clawhub.cli")
@@ -167,6 +167,27 @@ async def test_submit_and_wait_until_done(hub: Hub, env: dict[str, str]) -> None
     assert [(h.agent_id, h.outcome) for h in task.history] == [("cli-worker", "done")]
     assert TaskList.model_validate_json(ready.out).tasks == []  # filtered by --state
     assert AgentList.model_validate_json(agents.out).agents[0].completed == 1
+
+
+async def test_events_shows_the_log_of_a_task(hub: Hub, env: dict[str, str]) -> None:
+    async with worker(hub.url):
+        async with HubClient(hub.url) as client:
+            [tid] = await client.submit(TaskSpec(id="logged", title="log me", skills={"text": 0.5}))
+            await client.wait(tid, timeout=20)
+        lines, raw, revoked = await asyncio.gather(
+            clawhub(env, "events", "--task", tid, "--url", hub.url),
+            clawhub(env, "events", "--task", tid, "--json", "--url", hub.url),
+            clawhub(env, "events", "--kind", "task.revoked", "--url", hub.url),
+        )
+    assert lines.code == 0, lines
+    kinds = [line.split()[2] for line in lines.out.splitlines()]
+    assert kinds[0] == "task.submitted" and kinds[-1] == "task.done"
+    assert "task.assigned" in kinds and "task.running" in kinds
+    assert "offered to cli-worker" in lines.out
+    events = [Event.model_validate_json(line) for line in raw.out.splitlines()]
+    assert {e.task_id for e in events} == {tid}
+    assert [e.kind for e in events] == kinds
+    assert revoked.code == 0 and revoked.out.strip() == ""  # nothing was revoked
 
 
 async def test_tasks_table(hub: Hub, env: dict[str, str]) -> None:

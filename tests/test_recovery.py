@@ -93,6 +93,7 @@ async def test_killed_agent_is_lost_at_once_and_its_task_reassigned(
             await backup.start(hub.url)
             doomed.kill()  # SIGKILL: the connection closes, no goodbye
             status = await client.wait(tid, timeout=20)
+            log = await client.history(tid)
     finally:
         doomed.kill()
         doomed.wait()
@@ -103,6 +104,12 @@ async def test_killed_agent_is_lost_at_once_and_its_task_reassigned(
         ("backup", "done"),
     ]
     assert "connection closed" in status.history[0].reason
+    kinds = [e.kind for e in log]
+    assert kinds.index("task.revoked") < kinds.index("task.retry") < kinds.index("task.done")
+    revoked = next(e for e in log if e.kind == "task.revoked")
+    assert (revoked.agent_id, revoked.data["outcome"]) == ("doomed", "lost")
+    assert "connection closed" in revoked.message
+    assert [e.seq for e in log] == sorted(e.seq for e in log)
     await hub.durable()
     lost = hub.store.events(hub.group, kind="agent.lost")
     assert [e.agent_id for e in lost] == ["doomed"]
