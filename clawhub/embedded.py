@@ -103,6 +103,11 @@ class EmbeddedNats:
         return self._proc is not None and self._proc.poll() is None
 
     @property
+    def pid(self) -> int | None:
+        """The server's process id, while it runs."""
+        return self._proc.pid if self.running and self._proc is not None else None
+
+    @property
     def pid_path(self) -> Path:
         """The server's pid file."""
         return self.data_dir / "nats-server.pid"

@@ -524,6 +524,20 @@ class Hub:
                 self.board.sweep()
             except Exception:  # keep watching whatever happens
                 log.exception("lease sweep failed")
+            if self.embedded is not None and not self.embedded.running and not self._stopping:
+                await self._restart_embedded()
+
+    async def _restart_embedded(self) -> None:
+        """The embedded nats-server died under us: start it again on the same port, so the
+        hub and every agent reconnect to the URL they know."""
+        assert self.embedded is not None
+        log.warning("embedded nats-server exited; restarting it on port %s", self.embedded.port)
+        try:
+            self.embedded.start()  # from the loop's thread, as at start (dies with the hub)
+        except BusError:
+            log.exception("embedded nats-server would not restart; trying again")
+            return
+        self.board.emit("bus.restarted", message=f"embedded nats-server back on {self.url}")
 
     # ------------------------------------------------------------------ connection callbacks
 

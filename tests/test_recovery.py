@@ -19,6 +19,7 @@ from conftest import hub_settings
 from agents_sdk import Agent, HubClient, TaskContext
 from clawhub.embedded import EmbeddedNats
 from clawhub.hub import Hub
+from clawhub.settings import HubSettings
 from clawhub.store import Store
 from protocols import AgentInfo, TaskSpec, TaskState, TaskStatus, Timeouts
 
@@ -368,3 +369,45 @@ async def _has_agent(client: HubClient, agent_id: str) -> bool:
 async def _agents(hub: Hub) -> list[AgentInfo]:
     async with HubClient(hub.url) as client:
         return await client.agents(include_gone=True)
+
+
+async def test_embedded_bus_killed_mid_run_is_restarted_and_the_run_completes(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    settings = HubSettings(
+        data_dir=tmp_path / "hub", heartbeat_interval=0.2, sweep_interval=0.05, stall_timeout=30
+    )
+    log: list[str] = []
+    agents = [quick_agent(f"w{i}", 0.8, log, delay=0.05, capacity=2) for i in range(3)]
+    async with Hub(settings, store=sqlite_store) as hub:
+        assert hub.embedded is not None
+        url = hub.url
+        for agent in agents:
+            await agent.start(url)
+        try:
+            async with HubClient(url) as client:
+                ids = await client.submit(
+                    [TaskSpec(title=f"t{i}", skills={"x": 0.5}) for i in range(40)]
+                )
+
+            async def some_done() -> bool:
+                return sum(r.state is TaskState.DONE for r in hub.board.tasks.values()) >= 8
+
+            await wait_until(some_done)
+            old_pid = hub.embedded.pid
+            assert old_pid is not None
+            os.kill(old_pid, signal.SIGKILL)  # the bus crashes under the hub
+
+            async def all_done() -> bool:
+                return all(hub.board.tasks[i].state is TaskState.DONE for i in ids)
+
+            await wait_until(all_done, timeout=60)
+            assert hub.embedded.pid not in (None, old_pid)
+            assert hub.url == url  # same port: nobody had to be told a new address
+        finally:
+            for agent in agents:
+                await agent.stop()
+        for tid in ids:
+            assert sum(h.outcome == "done" for h in hub.board.tasks[tid].history) == 1
+        await hub.durable()
+        assert hub.store.events(hub.group, kind="bus.restarted")
