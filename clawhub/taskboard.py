@@ -307,9 +307,15 @@ class TaskBoard:
     def offer_accepted(self, task_id: str, attempt: int, agent_id: str) -> None:
         """The participant accepted: the attempt runs."""
         rec = self._current(task_id, attempt, agent_id)
-        if rec is None or rec.state is not S.ASSIGNED:
+        if rec is None:
+            # withdrawn while the answer travelled (cancelled, agent judged lost): stop it
+            self.sink.cancel(
+                agent_id,
+                Cancel(task_id=task_id, attempt=attempt, reason="offer withdrawn", ts=time.time()),
+            )
             return
-        self._start(rec)
+        if rec.state is S.ASSIGNED:
+            self._start(rec)
 
     def _start(self, rec: TaskRecord) -> None:
         self._move(rec, S.RUNNING)

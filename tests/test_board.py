@@ -1110,3 +1110,18 @@ def test_load_round_trip_of_a_live_board(tmp_path: Path) -> None:
         Result(task_id="c", attempt=got["c"].attempt, agent_id="w1", session="s1", output=5)
     )
     assert ack.state is S.DONE
+
+
+def test_an_accept_for_a_withdrawn_offer_is_answered_with_a_cancel(
+    board: Board, sink: RecordingSink
+) -> None:
+    register(board, "w1")
+    board.submit([TaskSpec(id="a", title="a")])
+    [offer] = board.next_offers(time.monotonic())
+    board.cancel_task("a", "changed my mind")
+    sink.cancels.clear()
+    board.offer_accepted("a", offer.attempt, "w1")
+    assert [(agent, c.task_id, c.reason) for agent, c in sink.cancels] == [
+        ("w1", "a", "offer withdrawn")
+    ]
+    assert board.tasks["a"].state is TaskState.CANCELLED
