@@ -84,7 +84,10 @@ class Hub:
         self._sys: NATS | None = None
         self._url: str | None = settings.nats_url
         self._pending: list[Row] = []
-        self._waiters: list[asyncio.Future[None]] = []
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._written = 0
+        """Rows queued so far (a sequence number); ``_committed``: rows committed so far."""
+        self._committed = 0
         self._write_signal = asyncio.Event()
         self._outbox: list[tuple[str, bytes]] = []
         self._outbox_signal = asyncio.Event()
@@ -100,6 +103,7 @@ class Hub:
     def write(self, row: Row) -> None:
         """Queue a row for the store writer."""
         self._pending.append(row)
+        self._written += 1
         self._write_signal.set()
 
     def publish(self, event: Event) -> None:
@@ -386,11 +390,13 @@ class Hub:
     # ------------------------------------------------------------------ background loops
 
     async def durable(self) -> None:
-        """Wait until every write queued so far is committed."""
-        if not self._pending and not self._waiters:
+        """Wait until every write queued so far is committed (including a batch that the
+        writer has already taken and is still committing)."""
+        target = self._written
+        if self._committed >= target:
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
+        self._waiters.append((target, fut))
         self._write_signal.set()
         if self._tasks and not self._tasks[0].done():
             await fut
@@ -399,19 +405,23 @@ class Hub:
 
     async def _write_once(self) -> None:
         batch, self._pending = self._pending, []
-        waiters, self._waiters = self._waiters, []
+        upto = self._written
         try:
-            await asyncio.to_thread(self.store.apply, batch)
+            if batch:
+                await asyncio.to_thread(self.store.apply, batch)
         except StoreError as exc:
             self.write_errors += 1
             self._pending[:0] = batch  # keep them; try again
-            for w in waiters:
-                if not w.done():
+            for target, w in self._waiters:
+                if target <= upto and not w.done():
                     w.set_exception(exc)
+            self._waiters = [(t, w) for t, w in self._waiters if not w.done()]
             raise
-        for w in waiters:
-            if not w.done():
+        self._committed = max(self._committed, upto)
+        for target, w in self._waiters:
+            if target <= self._committed and not w.done():
                 w.set_result(None)
+        self._waiters = [(t, w) for t, w in self._waiters if not w.done()]
 
     async def _writer(self) -> None:
         while True:
