@@ -218,6 +218,9 @@ class TaskBoard:
         """Match ready tasks to participants with free capacity; mark each one assigned."""
         if not self._ready:
             return []
+        for rec in self._ready.values():
+            if 0.0 < rec.not_before <= now:
+                rec.not_before = 0.0  # a back-off that has passed is over
         free = sum(a.free for a in self.agents.values() if a.state == "online" and a.free > 0)
         offers: list[Offer] = []
         barren: set[tuple[tuple[str, float], ...]] = set()

@@ -85,13 +85,6 @@ def test_output_schema_that_raises_leaves_task_stuck_in_validating(tmp_path: Pat
     assert board.agents["w1"].held == {}, "the holder's capacity slot is leaked"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: taskboard.py:244 sets not_before but nothing resets it; board.py:208 "
-        "next_retry() returns a past time and hub.py:453 spins every 10 ms"
-    ),
-)
 def test_stale_backoff_makes_the_scheduler_spin(tmp_path: Path) -> None:
     """``not_before`` is never reset, so a task that once backed off and is still waiting in
     ``ready`` makes ``next_retry()`` return a time in the past: the scheduler loop then
