@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -95,16 +95,6 @@ ROW_TYPES: tuple[type[SQLModel], ...] = (TaskRow, EventRow, AgentRow)
 def _table(model: type[SQLModel]) -> Table:
     table = SQLModel.metadata.tables[str(model.__tablename__)]
     return table
-
-
-@dataclass
-class Batch:
-    """Writes applied together in one transaction, in order."""
-
-    rows: list[Row] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.rows)
 
 
 def normalise_url(url: str) -> str:
