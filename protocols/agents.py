@@ -16,8 +16,13 @@ from ._base import (
     Timestamp,
     WireModel,
 )
+from .usage import Usage
 
 AgentState = Literal["online", "lost", "left"]
+
+#: ``active`` takes new work; ``paused`` takes none (what it holds runs on); ``draining``
+#: takes none and leaves the group once what it holds is finished.
+AgentMode = Literal["active", "paused", "draining"]
 
 
 class TaskRef(WireModel):
@@ -126,3 +131,8 @@ class AgentInfo(WireModel):
     running: list[TaskRef] = Field(default_factory=list, description="Attempts it holds.")
     completed: int = Field(default=0, ge=0, description="Attempts it finished and had accepted.")
     failed: int = Field(default=0, ge=0, description="Attempts it lost, stalled or failed.")
+    mode: AgentMode = Field(
+        default="active", description="active, paused (no new work) or draining (then leaves)."
+    )
+    usage: Usage = Field(default_factory=Usage, description="Model usage of its results.")
+    stalled: int = Field(default=0, ge=0, description="Attempts it held that stalled.")

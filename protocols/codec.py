@@ -24,6 +24,24 @@ from .control import (
 )
 from .errors import ErrorCode, ProtocolError
 from .events import Event
+from .goals import (
+    CancelGoal,
+    DecidePlan,
+    GetGoal,
+    GoalList,
+    GoalStatus,
+    ListGoals,
+    SubmitGoal,
+)
+from .human import (
+    ClaimTask,
+    DecideTask,
+    GetGroup,
+    GroupInfo,
+    PostChat,
+    ReassignTask,
+    SetAgentMode,
+)
 from .tasks import TaskStatus
 from .work import Accept, Assignment, Cancel, Decline, Progress, Result, ResultAck
 
@@ -53,6 +71,20 @@ MESSAGE_TYPES: tuple[type[BaseModel], ...] = (
     CancelTask,
     ListEvents,
     EventList,
+    DecideTask,
+    ReassignTask,
+    ClaimTask,
+    SetAgentMode,
+    PostChat,
+    GetGroup,
+    GroupInfo,
+    SubmitGoal,
+    GoalStatus,
+    ListGoals,
+    GoalList,
+    GetGoal,
+    DecidePlan,
+    CancelGoal,
     ErrorReply,
     Ok,
 )

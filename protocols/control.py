@@ -73,6 +73,7 @@ class CancelTask(WireModel):
     type: Literal["claw.v1.api.cancel_task"] = "claw.v1.api.cancel_task"
     task_id: Identifier = Field(description="Task id.")
     reason: str = Field(default="", max_length=1000, description="Why.")
+    by: Identifier | None = Field(default=None, description="Who cancels (for the record).")
 
 
 class ListEvents(WireModel):

@@ -8,7 +8,8 @@ Subjects are grouped by Claw Group (the tenant)::
     claw.<group>.hub.progress      publish   agent → hub   Progress
     claw.<group>.hub.result        request   agent → hub   Result → ResultAck
     claw.<group>.agent.<id>.inbox  both      hub → agent   Assignment → Accept|Decline; Cancel
-    claw.<group>.api.<verb>        request   client → hub  SubmitTasks, ListTasks, ...
+    claw.<group>.api.<verb>        request   client → hub  SubmitTasks, ListTasks, DecideTask,
+                                                           SubmitGoal, PostChat, ... (API_VERBS)
     claw.<group>.events.<kind>     publish   hub → all     Event (kind dots kept: task.done)
 
 Every request may instead be answered with ``ErrorReply``.
@@ -26,7 +27,36 @@ API_TASKS = "tasks"
 API_TASK = "task"
 API_CANCEL = "cancel"
 API_EVENTS = "events"
-API_VERBS = (API_SUBMIT, API_AGENTS, API_TASKS, API_TASK, API_CANCEL, API_EVENTS)
+API_DECIDE = "decide"
+API_REASSIGN = "reassign"
+API_CLAIM = "claim"
+API_AGENT_MODE = "agent_mode"
+API_CHAT = "chat"
+API_GROUP = "group"
+API_GOAL_SUBMIT = "goal_submit"
+API_GOALS = "goals"
+API_GOAL = "goal"
+API_GOAL_DECIDE = "goal_decide"
+API_GOAL_CANCEL = "goal_cancel"
+API_VERBS = (
+    API_SUBMIT,
+    API_AGENTS,
+    API_TASKS,
+    API_TASK,
+    API_CANCEL,
+    API_EVENTS,
+    API_DECIDE,
+    API_REASSIGN,
+    API_CLAIM,
+    API_AGENT_MODE,
+    API_CHAT,
+    API_GROUP,
+    API_GOAL_SUBMIT,
+    API_GOALS,
+    API_GOAL,
+    API_GOAL_DECIDE,
+    API_GOAL_CANCEL,
+)
 
 
 def _check(kind: str, value: str) -> str:

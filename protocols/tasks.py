@@ -8,6 +8,8 @@ from typing import Any, Literal
 from pydantic import Field, JsonValue, field_validator
 
 from ._base import Clearance, Device, Identifier, Kind, Level, SkillName, Timestamp, WireModel
+from .review import ValidationStep, Verdict
+from .usage import Usage
 
 
 class TaskState(StrEnum):
@@ -22,7 +24,9 @@ class TaskState(StrEnum):
     RUNNING = "running"
     """Accepted; the participant works on it."""
     VALIDATING = "validating"
-    """A result arrived and is being checked."""
+    """A result arrived and is being checked (schema, reviewer, judge model)."""
+    NEEDS_HUMAN = "needs_human"
+    """The result waits for a human to approve or reject it."""
     DONE = "done"
     """Finished, output accepted. Terminal."""
     FAILED = "failed"
@@ -121,6 +125,28 @@ class TaskSpec(WireModel):
     output_schema: dict[str, Any] | None = Field(
         default=None, description="JSON Schema the output must match to be accepted."
     )
+    acceptance: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Acceptance criteria, in words: what reviewers and the judge model check.",
+    )
+    validation: list[ValidationStep] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Checks a result goes through, in order. A `schema` step runs first "
+        "whenever `output_schema` is set, listed or not.",
+    )
+    rework: Literal["other", "any"] = Field(
+        default="other",
+        description="After a rejection: `other` gives the rework to another participant "
+        "when one qualifies; `any` lets the author try again with the reasons.",
+    )
+    prefer_cheap: bool = Field(
+        default=False, description="Prefer the cheapest qualified participant."
+    )
+    goal: Identifier | None = Field(
+        default=None, description="The goal this task belongs to (set by the hub)."
+    )
     metadata: dict[str, str] = Field(default_factory=dict, description="Free key/value tags.")
 
     @field_validator("skills", mode="before")
@@ -174,3 +200,13 @@ class TaskStatus(WireModel):
     created_at: Timestamp = Field(description="Submitted at.")
     updated_at: Timestamp = Field(description="Last state change.")
     history: list[AttemptInfo] = Field(default_factory=list, description="Every attempt.")
+    verdicts: list[Verdict] = Field(
+        default_factory=list, description="Every validation verdict, oldest first."
+    )
+    validation_step: int | None = Field(
+        default=None, description="Index of the validation step under way (validating only)."
+    )
+    review_of: Identifier | None = Field(
+        default=None, description="For a review task: the task whose output it reviews."
+    )
+    usage: Usage = Field(default_factory=Usage, description="Model usage of every attempt.")

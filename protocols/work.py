@@ -7,7 +7,9 @@ from typing import Literal
 from pydantic import Field, JsonValue
 
 from ._base import Identifier, Level, Timestamp, WireModel
+from .review import Verdict
 from .tasks import TaskSpec, TaskState
+from .usage import Usage
 
 
 class Assignment(WireModel):
@@ -27,6 +29,10 @@ class Assignment(WireModel):
     )
     stall_timeout: float = Field(gt=0, description="Report progress at least this often (s).")
     run_timeout: float | None = Field(default=None, description="Hard limit for this attempt.")
+    feedback: list[Verdict] = Field(
+        default_factory=list,
+        description="Rejections of earlier attempts, with their reasons: what to fix.",
+    )
 
 
 class Accept(WireModel):
@@ -76,6 +82,9 @@ class Result(WireModel):
     output: JsonValue = Field(default=None, description="The output (any JSON).")
     error: str | None = Field(default=None, max_length=100_000, description="Error text if not ok.")
     duration: float | None = Field(default=None, ge=0, description="Seconds the handler ran.")
+    usage: Usage | None = Field(
+        default=None, description="Model tokens and cost this attempt spent (LLM agents)."
+    )
 
 
 class ResultAck(WireModel):

@@ -1,0 +1,1 @@
+"""The Claw Hub TUI: humans join a Claw Group as participants (Textual)."""
