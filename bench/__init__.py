@@ -1,0 +1,1 @@
+"""Claw Hub benchmarks: ``python -m bench`` (see ``bench/__main__.py``)."""
