@@ -3,6 +3,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 STAMP := $(VENV)/.stamp-install
+BENCH_STAMP := $(VENV)/.stamp-bench
 
 .PHONY: demo test bench up schema
 
@@ -18,8 +19,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	LITELLM_LOCAL_MODEL_COST_MAP=True $(VENV)/bin/pytest -q
 
-bench: $(STAMP)
-	$(VENV)/bin/python bench/bench_dispatch.py
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(VENV)/bin/pip install -q -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+# every scenario (a few minutes); BENCH_ARGS="--quick" or "--only latency" for less
+bench: $(BENCH_STAMP)
+	LITELLM_LOCAL_MODEL_COST_MAP=True $(VENV)/bin/python -m bench $(BENCH_ARGS)
 
 up: $(STAMP)
 	$(VENV)/bin/clawhub up

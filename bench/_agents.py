@@ -26,7 +26,7 @@ def make_agent(agent_id: str, skills: dict[str, float], capacity: int) -> Agent:
     async def work(ctx: TaskContext) -> object:
         start = time.time()
         spec = ctx.input if isinstance(ctx.input, dict) else {}
-        if spec.get("hang"):
+        if spec.get("hang") or spec.get("hang_on") == agent.id:
             await asyncio.Event().wait()
         sleep = float(spec.get("sleep") or 0)  # type: ignore[arg-type]
         every = float(spec.get("progress") or 0)  # type: ignore[arg-type]
@@ -43,7 +43,7 @@ def make_agent(agent_id: str, skills: dict[str, float], capacity: int) -> Agent:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    skills = {s: 0.8 for s in args.skills.split(",")}
+    skills = {s: args.level for s in args.skills.split(",")}
     agents = [
         make_agent(f"{args.prefix}-{i}", skills, args.capacity)
         for i in range(args.first, args.first + args.count)
@@ -66,6 +66,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=1)
     parser.add_argument("--capacity", type=int, default=1)
     parser.add_argument("--skills", default="work")
+    parser.add_argument("--level", type=float, default=0.8)
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
     asyncio.run(serve(parser.parse_args()))
 

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import statistics
 import sys
@@ -153,7 +154,7 @@ def hub_config(server: EmbeddedNats, data_dir: Path, **overrides: object) -> dic
         "nats_url": server.url,
         "nats_system_url": server.system_url,
         "data_dir": str(data_dir),
-        "heartbeat_interval": 1.0,
+        "heartbeat_interval": 2.0,
         "missed_beats": 3,
     }
     config.update(overrides)
@@ -169,10 +170,28 @@ async def hub_process(
     config = json.dumps(hub_config(server, data_dir, **overrides))
     proc = Proc("bench._hub", config, log=data_dir / "hub.log")
     await proc.start()
+    spy = await _profile(proc.pid, "hub")
     try:
         yield proc
     finally:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            await spy.wait()
         await proc.stop()
+
+
+async def _profile(pid: int, name: str) -> asyncio.subprocess.Process | None:
+    """With ``BENCH_PYSPY=DIR``: sample ``pid`` with py-spy into ``DIR/<name>-<pid>.txt``
+    (collapsed stacks: ``python -m bench.profile FILE`` prints the top frames)."""
+    out = os.environ.get("BENCH_PYSPY")
+    spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
+    if not out or not os.access(spy, os.X_OK):
+        return None
+    target = Path(out) / f"{name}-{pid}.txt"
+    argv = [spy, "record", "-p", str(pid), "-r", "250", "-f", "raw", "-o", str(target)]
+    return await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
 
 
 class Fleet:
@@ -187,6 +206,7 @@ class Fleet:
         prefix: str = "bench",
         capacity: int = 1,
         skills: str = "work",
+        level: float = 0.8,
         log: Path | None = None,
     ) -> None:
         self.procs: list[Proc] = []
@@ -194,7 +214,7 @@ class Fleet:
         for first in range(0, count, per_proc):
             n = min(per_proc, count - first)
             argv = ["--url", url, "--prefix", prefix, "--first", str(first), "--count", str(n)]
-            argv += ["--capacity", str(capacity), "--skills", skills]
+            argv += ["--capacity", str(capacity), "--skills", skills, "--level", str(level)]
             self.procs.append(Proc("bench._agents", *argv, log=log))
             self.ids.append([f"{prefix}-{i}" for i in range(first, first + n)])
 
