@@ -294,8 +294,7 @@ class LLMAgent(Agent):
             mock = self._next_mock()
             if mock is not None:
                 kwargs["mock_response"] = mock
-            else:
-                kwargs.pop("mock_response", None)
+            elif "mock_response" not in kwargs:
                 self._check_key(kwargs)
             if call == 1:
                 await ctx.progress(None, f"asking {self.model}")
@@ -328,7 +327,10 @@ class LLMAgent(Agent):
         return mock
 
     def _check_key(self, kwargs: dict[str, Any]) -> None:
-        """Fail before calling when the provider's key is plainly missing."""
+        """Fail before calling when the provider's key is plainly missing.
+
+        Skipped with an ``api_base`` (a proxy or local server may need no key).
+        """
         provider = provider_of(self.model)
         env = KEY_ENV.get(provider)
         if env is None or kwargs.get("api_key") or kwargs.get("api_base") or os.environ.get(env):
