@@ -33,6 +33,7 @@ from protocols import (
     TaskState,
     Timeouts,
     Usage,
+    ValidationStep,
     Verdict,
     decode,
     subjects,
@@ -418,6 +419,9 @@ async def test_llm_agent_completes_a_task_on_a_hub(
     assert result.usage is not None
     assert result.usage.cost > 0 and result.usage.completion_tokens > 0
     assert result.usage.models == ["openai/gpt-4o-mini"]
+    assert status.usage == result.usage  # the hub keeps it with the task and the agent
+    known = {a.profile.id: a for a in await client.agents(include_gone=True)}
+    assert known["writer-1"].usage == result.usage
     streamed = [
         e.message for e in progress if e.task_id == tid and "characters so far" in (e.message or "")
     ]
@@ -482,3 +486,62 @@ async def test_a_failing_model_fails_the_attempt_on_a_hub(
     assert "ModelUnavailable: openai/gpt-4o-mini: rate limit on every one of 2 calls" in (
         status.error or ""
     )
+
+
+async def _wait_state(client: HubClient, task_id: str, state: TaskState) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        current = (await client.task(task_id)).state
+        if current is state:
+            return
+        assert not current.terminal, current
+        await asyncio.sleep(0.05)
+    pytest.fail(f"{task_id} never reached {state.value}")
+
+
+async def test_a_rejected_answer_is_reworked_with_the_reasons_in_the_prompt(
+    hub: Hub, client: HubClient, tmp_path: Path, prompts: PromptRecorder
+) -> None:
+    """A human rejects the first answer on the hub; the rework prompt carries the reason,
+    and the hub sums the usage of both attempts into the task."""
+    writer = LLMAgent(
+        "writer",
+        id="writer-2",
+        model="openai/gpt-4o-mini",
+        skills={"writing": 0.9},
+        mock_response=["Draft one.", "Draft two, with the Register change."],
+        memory_notes=0,
+        data_dir=tmp_path / "writer-2",
+    )
+    results: list[Result] = []
+    sub = await _results(client, results)
+    await writer.start(hub.url)
+    try:
+        spec = TaskSpec(
+            title="Write the release notes",
+            skills={"writing": 0.5},
+            validation=[ValidationStep(kind="human")],
+            rework="any",
+        )
+        [tid] = await client.submit([spec])
+        await _wait_state(client, tid, TaskState.NEEDS_HUMAN)
+        reason = "It does not mention the breaking change to Register."
+        await client.decide(tid, False, reason, by="alice")
+        await _wait_state(client, tid, TaskState.NEEDS_HUMAN)
+        status = await client.decide(tid, True, "good", by="alice")
+        status = await client.wait(tid, timeout=30)
+    finally:
+        await writer.stop()
+        await sub.unsubscribe()
+    assert status.state is TaskState.DONE, status.error
+    assert status.output == "Draft two, with the Register change."
+    first, second = (str(messages[-1]["content"]) for _, messages in prompts.calls)
+    assert "rejected" not in first
+    assert "## Earlier attempts were rejected" in second
+    assert f"attempt 1, rejected by alice: {reason}" in second
+    # the hub summed what both attempts spent
+    mine = [r.usage for r in results if r.task_id == tid and r.usage is not None]
+    assert len(mine) == 2
+    assert status.usage.calls == 2
+    assert status.usage.cost == pytest.approx(mine[0].cost + mine[1].cost)
+    assert status.usage.completion_tokens == sum(u.completion_tokens for u in mine)
