@@ -7,6 +7,7 @@ lack a required skill.
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -101,18 +102,23 @@ class Scored(NamedTuple):
         )
 
 
+def _total(skill: float, load: float, reliability: float, cheap: float) -> float:
+    """The weighted score (one expression, so that ``Ladder`` and ``score`` agree exactly)."""
+    return (
+        WEIGHT_SKILL * skill
+        + WEIGHT_LOAD * load
+        + WEIGHT_RELIABILITY * reliability
+        + WEIGHT_COST * cheap
+    )
+
+
 def score(spec: TaskSpec, cand: Candidate) -> Scored:
     """Score a candidate that passed the hard filters; higher is better."""
     p = cand.profile
     skill = sum(p.skills[s] for s in spec.skills) / len(spec.skills) if spec.skills else 0.5
     load = 1.0 - cand.load / p.capacity
     cheap = 1.0 / (1.0 + p.cost)
-    total = (
-        WEIGHT_SKILL * skill
-        + WEIGHT_LOAD * load
-        + WEIGHT_RELIABILITY * cand.reliability
-        + WEIGHT_COST * cheap
-    )
+    total = _total(skill, load, cand.reliability, cheap)
     return Scored(total, p.id, skill, load, cand.reliability, cheap)
 
 
@@ -164,3 +170,57 @@ class SkillIndex:
 
     def __len__(self) -> int:
         return len(self._skills_of)
+
+
+class Ladder:
+    """For each skill, the participants that take work now, best first for a task that
+    needs that one skill.
+
+    Such a task scores a participant by the participant alone (its level in the skill, its
+    load, reliability and cost), so keeping each skill's participants sorted by that score
+    puts the best match at the top: matching a one-skill task looks at a few participants,
+    however many are registered. ``update`` is called whenever one of those inputs changes.
+    Also counts the free capacity of every online participant (paused ones too: a task
+    may be pinned to one).
+    """
+
+    def __init__(self) -> None:
+        self._rungs: dict[str, list[tuple[float, str]]] = {}
+        self._entries: dict[str, list[tuple[str, tuple[float, str]]]] = {}
+        self._free: dict[str, int] = {}
+        self.free = 0
+        """Free capacity of every online participant."""
+
+    def update(
+        self, profile: AgentProfile, load: int, reliability: float, online: bool, takes: bool
+    ) -> None:
+        """Re-rank a participant (``takes``: online, active and with free capacity)."""
+        self.remove(profile.id)
+        free = profile.capacity - load
+        if online and free > 0:
+            self._free[profile.id] = free
+            self.free += free
+        if not takes:
+            return
+        load_part = 1.0 - load / profile.capacity
+        cheap = 1.0 / (1.0 + profile.cost)
+        entries = []
+        for skill, level in profile.skills.items():
+            entry = (-_total(level, load_part, reliability, cheap), profile.id)
+            insort(self._rungs.setdefault(skill, []), entry)
+            entries.append((skill, entry))
+        self._entries[profile.id] = entries
+
+    def remove(self, agent_id: str) -> None:
+        """Take a participant off every rung."""
+        self.free -= self._free.pop(agent_id, 0)
+        for skill, entry in self._entries.pop(agent_id, ()):
+            rung = self._rungs[skill]
+            i = bisect_left(rung, entry)
+            if i < len(rung) and rung[i] == entry:
+                del rung[i]
+
+    def ranked(self, skill: str) -> list[tuple[float, str]]:
+        """``(-score, agent id)`` of the participants with ``skill`` that take work, best
+        first (ties by id, as ``rank``). Do not change the board while iterating."""
+        return self._rungs.get(skill, [])

@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import json
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import JsonValue
 
@@ -162,9 +164,73 @@ class TaskRecord:
         )
 
 
+#: ``AgentRecord`` fields the matcher ranks by (a change re-ranks the participant).
+_RANKED = frozenset({"profile", "state", "mode", "reliability", "held"})
+
+Watch = Callable[["AgentRecord"], None]
+
+
+class Held(dict[str, int]):
+    """``AgentRecord.held``, which tells its record when it changes (load is ranked)."""
+
+    record: AgentRecord | None = None
+
+    def _changed(self) -> None:
+        if self.record is not None:
+            self.record.changed()
+
+    def __setitem__(self, key: str, value: int) -> None:
+        super().__setitem__(key, value)
+        self._changed()
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self._changed()
+
+    def pop(self, key: str, *default: Any) -> Any:
+        value = super().pop(key, *default)
+        self._changed()
+        return value
+
+    def popitem(self) -> tuple[str, int]:
+        item = super().popitem()
+        self._changed()
+        return item
+
+    def clear(self) -> None:
+        super().clear()
+        self._changed()
+
+    def update(self, *args: Any, **kwargs: int) -> None:
+        super().update(*args, **kwargs)
+        self._changed()
+
+    def setdefault(self, key: str, default: int) -> int:
+        value = super().setdefault(key, default)
+        self._changed()
+        return value
+
+
+class AgentTable(dict[str, "AgentRecord"]):
+    """The board's participants by id: a record put here reports every change that can
+    move it in the matcher's ranking to ``watch``."""
+
+    def __init__(self, watch: Watch, records: Iterable[tuple[str, AgentRecord]] = ()) -> None:
+        super().__init__()
+        self.watch = watch
+        for key, record in records:
+            self[key] = record
+
+    def __setitem__(self, key: str, record: AgentRecord) -> None:
+        super().__setitem__(key, record)
+        record.watch = self.watch
+        self.watch(record)
+
+
 @dataclass(eq=False)
 class AgentRecord:
-    """One participant as the hub sees it."""
+    """One participant as the hub sees it. Changes to the fields the matcher ranks by
+    (``_RANKED``, including every change of ``held``) are reported to ``watch``."""
 
     profile: AgentProfile
     session: str
@@ -179,6 +245,21 @@ class AgentRecord:
     mode: AgentMode = "active"
     usage: Usage = field(default_factory=Usage)
     stalled: int = 0
+    watch: Watch | None = field(default=None, repr=False)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "held":
+            value = value if isinstance(value, Held) else Held(value)
+            value.record = self
+        object.__setattr__(self, name, value)
+        if name in _RANKED:
+            self.changed()
+
+    def changed(self) -> None:
+        """Tell the watcher (the board's matcher) that this participant may rank anew."""
+        watch = self.__dict__.get("watch")
+        if watch is not None:
+            watch(self)
 
     @property
     def takes_work(self) -> bool:

@@ -29,8 +29,8 @@ from protocols import (
 
 from .effects import FAILED_OUTCOMES, Offer, Sink, new_task_id, topological
 from .lifecycle import HELD, after_failed_attempt, initial_state, transition
-from .matching import Candidate, Scored, SkillIndex, rank, reject_reason
-from .records import AgentRecord, TaskRecord
+from .matching import Candidate, Ladder, Scored, SkillIndex, rank, reject_reason, score
+from .records import AgentRecord, AgentTable, TaskRecord
 from .settings import HubSettings
 from .store import EVENTS, Write, dumps
 from .validation import schema_problem
@@ -47,7 +47,8 @@ class TaskBoard:
         self.sink = sink
         self.hub_id = hub_id
         self.tasks: dict[str, TaskRecord] = {}
-        self.agents: dict[str, AgentRecord] = {}
+        self.ladder = Ladder()
+        self.agents: dict[str, AgentRecord] = AgentTable(self._rerank)
         self.index = SkillIndex()
         self._ready: dict[str, TaskRecord] = {}
         self._active: dict[str, TaskRecord] = {}
@@ -222,13 +223,12 @@ class TaskBoard:
         for rec in self._ready.values():
             if 0.0 < rec.not_before <= now:
                 rec.not_before = 0.0  # a back-off that has passed is over
-        free = sum(a.free for a in self.agents.values() if a.state == "online" and a.free > 0)
         offers: list[Offer] = []
         barren: set[tuple[tuple[str, float], ...]] = set()
-        if free <= 0:
+        if self.ladder.free <= 0:
             return offers
         for rec in sorted(self._ready.values(), key=lambda r: (-r.spec.priority, r.seq)):
-            if free <= 0:
+            if self.ladder.free <= 0:  # every assignment below takes one
                 break
             if rec.not_before > now:
                 continue
@@ -251,8 +251,37 @@ class TaskBoard:
             best = choices[0]
             why = [s.wire() for s in ranked[:3]]
             offers.append(self._assign(rec, self.agents[best.agent_id], why))
-            free -= 1
         return offers
+
+    def _rerank(self, agent: AgentRecord) -> None:
+        online = agent.state == "online"
+        self.ladder.update(agent.profile, agent.load, agent.reliability, online, agent.takes_work)
+
+    def _climb(self, rec: TaskRecord, skill: str, limit: float | None) -> list[Scored]:
+        """``_rank`` for a task that needs one skill: walk that skill's ladder from the top
+        until the best candidate not declined and the top three are known."""
+        spec = rec.spec
+        ranked: list[Scored] = []
+        for prefer in (True, False):
+            skipped = chosen = False
+            for _, agent_id in self.ladder.ranked(skill):
+                a = self.agents[agent_id]
+                if limit is not None and a.profile.cost > limit:
+                    continue
+                if prefer and agent_id in rec.excluded:
+                    skipped = True
+                    continue
+                cand = Candidate(a.profile, a.load, a.reliability)
+                if reject_reason(spec, cand) is not None:
+                    continue
+                ranked.append(score(spec, cand))
+                chosen = chosen or agent_id not in rec.declined
+                if chosen and len(ranked) >= 3:
+                    break
+            if ranked or not skipped:
+                break
+            # only participants that failed this task before qualify: better them than never
+        return ranked
 
     def _rank(self, rec: TaskRecord) -> list[Scored]:
         if rec.pinned is not None:
@@ -263,8 +292,11 @@ class TaskBoard:
                 return []  # wait for the chosen participant to have room
             else:
                 return rank(rec.spec, [Candidate(agent.profile, agent.load, agent.reliability)])
-        ids = self.index.candidates(rec.spec.skills)
         limit = self._cost_limit(rec)
+        if len(rec.spec.skills) == 1:
+            [skill] = rec.spec.skills
+            return self._climb(rec, skill, limit)
+        ids = self.index.candidates(rec.spec.skills)
         cands = [
             Candidate(a.profile, a.load, a.reliability)
             for a in (self.agents[i] for i in ids)

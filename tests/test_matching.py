@@ -346,3 +346,70 @@ def test_index_never_returns_an_agent_lacking_a_skill() -> None:
         got = index.candidates(wanted)
         expected = {i for i, p in by_id.items() if all(s in p.skills for s in wanted)}
         assert got == expected
+
+
+# -- the ladder: one-skill tasks ranked from the top, as a full scan would ---------------------
+
+
+def test_ladder_ranks_one_skill_tasks_exactly_as_a_full_scan() -> None:
+    """Random boards: the board's ladder walk (``_rank`` of a one-skill task) returns the
+    same top candidates, in the same order, as ranking every participant, and the same
+    first choice not declined; loads, reliabilities, modes and exclusions vary."""
+    import random
+    from pathlib import Path
+    from tempfile import mkdtemp
+
+    from clawhub.board import Board
+    from clawhub.records import TaskRecord
+    from clawhub.settings import HubSettings
+    from protocols import Register, TaskState
+
+    class Sink:
+        def write(self, row: object) -> None: ...
+        def publish(self, event: object) -> None: ...
+        def cancel(self, agent_id: str, message: object) -> None: ...
+        def wake(self) -> None: ...
+
+    rnd = random.Random(3)
+    skills = ["a", "b", "c", "d"]
+    for case in range(150):
+        settings = HubSettings(nats_url="nats://x", data_dir=Path(mkdtemp()))
+        board = Board("default", settings, Sink(), "hub")  # type: ignore[arg-type]
+        for i in range(rnd.randint(1, 40)):
+            p = profile(
+                f"x{i}",
+                skills={s: rnd.choice([0.2, 0.5, 0.5, 0.9]) for s in rnd.sample(skills, 2)},
+                capacity=rnd.randint(1, 3),
+                cost=rnd.choice([0.0, 0.0, 1.0]),
+            )
+            board.register(Register(profile=p, session="s"))
+            agent = board.agents[p.id]
+            for j in range(rnd.randint(0, p.capacity)):
+                agent.held[f"h{i}-{j}"] = 1
+            agent.reliability = rnd.choice([0.5, 0.9, 0.9, 1.0])
+            agent.mode = rnd.choice(["active", "active", "paused"])
+            agent.state = rnd.choice(["online", "online", "online", "lost"])
+        skill = rnd.choice(skills)
+        task = TaskSpec(id=f"t{case}", title="t", skills={skill: rnd.choice([0.0, 0.5])})
+        rec = TaskRecord(
+            id=task.id or "", seq=1, spec=task, state=TaskState.READY, created_at=0, updated_at=0
+        )
+        ids = list(board.agents)
+        rec.excluded = set(rnd.sample(ids, rnd.randint(0, min(3, len(ids)))))
+        rec.declined = set(rnd.sample(ids, rnd.randint(0, min(3, len(ids)))))
+        everyone = [
+            Candidate(a.profile, a.load, a.reliability)
+            for a in board.agents.values()
+            if a.takes_work and skill in a.profile.skills
+        ]
+        full = rank(task, [c for c in everyone if c.profile.id not in rec.excluded])
+        if not full:
+            full = rank(task, everyone)
+        walked = board._rank(rec)
+        assert walked == full[: len(walked)], case
+        assert walked[:3] == full[:3], case
+        first = [s.agent_id for s in full if s.agent_id not in rec.declined][:1]
+        assert [s.agent_id for s in walked if s.agent_id not in rec.declined][:1] == first, case
+        assert board.ladder.free == sum(
+            a.free for a in board.agents.values() if a.state == "online" and a.free > 0
+        )
