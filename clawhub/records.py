@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import JsonValue
+from pydantic import JsonValue, TypeAdapter
 
 from protocols import (
     AgentInfo,
@@ -29,6 +29,8 @@ from protocols import (
 from .store import AGENTS, TASKS, AgentRow, TaskRow, Write, dumps
 
 _NO_CONSTRAINTS = Constraints()
+_HISTORY = TypeAdapter(list[AttemptInfo])
+_VERDICTS = TypeAdapter(list[Verdict])
 
 
 @dataclass(eq=False)
@@ -119,8 +121,8 @@ class TaskRecord:
                 "output": None if self.output is None else dumps(self.output),
                 "error": self.error,
                 "excluded": dumps(sorted(self.excluded)),
-                "history": dumps([h.model_dump(mode="json") for h in self.history]),
-                "verdicts": dumps([v.model_dump(mode="json") for v in self.verdicts]),
+                "history": _HISTORY.dump_json(self.history).decode(),
+                "verdicts": _VERDICTS.dump_json(self.verdicts).decode(),
                 "usage": self.usage.model_dump_json(),
                 "extra": dumps(
                     {
@@ -252,8 +254,19 @@ class AgentRecord:
             value = value if isinstance(value, Held) else Held(value)
             value.record = self
         object.__setattr__(self, name, value)
+        if name == "profile":
+            self.__dict__.pop("_profile_json", None)
         if name in _RANKED:
             self.changed()
+
+    @property
+    def profile_json(self) -> str:
+        """The profile as JSON (kept until the profile is replaced)."""
+        cached: str | None = self.__dict__.get("_profile_json")
+        if cached is None:
+            cached = self.profile.model_dump_json()
+            object.__setattr__(self, "_profile_json", cached)
+        return cached
 
     def changed(self) -> None:
         """Tell the watcher (the board's matcher) that this participant may rank anew."""
@@ -309,7 +322,7 @@ class AgentRecord:
             {
                 "group": group,
                 "id": self.id,
-                "profile": self.profile.model_dump_json(),
+                "profile": self.profile_json,
                 "session": self.session,
                 "state": self.state,
                 "reliability": self.reliability,

@@ -78,7 +78,8 @@ class TaskBoard:
         if store:
             self._event_seq += 1
             seq = self._event_seq
-        event = Event(
+        # built from the board's own values: no need to validate them again
+        event = Event.model_construct(
             seq=seq,
             ts=time.time(),
             kind=kind,
