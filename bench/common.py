@@ -222,8 +222,13 @@ class Fleet:
         # a few at a time: 2 cores, and each process registers its agents in bursts
         for start in range(0, len(self.procs), 4):
             await asyncio.gather(*(p.start() for p in self.procs[start : start + 4]))
+        self._spy = await _profile(self.procs[0].pid, "agents")
 
     async def stop(self) -> None:
+        spy, self._spy = getattr(self, "_spy", None), None
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            await spy.wait()
         await asyncio.gather(*(p.stop() for p in self.procs))
 
     async def __aenter__(self) -> Fleet:

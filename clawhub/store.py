@@ -285,9 +285,13 @@ class Store:
         self.engine.dispose()
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def dumps(value: Any) -> str:
-    """Compact JSON for a text column."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON for a text column (one encoder for every call: ``json.dumps`` with
+    options builds a new one each time)."""
+    return _COMPACT.encode(value)
 
 
 def _sql_literal(value: Any) -> str:
