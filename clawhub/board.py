@@ -207,11 +207,6 @@ class Board(GoalBoard):
                     self._end_attempt(rec, "timed_out", "deadline passed", notify=True)
                 self._finish(rec, S.FAILED, "deadline passed")
 
-    def next_retry(self) -> float | None:
-        """Earliest monotonic time a backed-off ready task may be offered again."""
-        times = [r.not_before for r in self._ready.values() if r.not_before > 0]
-        return min(times) if times else None
-
     # ------------------------------------------------------------------ recovery
 
     def load(
@@ -248,7 +243,7 @@ class Board(GoalBoard):
         validating: list[TaskRecord] = []
         for rec in recs:
             if rec.state is S.READY:
-                self._ready[rec.id] = rec
+                self._enqueue(rec)
             elif rec.state is S.ASSIGNED:
                 # the offer died with the old hub: offer again, without counting a failure
                 holder = self.agents.get(rec.assigned_to or "")

@@ -7,6 +7,7 @@ of the bus, makes each one testable on its own and every change atomic in the ev
 
 from __future__ import annotations
 
+import heapq
 import time
 
 from pydantic import JsonValue
@@ -51,6 +52,11 @@ class TaskBoard:
         self.agents: dict[str, AgentRecord] = AgentTable(self._rerank)
         self.index = SkillIndex()
         self._ready: dict[str, TaskRecord] = {}
+        self._queue: list[tuple[int, int, str]] = []
+        """``(-priority, seq, id)`` of ready tasks, a heap; entries of tasks no longer
+        ready are dropped when they come up."""
+        self._backoff: dict[str, TaskRecord] = {}
+        """Ready tasks that every candidate declined, waiting for ``not_before``."""
         self._active: dict[str, TaskRecord] = {}
         self._deadlines: dict[str, TaskRecord] = {}
         self._event_seq = 0
@@ -127,10 +133,16 @@ class TaskBoard:
     def _save_agent(self, agent: AgentRecord) -> None:
         self.sink.write(agent.write(self.group))
 
+    def _enqueue(self, rec: TaskRecord) -> None:
+        """Add a ready task to the matcher's queue."""
+        if rec.id not in self._ready:
+            heapq.heappush(self._queue, (-rec.spec.priority, rec.seq, rec.id))
+        self._ready[rec.id] = rec
+
     def _move(self, rec: TaskRecord, dst: TaskState) -> None:
         rec.state = transition(rec.id, rec.state, dst)
         if dst is S.READY:
-            self._ready[rec.id] = rec
+            self._enqueue(rec)
             self.sink.wake()
         else:
             self._ready.pop(rec.id, None)
@@ -221,16 +233,23 @@ class TaskBoard:
         """Match ready tasks to participants with free capacity; mark each one assigned."""
         if not self._ready:
             return []
-        for rec in self._ready.values():
-            if 0.0 < rec.not_before <= now:
-                rec.not_before = 0.0  # a back-off that has passed is over
+        for waiting in list(self._backoff.values()):
+            if waiting.not_before <= now or self._ready.get(waiting.id) is not waiting:
+                waiting.not_before = 0.0  # a back-off that has passed is over
+                del self._backoff[waiting.id]
         offers: list[Offer] = []
         barren: set[tuple[tuple[str, float], ...]] = set()
         if self.ladder.free <= 0:
             return offers
-        for rec in sorted(self._ready.values(), key=lambda r: (-r.spec.priority, r.seq)):
-            if self.ladder.free <= 0:  # every assignment below takes one
-                break
+        # ready tasks by priority, then submission order; those left ready go back
+        queue, later, seen = self._queue, [], set[str]()
+        while queue and self.ladder.free > 0:  # every assignment below takes one
+            entry = heapq.heappop(queue)
+            rec = self._ready.get(entry[2])
+            if rec is None or entry[2] in seen:
+                continue  # no longer ready, or a second entry of a task met already
+            seen.add(entry[2])
+            later.append(entry)
             if rec.not_before > now:
                 continue
             # tasks that need the same skills as one that found nobody free find nobody too
@@ -248,11 +267,20 @@ class TaskBoard:
                 # every qualified participant declined: wait a little, then ask again
                 rec.declined.clear()
                 rec.not_before = now + self.settings.decline_backoff
+                self._backoff[rec.id] = rec
                 continue
             best = choices[0]
             why = [s.wire() for s in ranked[:3]]
             offers.append(self._assign(rec, self.agents[best.agent_id], why))
+            later.pop()
+        for entry in later:
+            heapq.heappush(queue, entry)
         return offers
+
+    def next_retry(self) -> float | None:
+        """Earliest monotonic time a backed-off ready task may be offered again."""
+        times = [r.not_before for r in self._backoff.values() if r.not_before > 0]
+        return min(times) if times else None
 
     def _rerank(self, agent: AgentRecord) -> None:
         online = agent.state == "online"
