@@ -88,6 +88,7 @@ class Hub:
         self._committed = 0
         self._write_signal = asyncio.Event()
         self._outbox: list[tuple[str, bytes]] = []
+        self._event_subjects: dict[str, str] = {}
         self._outbox_signal = asyncio.Event()
         self._wake_event = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -107,7 +108,10 @@ class Hub:
 
     def publish(self, event: Event) -> None:
         """Queue an event for the bus."""
-        self._send(subjects.events(self.group, event.kind), encode(event))
+        subject = self._event_subjects.get(event.kind)
+        if subject is None:
+            subject = self._event_subjects[event.kind] = subjects.events(self.group, event.kind)
+        self._send(subject, encode(event))
 
     def cancel(self, agent_id: str, message: Cancel) -> None:
         """Queue a cancel for a participant's inbox."""

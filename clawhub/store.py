@@ -147,6 +147,7 @@ class Store:
 
     def __init__(self, url: str, *, connect_args: dict[str, Any] | None = None) -> None:
         self.url = normalise_url(url)
+        self._statements: dict[str, tuple[str, list[str], dict[str, Any], bool]] = {}
         if self.url.startswith("sqlite:///") and self.url != "sqlite:///:memory:":
             Path(self.url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -200,6 +201,25 @@ class Store:
             return lite.on_conflict_do_update(index_elements=keys, set_=update)
         raise StoreError(f"unsupported database {dialect}")
 
+    def _prepared(self, name: str) -> tuple[str, list[str], dict[str, Any], bool]:
+        """A table's write (insert for events, upsert for the others) compiled once to the
+        driver's SQL: the text, its parameters in order, the defaults of columns a row may
+        leave out, and whether parameters are positional. Executing the text straight on
+        the driver spares SQLAlchemy's per-row parameter work in the hot write path."""
+        found = self._statements.get(name)
+        if found is None:
+            table = SQLModel.metadata.tables[name]
+            stmt = table.insert() if name == EVENTS else self._upsert(table)
+            columns = [c.name for c in table.columns]
+            compiled = stmt.compile(dialect=self.engine.dialect, column_keys=columns)
+            positional = bool(compiled.positional)
+            order = list(compiled.positiontup or []) if positional else columns
+            model = next(m for m in ROW_TYPES if m.__tablename__ == name)
+            defaults = {k: f.default for k, f in model.model_fields.items() if not f.is_required()}
+            found = (str(compiled), order, defaults, positional)
+            self._statements[name] = found
+        return found
+
     def apply(self, batch: Sequence[Row]) -> None:
         """Write rows in one transaction: tasks and agents upserted, events appended.
 
@@ -218,12 +238,20 @@ class Store:
                 events.append(values)
             else:
                 latest.setdefault(name, {})[(values["group"], values["id"])] = values
+        writes = [(name, list(rows.values())) for name, rows in latest.items()]
+        if events:
+            writes.append((EVENTS, events))
         try:
             with self.engine.begin() as conn:
-                for name, rows in latest.items():
-                    conn.execute(self._upsert(SQLModel.metadata.tables[name]), list(rows.values()))
-                if events:
-                    conn.execute(SQLModel.metadata.tables[EVENTS].insert(), events)
+                for name, rows in writes:
+                    sql, order, defaults, positional = self._prepared(name)
+                    params: list[Any] = [
+                        tuple(row.get(k, defaults.get(k)) for k in order)
+                        if positional
+                        else {k: row.get(k, defaults.get(k)) for k in order}
+                        for row in rows
+                    ]
+                    conn.exec_driver_sql(sql, params)
         except Exception as exc:
             raise StoreError(f"write to {self.display_url} failed: {exc}") from exc
 

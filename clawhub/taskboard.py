@@ -110,7 +110,7 @@ class TaskBoard:
                         "attempt": event.attempt,
                         "state": event.state,
                         "message": message,
-                        "data": dumps(event.data),
+                        "data": dumps(event.data) if event.data else "{}",
                     },
                 )
             )
