@@ -84,8 +84,7 @@ class TaskBoard:
         if store:
             self._event_seq += 1
             seq = self._event_seq
-        # built from the board's own values: no need to validate them again
-        event = Event.model_construct(
+        event = Event(
             seq=seq,
             ts=time.time(),
             kind=kind,
