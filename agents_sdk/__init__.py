@@ -20,6 +20,7 @@ without a hub. Imports only ``protocols``, nats-py, pydantic and the standard li
 (litellm only when an ``LLMAgent`` first calls a model).
 """
 
+from . import _natsimport  # noqa: F401  # first: nats-py without aiohttp (import time)
 from ._agent import Agent
 from ._client import HubClient
 from ._context import TaskContext

@@ -1,0 +1,43 @@
+"""``import agents_sdk`` stays light: nats-py comes without aiohttp (its WebSocket
+transport's dependency, which litellm installs), and that transport still finds aiohttp when
+it is used."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def run(code: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def test_import_agents_sdk_does_not_load_aiohttp() -> None:
+    out = run(
+        "import sys, importlib.util\n"
+        "assert importlib.util.find_spec('aiohttp') is not None, 'aiohttp must be installed'\n"
+        "import agents_sdk\n"
+        "print('aiohttp' in sys.modules, 'nats.aio.client' in sys.modules)"
+    )
+    assert out == "False True"
+
+
+def test_nats_websocket_transport_still_reaches_aiohttp() -> None:
+    out = run(
+        "import sys, agents_sdk\n"
+        "from nats.aio import transport\n"
+        "print(transport.aiohttp.WSMsgType.BINARY.name, 'aiohttp' in sys.modules)"
+    )
+    assert out == "BINARY True"
+
+
+def test_aiohttp_loaded_first_is_left_alone() -> None:
+    out = run(
+        "import aiohttp, agents_sdk\nfrom nats.aio import transport\n"
+        "print(transport.aiohttp is aiohttp)"
+    )
+    assert out == "True"
