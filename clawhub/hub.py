@@ -396,6 +396,10 @@ class Hub:
     async def _writer(self) -> None:
         while True:
             await self._write_signal.wait()
+            # let the work the same messages started go first (offers, events): the commit
+            # runs in a thread that competes with this loop for the GIL
+            for _ in range(3):
+                await asyncio.sleep(0)
             self._write_signal.clear()
             if not self._pending and not self._waiters:
                 continue
