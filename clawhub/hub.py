@@ -55,7 +55,7 @@ from .coordinator import Coordinator
 from .embedded import CLIENT_ACCOUNT, EmbeddedNats
 from .errors import BusError, StoreError
 from .settings import HubSettings
-from .store import Row, Store
+from .store import Row, Store, resolve
 
 log = logging.getLogger("clawhub.hub")
 
@@ -374,7 +374,8 @@ class Hub:
             await self._write_once()
 
     async def _write_once(self) -> None:
-        batch, self._pending = self._pending, []
+        # rows of records are read here, in the loop that changes them, not in the thread
+        batch, self._pending = resolve(self._pending), []
         upto = self._written
         try:
             if batch:

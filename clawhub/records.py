@@ -26,7 +26,7 @@ from protocols import (
     Verdict,
 )
 
-from .store import AGENTS, TASKS, AgentRow, TaskRow, Write, dumps
+from .store import AGENTS, TASKS, AgentRow, Later, TaskRow, Write, dumps
 
 _NO_CONSTRAINTS = Constraints()
 _HISTORY = TypeAdapter(list[AttemptInfo])
@@ -103,38 +103,39 @@ class TaskRecord:
             usage=self.usage,
         )
 
-    def write(self, group: str) -> Write:
-        """What the store keeps of this task."""
+    def write(self, group: str) -> Later:
+        """What the store keeps of this task, read when the writer takes it."""
+        return Later(TASKS, (group, self.id), lambda: self.values(group))
+
+    def values(self, group: str) -> dict[str, Any]:
+        """The store row's values now."""
         if self.spec_json is None:
             self.spec_json = self.spec.model_dump_json()
-        return Write(
-            TASKS,
-            {
-                "group": group,
-                "id": self.id,
-                "seq": self.seq,
-                "state": self.state.value,
-                "attempt": self.attempt,
-                "failures": self.failures,
-                "assigned_to": self.assigned_to,
-                "spec": self.spec_json,
-                "output": None if self.output is None else dumps(self.output),
-                "error": self.error,
-                "excluded": dumps(sorted(self.excluded)),
-                "history": _HISTORY.dump_json(self.history).decode(),
-                "verdicts": _VERDICTS.dump_json(self.verdicts).decode(),
-                "usage": self.usage.model_dump_json(),
-                "extra": dumps(
-                    {
-                        "validation_step": self.validation_step,
-                        "review_task": self.review_task,
-                        "pinned": self.pinned,
-                    }
-                ),
-                "created_at": self.created_at,
-                "updated_at": self.updated_at,
-            },
-        )
+        return {
+            "group": group,
+            "id": self.id,
+            "seq": self.seq,
+            "state": self.state.value,
+            "attempt": self.attempt,
+            "failures": self.failures,
+            "assigned_to": self.assigned_to,
+            "spec": self.spec_json,
+            "output": None if self.output is None else dumps(self.output),
+            "error": self.error,
+            "excluded": dumps(sorted(self.excluded)),
+            "history": _HISTORY.dump_json(self.history).decode(),
+            "verdicts": _VERDICTS.dump_json(self.verdicts).decode(),
+            "usage": self.usage.model_dump_json(),
+            "extra": dumps(
+                {
+                    "validation_step": self.validation_step,
+                    "review_task": self.review_task,
+                    "pinned": self.pinned,
+                }
+            ),
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
 
     def row(self, group: str) -> TaskRow:
         """The store row."""

@@ -8,7 +8,7 @@ known participants and the event sequence back with the ``load_*`` methods.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,7 +116,42 @@ class Write:
     values: dict[str, Any]
 
 
-Row = TaskRow | EventRow | AgentRow | GoalRow | Write
+@dataclass(frozen=True, slots=True)
+class Later:
+    """A row of a record whose values are read when the writer takes its batch: then the
+    record's latest state, serialised once however often it was saved in that batch."""
+
+    table: str
+    key: tuple[str, str]
+    """(group, id): the row's primary key."""
+    build: Callable[[], dict[str, Any]]
+
+    @property
+    def values(self) -> dict[str, Any]:
+        """The record's values now."""
+        return self.build()
+
+
+def resolve(batch: Sequence[Row]) -> list[Row]:
+    """``batch`` with each ``Later`` read (the last one of each key; the earlier ones would
+    be overwritten by it). Call it where the records live (the hub's loop), not in the
+    writer thread."""
+    seen: set[tuple[str, str, str]] = set()
+    out: list[Row] = []
+    for row in reversed(batch):
+        if isinstance(row, Later):
+            key = (row.table, *row.key)
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(Write(row.table, row.build()))
+        else:
+            out.append(row)
+    out.reverse()
+    return out
+
+
+Row = TaskRow | EventRow | AgentRow | GoalRow | Write | Later
 ROW_TYPES: tuple[type[SQLModel], ...] = (TaskRow, EventRow, AgentRow, GoalRow)
 
 
@@ -230,7 +265,7 @@ class Store:
         events: list[dict[str, Any]] = []
         latest: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {}
         for row in batch:
-            if isinstance(row, Write):
+            if isinstance(row, Write | Later):
                 name, values = row.table, row.values
             else:
                 name, values = str(type(row).__tablename__), row.model_dump()
