@@ -24,7 +24,10 @@ from .agents import (
     RegisterAck,
     TaskRef,
 )
-from .codec import MESSAGE_TYPES, decode, decode_any, encode, type_name
+from .api import AGENT_CALLS, API, Call
+from .asyncapi import asyncapi
+from .auth import ROLES, Role, split_token
+from .codec import MESSAGE_TYPES, decode, decode_any, decode_object, encode, type_name
 from .control import (
     AgentList,
     CancelTask,
@@ -41,6 +44,7 @@ from .control import (
 )
 from .errors import ClawHubError, ErrorCode, ProtocolError
 from .events import Event
+from .gateway import WsAnswer, WsOffer, WsPush, WsRequest, WsResponse
 from .goals import (
     GOAL_TERMINAL,
     CancelGoal,
@@ -79,10 +83,13 @@ from .usage import Usage
 from .work import Accept, Assignment, Cancel, Decline, Progress, Result, ResultAck
 
 __all__ = [
+    "AGENT_CALLS",
+    "API",
     "CLEARANCE_RANK",
     "GOAL_TERMINAL",
     "ID_PATTERN",
     "MESSAGE_TYPES",
+    "ROLES",
     "Accept",
     "AgentInfo",
     "AgentList",
@@ -92,6 +99,7 @@ __all__ = [
     "Assignment",
     "AttemptInfo",
     "AttemptOutcome",
+    "Call",
     "Cancel",
     "CancelGoal",
     "CancelTask",
@@ -133,6 +141,7 @@ __all__ = [
     "RegisterAck",
     "Result",
     "ResultAck",
+    "Role",
     "SetAgentMode",
     "SubmitGoal",
     "SubmitTasks",
@@ -148,12 +157,20 @@ __all__ = [
     "ValidationStep",
     "Verdict",
     "WireModel",
+    "WsAnswer",
+    "WsOffer",
+    "WsPush",
+    "WsRequest",
+    "WsResponse",
+    "asyncapi",
     "decode",
     "decode_any",
+    "decode_object",
     "encode",
     "is_identifier",
     "message_schemas",
     "render",
+    "split_token",
     "subjects",
     "type_name",
 ]
