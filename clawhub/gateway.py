@@ -320,6 +320,16 @@ def _read_routes(app: FastAPI, gw: Gateway, served: set[str]) -> None:
         return await ask(who, subjects.API_GOAL, lambda: GetGoal(goal_id=goal_id))
 
 
-def openapi_document(app: FastAPI) -> str:
-    """The canonical text of the OpenAPI document (committed as ``clawhub/openapi.json``)."""
-    return json.dumps(app.openapi(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+def openapi_document() -> str:
+    """The canonical text of the OpenAPI document (committed as ``clawhub/openapi.json``):
+    the app of a hub that is built but not started, on an in-memory store."""
+    from .store import Store  # noqa: PLC0415
+
+    store = Store("sqlite://")
+    try:
+        hub = Hub(HubSettings(group="default"), store=store)
+        app = create_app(Gateway({hub.group: hub}, Tokens(store), hub.settings))
+        spec = app.openapi()
+    finally:
+        store.close()
+    return json.dumps(spec, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

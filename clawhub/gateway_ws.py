@@ -143,13 +143,8 @@ class AgentSession:
             await self.close()
 
     async def _frame(self, data: str, limit: int) -> None:
-        raw = data.encode()
         try:
-            if len(raw) > limit:
-                raise ProtocolError(
-                    ErrorCode.OVERSIZE, f"frame of {len(raw)} bytes exceeds the limit ({limit})"
-                )
-            frame = decode(raw, WsRequest, WsAnswer)
+            frame = parse_frame(data, limit)
         except ProtocolError as exc:
             self.hub.board.refused("ws", exc, self.agent_id)
             await self.send(WsResponse(id=None, message=_error(exc)))
@@ -157,7 +152,6 @@ class AgentSession:
         if isinstance(frame, WsAnswer):
             self._answer(frame)
             return
-        assert isinstance(frame, WsRequest)
         reply = await self._request(frame)
         if frame.id is None and not isinstance(reply, ErrorReply):
             return
@@ -272,6 +266,19 @@ class AgentSession:
             agent = self.hub.board.agents.get(agent_id)
             if agent is not None and agent.session == session and agent.state == "online":
                 self.hub.board.agent_lost(agent_id, "connection closed (websocket)")
+
+
+def parse_frame(data: str | bytes, limit: int) -> WsRequest | WsAnswer:
+    """One client frame of the agent socket; ``ProtocolError`` (never anything else) when
+    it is too large, not JSON, or not a ``WsRequest``/``WsAnswer``."""
+    raw = data.encode(errors="surrogatepass") if isinstance(data, str) else data
+    if len(raw) > limit:
+        raise ProtocolError(
+            ErrorCode.OVERSIZE, f"frame of {len(raw)} bytes exceeds the limit ({limit})"
+        )
+    frame = decode(raw, WsRequest, WsAnswer)
+    assert isinstance(frame, WsRequest | WsAnswer)
+    return frame
 
 
 def _error(exc: ProtocolError) -> dict[str, Any]:

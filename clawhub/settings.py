@@ -74,6 +74,11 @@ class HubSettings(BaseSettings):
         default=0.25, gt=0, description="How often the lease watcher checks beats and progress."
     )
 
+    token: str | None = Field(
+        default=None,
+        description="Token the CLI's client commands use (unset: the admin token that "
+        "`clawhub up` keeps in data_dir/hub.json for the group).",
+    )
     submit_rate: float = Field(
         default=20.0,
         ge=0,
