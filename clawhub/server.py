@@ -170,7 +170,7 @@ class HubServer:
             port=port,
             log_level="warning",
             lifespan="off",
-            ws_max_size=s.max_message_bytes + 4096,
+            ws_max_size=2 * s.max_message_bytes + 65536,  # larger: refused with a reply
             timeout_graceful_shutdown=3,
         )
         self._uvicorn = _Uvicorn(config)
