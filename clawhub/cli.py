@@ -7,22 +7,17 @@ import contextlib
 import json
 import logging
 import signal
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
-from rich.table import Table
 
 from protocols import (
-    AgentInfo,
     AgentList,
     CancelTask,
     Event,
     EventList,
-    GetTask,
     ListAgents,
     ListEvents,
     ListTasks,
@@ -40,9 +35,24 @@ from protocols import (
     subjects,
 )
 
-from .client import call, connect, resolve_token, resolve_url
+from . import cli_token, cli_work
+from .cli_common import (
+    DataDirOpt,
+    GroupOpt,
+    JsonOpt,
+    UrlOpt,
+    agents_table,
+    build_settings,
+    client_run,
+    console,
+    event_line,
+    fail,
+    parse_skills,
+    tasks_table,
+    wait_for,
+)
+from .client import call
 from .errors import HubError
-from .settings import HubSettings
 
 app = typer.Typer(
     name="clawhub",
@@ -50,33 +60,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console()
-err = Console(stderr=True)
-
-UrlOpt = Annotated[
-    str | None,
-    typer.Option("--url", help="NATS URL of the hub (default: CLAWHUB_NATS_URL or hub.json)."),
-]
-DataDirOpt = Annotated[
-    Path | None, typer.Option("--data-dir", help="Hub data folder (default: ~/.clawhub).")
-]
-GroupOpt = Annotated[str | None, typer.Option("--group", help="Claw Group (default: default).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
-
-def _settings(**overrides: Any) -> HubSettings:
-    """Build the settings once: environment (CLAWHUB_*) plus command-line overrides."""
-    values = {k: v for k, v in overrides.items() if v is not None}
-    try:
-        return HubSettings(**values)
-    except ValidationError as exc:
-        err.print(f"[red]bad setting:[/] {exc}")
-        raise typer.Exit(2) from None
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/] {message}")
-    return typer.Exit(code)
 
 
 @app.command()
@@ -107,7 +90,7 @@ def up(
 ) -> None:
     """Run the hub (embedded nats-server + SQLite + gateway unless configured) until Ctrl-C."""
     groups = list(group or [])
-    settings = _settings(
+    settings = build_settings(
         nats_url=nats_url,
         nats_port=port,
         store_url=store_url,
@@ -156,156 +139,7 @@ def up(
     try:
         asyncio.run(serve())
     except HubError as exc:
-        raise _fail(str(exc)) from None
-
-
-token_app = typer.Typer(help="Issue, list and revoke access tokens (they live in the store).")
-app.add_typer(token_app, name="token")
-
-
-def _tokens(data_dir: Path | None, store_url: str | None) -> Any:
-    from .auth import Tokens  # noqa: PLC0415 - opens the store
-    from .store import Store  # noqa: PLC0415
-
-    settings = _settings(data_dir=data_dir, store_url=store_url)
-    try:
-        return Tokens(Store(settings.resolved_store_url()))
-    except HubError as exc:
-        raise _fail(str(exc)) from None
-
-
-StoreOpt = Annotated[
-    str | None, typer.Option("--store-url", help="Store URL (default: the hub's SQLite file).")
-]
-
-
-@token_app.command("create")
-def token_create(
-    group: Annotated[str, typer.Option("--group", help="The token's Claw Group.")],
-    role: Annotated[str, typer.Option("--role", help="agent | human | admin")] = "agent",
-    agent_id: Annotated[
-        str | None,
-        typer.Option("--agent-id", help="Participant id it acts as (required for agents)."),
-    ] = None,
-    note: Annotated[str, typer.Option(help="A note for `token list`.")] = "",
-    data_dir: DataDirOpt = None,
-    store_url: StoreOpt = None,
-) -> None:
-    """Issue a token; prints it once (only hashes are stored)."""
-    tokens = _tokens(data_dir, store_url)
-    try:
-        made, row = tokens.create(group, role, agent_id, note)
-    except ValueError as exc:
-        raise _fail(str(exc), 2) from None
-    finally:
-        tokens.store.close()
-    err.print(f"token {row.id}: group {row.group}, role {row.role}, agent {row.agent_id or '-'}")
-    typer.echo(made)
-
-
-@token_app.command("list")
-def token_list(
-    group: GroupOpt = None,
-    data_dir: DataDirOpt = None,
-    store_url: StoreOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """List tokens (ids, groups, roles; never secrets)."""
-    tokens = _tokens(data_dir, store_url)
-    try:
-        rows = tokens.rows(group)
-    finally:
-        tokens.store.close()
-    if as_json:
-        fields = ("id", "group", "role", "agent_id", "note", "created_at", "revoked_at")
-        typer.echo(json.dumps([{f: getattr(r, f) for f in fields} for r in rows], indent=2))
-        return
-    table = Table(title="Tokens")
-    for col in ("id", "group", "role", "agent", "note", "state"):
-        table.add_column(col)
-    for r in rows:
-        state = "revoked" if r.revoked_at else "live"
-        table.add_row(r.id, r.group, r.role, r.agent_id or "-", r.note, state)
-    console.print(table)
-
-
-@token_app.command("revoke")
-def token_revoke(
-    token_id: Annotated[str, typer.Argument(help="The token id (tk-...).")],
-    data_dir: DataDirOpt = None,
-    store_url: StoreOpt = None,
-) -> None:
-    """Revoke a token: refused at once by REST/WebSocket of this process and within
-    CLAWHUB_TOKEN_REFRESH seconds by a running hub (its NATS connections are closed)."""
-    tokens = _tokens(data_dir, store_url)
-    try:
-        done = tokens.revoke(token_id.split(".")[0])
-    finally:
-        tokens.store.close()
-    if not done:
-        raise _fail(f"no live token {token_id}")
-    console.print(f"revoked {token_id.split('.')[0]}")
-
-
-def _client_run(url: str | None, data_dir: Path | None, group: str | None, fn: Any) -> Any:
-    settings = _settings(data_dir=data_dir, group=group)
-    try:
-        target = resolve_url(settings, url)
-    except HubError as exc:
-        raise _fail(str(exc)) from None
-
-    async def go() -> Any:
-        nc = await connect(target, resolve_token(settings))
-        try:
-            return await fn(nc, settings.group)
-        finally:
-            await nc.close()
-
-    try:
-        return asyncio.run(go())
-    except HubError as exc:
-        raise _fail(str(exc)) from None
-
-
-def _ago(ts: float) -> str:
-    delta = max(0.0, time.time() - ts)
-    return f"{delta:.0f}s ago" if delta < 120 else f"{delta / 60:.0f}m ago"
-
-
-def agents_table(agents: list[AgentInfo]) -> Table:
-    """A table of participants."""
-    table = Table(title="Agents")
-    for col in (
-        "id",
-        "kind",
-        "state",
-        "skills",
-        "model",
-        "device",
-        "load",
-        "reliability",
-        "done",
-        "failed",
-        "seen",
-    ):
-        table.add_column(col)
-    for a in agents:
-        p = a.profile
-        skills = ", ".join(f"{k} {v:.1f}" for k, v in sorted(p.skills.items()))
-        table.add_row(
-            p.id,
-            p.kind,
-            a.state,
-            skills,
-            p.model or "plain code",
-            p.device,
-            f"{a.load}/{p.capacity}",
-            f"{a.reliability:.2f}",
-            str(a.completed),
-            str(a.failed),
-            _ago(a.last_seen),
-        )
-    return table
+        raise fail(str(exc)) from None
 
 
 @app.command()
@@ -323,38 +157,11 @@ def agents(
             nc, subjects.api(g, subjects.API_AGENTS), ListAgents(include_gone=all_), AgentList
         )
 
-    result: AgentList = _client_run(url, data_dir, group, fn)
+    result: AgentList = client_run(url, data_dir, group, fn)
     if as_json:
         console.print_json(result.model_dump_json())
     else:
         console.print(agents_table(result.agents))
-
-
-def attempts_text(task: TaskStatus) -> str:
-    """A task's attempts in one line: ``1 coder:stalled, 2 writer:done``."""
-    return (
-        ", ".join(
-            f"{h.attempt} {h.agent_id}:{h.outcome}"
-            for h in task.history
-            if h.outcome not in ("declined", "no_reply")
-        )
-        or "-"
-    )
-
-
-def tasks_table(tasks: list[TaskStatus], title: str = "Tasks") -> Table:
-    """A table of tasks with their attempts and the last reason."""
-    table = Table(title=title)
-    for col in ("id", "title", "state", "agent", "attempts", "note"):
-        table.add_column(col, overflow="fold")
-    for t in tasks:
-        last = next((h for h in reversed(t.history) if h.reason), None)
-        note = t.error or (last.reason if last else "") or (t.progress_message or "")
-        agent = t.assigned_to or next(
-            (h.agent_id for h in reversed(t.history) if h.outcome == "done"), ""
-        )
-        table.add_row(t.id, t.spec.title, t.state.value, agent, attempts_text(t), note[:80])
-    return table
 
 
 @app.command()
@@ -376,22 +183,11 @@ def tasks(
             TaskList,
         )
 
-    result: TaskList = _client_run(url, data_dir, group, fn)
+    result: TaskList = client_run(url, data_dir, group, fn)
     if as_json:
         console.print_json(result.model_dump_json())
     else:
         console.print(tasks_table(result.tasks))
-
-
-def _parse_skills(values: list[str]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for item in values:
-        name, _, level = item.partition("=")
-        try:
-            out[name.strip()] = float(level) if level else 0.0
-        except ValueError:
-            raise _fail(f"bad --skill {item!r}: use name=level, e.g. python=0.5", 2) from None
-    return out
 
 
 @app.command()
@@ -432,16 +228,16 @@ def submit(
                     title=title,
                     instructions=instructions,
                     input=json.loads(input_) if input_ else None,
-                    skills=_parse_skills(skill or []),
+                    skills=parse_skills(skill or []),
                     depends_on=depends_on or [],
                     priority=priority,
                     max_attempts=max_attempts,
                 )
             ]
         else:
-            raise _fail("give a TITLE or --file", 2)
+            raise fail("give a TITLE or --file", 2)
     except (ValueError, ValidationError, OSError) as exc:
-        raise _fail(f"bad task: {exc}", 2) from None
+        raise fail(f"bad task: {exc}", 2) from None
 
     async def fn(nc: Any, g: str) -> list[TaskStatus]:
         done = await call(
@@ -451,34 +247,20 @@ def submit(
             console.print(f"submitted {i}")
         if not wait:
             return []
-        return await _wait_for(nc, g, done.ids, timeout)
+        return await wait_for(nc, g, done.ids, timeout)
 
-    finished: list[TaskStatus] = _client_run(url, data_dir, group, fn)
+    finished: list[TaskStatus] = client_run(url, data_dir, group, fn)
     if wait:
         console.print(tasks_table(finished, "Finished"))
         if any(t.state is not TaskState.DONE for t in finished):
             raise typer.Exit(1)
 
 
-async def _wait_for(nc: Any, group: str, ids: list[str], timeout: float) -> list[TaskStatus]:
-    """Poll until every task is terminal (the event stream is for the SDK's ``wait``)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        out = [
-            await call(nc, subjects.api(group, subjects.API_TASK), GetTask(task_id=i), TaskStatus)
-            for i in ids
-        ]
-        if all(t.state.terminal for t in out):
-            return out
-        if time.monotonic() > deadline:
-            raise HubError(f"tasks not finished after {timeout:g}s")
-        await asyncio.sleep(0.2)
-
-
 @app.command()
 def cancel(
     task_id: str,
     reason: Annotated[str, typer.Option(help="Why.")] = "",
+    as_: cli_work.AsOpt = None,
     url: UrlOpt = None,
     data_dir: DataDirOpt = None,
     group: GroupOpt = None,
@@ -489,20 +271,12 @@ def cancel(
         return await call(
             nc,
             subjects.api(g, subjects.API_CANCEL),
-            CancelTask(task_id=task_id, reason=reason),
+            CancelTask(task_id=task_id, reason=reason, by=cli_work.whoami(as_)),
             TaskStatus,
         )
 
-    status: TaskStatus = _client_run(url, data_dir, group, fn)
+    status: TaskStatus = client_run(url, data_dir, group, fn)
     console.print(f"{status.id} {status.state.value}")
-
-
-def event_line(ev: Event) -> str:
-    """One event as a log line."""
-    when = time.strftime("%H:%M:%S", time.localtime(ev.ts))
-    attempt = f"#{ev.attempt}" if ev.attempt else ""
-    who = " ".join(x for x in (ev.task_id and ev.task_id + attempt, ev.agent_id) if x)
-    return f"{ev.seq or '-':>6} {when} {ev.kind:<16} {who:<28} {ev.message}".rstrip()
 
 
 @app.command()
@@ -545,7 +319,7 @@ def events(
             typer.echo(ev.model_dump_json() if as_json else event_line(ev))
 
     with contextlib.suppress(KeyboardInterrupt):
-        _client_run(url, data_dir, group, fn)
+        client_run(url, data_dir, group, fn)
 
 
 @app.command()
@@ -580,7 +354,7 @@ def schema(
     if check:
         extra = sorted(str(p) for p in out.glob("*.json") if p.name not in schemas)
         if stale or extra:
-            raise _fail(f"schemas out of date: {', '.join(stale + extra)}; run `clawhub schema`")
+            raise fail(f"schemas out of date: {', '.join(stale + extra)}; run `clawhub schema`")
         console.print(f"{len(schemas)} schemas up to date in {out}, and the API documents")
     else:
         console.print(f"wrote {len(schemas)} schemas to {out}, {asyncapi_path} and {openapi_path}")
@@ -596,6 +370,10 @@ def demo(
 
     code = asyncio.run(run_demo(console, timeout=timeout, keep=keep))
     raise typer.Exit(code)
+
+
+cli_work.register(app)
+cli_token.register(app)
 
 
 def main() -> None:

@@ -30,27 +30,17 @@ from pydantic import BaseModel
 
 from protocols import (
     AGENT_CALLS,
-    API,
     Accept,
-    AgentList,
     Assignment,
     Cancel,
-    CancelTask,
     Decline,
     Deregister,
     ErrorCode,
     ErrorReply,
     Event,
-    EventList,
-    GetTask,
-    ListAgents,
-    ListEvents,
-    ListTasks,
     Ok,
     ProtocolError,
-    SubmitTasks,
-    Submitted,
-    TaskList,
+    ValidationStep,
     decode,
     encode,
     is_identifier,
@@ -58,7 +48,9 @@ from protocols import (
     type_name,
 )
 
+from .api import Handler, HubApi
 from .board import Board, Offer
+from .coordinator import Coordinator
 from .embedded import CLIENT_ACCOUNT, EmbeddedNats
 from .errors import BusError, StoreError
 from .limits import RateLimiter
@@ -66,8 +58,6 @@ from .settings import HubSettings
 from .store import Row, Store
 
 log = logging.getLogger("clawhub.hub")
-
-Handler = Callable[[Any], BaseModel | Awaitable[BaseModel] | None]
 
 #: API verbs whose requests count against the per-requester submission rate limit.
 RATE_LIMITED_VERBS = frozenset({subjects.API_SUBMIT, subjects.API_GOAL_SUBMIT})
@@ -90,6 +80,7 @@ class Hub:
         self,
         settings: HubSettings,
         store: Store | None = None,
+        coordinator: Coordinator | None = None,
         *,
         embedded: EmbeddedNats | None = None,
         hub_file: bool = True,
@@ -98,6 +89,8 @@ class Hub:
         uses but does not own; ``hub_file``: write ``data_dir/hub.json`` (off when a
         ``HubServer`` writes one for all its groups)."""
         self.settings = settings
+        self.coordinator = coordinator or Coordinator(settings)
+        self.api = HubApi(self)
         self.group = settings.group
         self.hub_id = "hub-" + secrets.token_hex(4)
         self._own_store = store is None
@@ -126,6 +119,7 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self._offers: set[asyncio.Task[None]] = set()
         self._replies: set[asyncio.Task[None]] = set()
+        self._model_calls: set[asyncio.Task[None]] = set()
         self._stopping = False
         self.write_errors = 0
 
@@ -153,6 +147,19 @@ class Hub:
     def wake(self) -> None:
         """Ask the scheduler for another matching pass."""
         self._wake_event.set()
+
+    def judge(self, task_id: str, attempt: int, step: ValidationStep) -> None:
+        """Ask the judge model about a result, in the background."""
+        self._background(self.api.judge(task_id, attempt, step))
+
+    def plan(self, goal_id: str, feedback: str) -> None:
+        """Ask the coordinator model for a goal's plan, in the background."""
+        self._background(self.api.plan(goal_id, feedback))
+
+    def _background(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._model_calls.add(task)
+        task.add_done_callback(self._model_calls.discard)
 
     def _send(self, subject: str, data: bytes) -> None:
         self._outbox.append((subject, data))
@@ -182,9 +189,10 @@ class Hub:
             rows = await asyncio.to_thread(self.store.load_tasks, self.group)
             agents = await asyncio.to_thread(self.store.load_agents, self.group)
             last = await asyncio.to_thread(self.store.last_event_seq, self.group)
+            goals = await asyncio.to_thread(self.store.load_goals, self.group)
         except Exception as exc:
             raise StoreError(f"cannot read store {self.store.display_url}: {exc}") from exc
-        self.board.load(rows, agents, last)
+        self.board.load(rows, agents, last, goals)
         try:
             self.nc = await asyncio.wait_for(self._connect(), self.settings.connect_timeout)
         except (TimeoutError, OSError, nats.errors.Error) as exc:
@@ -205,10 +213,18 @@ class Hub:
         ]
         self._tasks = [asyncio.create_task(loop()) for loop in loops]
         self._write_hub_file()
+        ready, note = self.coordinator.status()
+        if not ready:
+            log.warning("%s", note)
         self.board.emit(
             "hub.started",
-            message=f"{self.hub_id} on {self.url}",
-            data={"url": self.url, "store": self.store.display_url},
+            message=f"{self.hub_id} on {self.url}" + ("" if ready else f"; {note}"),
+            data={
+                "url": self.url,
+                "store": self.store.display_url,
+                "coordinator": self.coordinator.model,
+                "coordinator_ready": ready,
+            },
         )
         log.info("hub %s serving group %s on %s", self.hub_id, g, self.url)
 
@@ -225,9 +241,9 @@ class Hub:
             name: Route(agent_subjects[name], (AGENT_CALLS[name].request,), fn)
             for name, fn in self.agent_handlers().items()
         }
-        for verb, fn in self.api_handlers().items():
+        for verb, models, fn in self.api.routes():  # clawhub/api.py: one handler per verb
             routes[f"api.{verb}"] = Route(
-                subjects.api(g, verb), (API[verb].request,), fn, verb in RATE_LIMITED_VERBS
+                subjects.api(g, verb), models, fn, verb in RATE_LIMITED_VERBS
             )
         return routes
 
@@ -239,18 +255,6 @@ class Hub:
             "deregister": self._deregister,
             "progress": self.board.progress,
             "result": self.board.result,
-        }
-
-    def api_handlers(self) -> dict[str, Handler]:
-        """Client requests by verb (``protocols.API``): served on NATS and, through the
-        gateway, on REST and WebSocket alike."""
-        return {
-            subjects.API_SUBMIT: self._submit,
-            subjects.API_AGENTS: self._list_agents,
-            subjects.API_TASKS: self._list_tasks,
-            subjects.API_TASK: self._get_task,
-            subjects.API_CANCEL: self._cancel_task,
-            subjects.API_EVENTS: self._list_events,
         }
 
     async def _connect(self) -> NATS:
@@ -326,7 +330,7 @@ class Hub:
         self._stopping = True
         with contextlib.suppress(Exception):
             self.board.emit("hub.stopped", message=self.hub_id)
-        for task in list(self._offers):
+        for task in [*self._offers, *self._model_calls]:
             task.cancel()
         await self._flush_outbox()
         # stop taking messages, letting the handlers in flight finish (the writer still runs)
@@ -429,65 +433,14 @@ class Hub:
 
         return cb
 
-    async def _respond(self, msg: Msg, reply: BaseModel | None) -> None:
-        answer = await self.settle(reply)
-        with contextlib.suppress(Exception):
-            await msg.respond(encode(answer))
-
-    def _submit(self, msg: SubmitTasks) -> Submitted:
-        return Submitted(ids=self.board.submit(msg.tasks))
-
     def _deregister(self, msg: Deregister) -> Ok:
         self.board.deregister(msg)
         return Ok(message="bye")
 
-    def _list_agents(self, msg: ListAgents) -> AgentList:
-        agents = [
-            a.info() for a in self.board.agents.values() if msg.include_gone or a.state == "online"
-        ]
-        return AgentList(agents=agents)
-
-    def _list_tasks(self, msg: ListTasks) -> TaskList:
-        wanted = set(msg.states)
-        recs = [r for r in self.board.tasks.values() if not wanted or r.state in wanted]
-        recs.sort(key=lambda r: r.seq)
-        return TaskList(tasks=[r.status() for r in recs[: msg.limit]])
-
-    def _get_task(self, msg: GetTask) -> BaseModel:
-        rec = self.board.tasks.get(msg.task_id)
-        if rec is None:
-            raise ProtocolError(ErrorCode.UNKNOWN_TASK, f"no task {msg.task_id}")
-        return rec.status()
-
-    async def _list_events(self, msg: ListEvents) -> EventList:
-        await self.durable()  # what happened so far is in the log before it is read
-        rows = await asyncio.to_thread(
-            self.store.events,
-            self.group,
-            task_id=msg.task_id,
-            kind=msg.kind,
-            after=msg.after,
-            limit=msg.limit,
-        )
-        return EventList(
-            events=[
-                Event(
-                    seq=r.seq,
-                    ts=r.ts,
-                    kind=r.kind,
-                    task_id=r.task_id,
-                    agent_id=r.agent_id,
-                    attempt=r.attempt,
-                    state=r.state,
-                    message=r.message,
-                    data=json.loads(r.data),
-                )
-                for r in rows
-            ]
-        )
-
-    def _cancel_task(self, msg: CancelTask) -> BaseModel:
-        return self.board.cancel_task(msg.task_id, msg.reason).status()
+    async def _respond(self, msg: Msg, reply: BaseModel | None) -> None:
+        answer = await self.settle(reply)
+        with contextlib.suppress(Exception):
+            await msg.respond(encode(answer))
 
     # ------------------------------------------------------------------ background loops
 
@@ -573,6 +526,7 @@ class Hub:
             attempt=offer.attempt,
             spec=rec.spec,
             dependency_outputs=offer.dependency_outputs,
+            feedback=offer.feedback,
             stall_timeout=offer.stall_timeout,
             run_timeout=offer.run_timeout,
         )

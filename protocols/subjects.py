@@ -124,6 +124,11 @@ def task_events(group: str) -> str:
     return f"{_group(group)}.events.task.>"
 
 
+def goal_events(group: str) -> str:
+    """Wildcard matching every goal event of the group."""
+    return f"{_group(group)}.events.goal.>"
+
+
 #: First token of every NATS reply inbox.
 INBOX_ROOT = "_INBOX"
 
