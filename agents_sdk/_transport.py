@@ -332,6 +332,18 @@ class WsTransport:
         self._fail_pending(HubUnavailable("transport closed"))
 
 
+def nats_token(token: str | None) -> dict[str, Any]:
+    """nats-py connect options for a token: user, password, and the reply-inbox prefix the
+    token's NATS user may read."""
+    if not token:
+        return {}
+    try:
+        token_id, secret = split_token(token)
+    except ValueError as exc:
+        raise RequestRefused(ErrorCode.UNAUTHORIZED, str(exc)) from None
+    return {"user": token_id, "password": secret, "inbox_prefix": subjects.inbox_prefix(token_id)}
+
+
 def is_websocket(url: str) -> bool:
     """True for ``ws://`` and ``wss://`` URLs."""
     return url.startswith(("ws://", "wss://"))
@@ -351,17 +363,7 @@ async def open_transport(
         ws = WsTransport(url, token, reconnected_cb, disconnected_cb)
         await ws.connect(timeout)
         return ws
-    options: dict[str, Any] = {}
-    if token:
-        try:
-            token_id, secret = split_token(token)
-        except ValueError as exc:
-            raise RequestRefused(ErrorCode.UNAUTHORIZED, str(exc)) from None
-        options = {
-            "user": token_id,
-            "password": secret,
-            "inbox_prefix": subjects.inbox_prefix(token_id),
-        }
+    options = nats_token(token)
     nc = await connect(
         url,
         timeout=timeout,

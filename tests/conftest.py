@@ -118,7 +118,7 @@ async def hub_server(tmp_path: Path, sqlite_store: Store) -> AsyncIterator[HubSe
         sweep_interval=0.05,
         decline_backoff=0.1,
         token_refresh=0.2,
-        submit_rate=20.0,
+        submit_rate=5.0,
         submit_burst=20.0,
         gateway_port=0,
     )
