@@ -27,7 +27,15 @@ from .agents import (
 from .api import AGENT_CALLS, API, Call
 from .asyncapi import asyncapi
 from .auth import ROLES, Role, split_token
-from .codec import MESSAGE_TYPES, decode, decode_any, decode_object, encode, type_name
+from .codec import (
+    MESSAGE_TYPES,
+    decode,
+    decode_any,
+    decode_object,
+    describe_errors,
+    encode,
+    type_name,
+)
 from .control import (
     AgentList,
     CancelTask,
@@ -166,6 +174,7 @@ __all__ = [
     "decode",
     "decode_any",
     "decode_object",
+    "describe_errors",
     "encode",
     "is_identifier",
     "message_schemas",

@@ -7,15 +7,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from conftest import hub_settings
+from conftest import MakeHub, hub_settings
 from fakes import FakeAgent, ask
 
 from agents_sdk import Agent, HubClient, RequestRefused, TaskContext
-from clawhub.coordinator import Coordinator
 from clawhub.embedded import EmbeddedNats
 from clawhub.hub import Hub
 from clawhub.store import Store
@@ -65,26 +64,7 @@ def echo(name: str, skills: dict[str, float]) -> Agent:
 
 
 @pytest.fixture
-async def make_hub(
-    nats_server: EmbeddedNats, sqlite_store: Store, tmp_path: Path
-) -> AsyncIterator[Callable[..., Awaitable[Hub]]]:
-    hubs: list[Hub] = []
-
-    async def make(mocks: list[str | Exception] | None = None, **overrides: object) -> Hub:
-        settings = hub_settings(nats_server, tmp_path, **overrides)
-        coordinator = Coordinator(settings, mock_responses=mocks) if mocks is not None else None
-        hub = Hub(settings, store=sqlite_store, coordinator=coordinator)
-        await hub.start()
-        hubs.append(hub)
-        return hub
-
-    yield make
-    for hub in hubs:
-        await hub.stop()
-
-
-@pytest.fixture
-async def fleet(make_hub: Callable[..., Awaitable[Hub]]) -> AsyncIterator[list[Agent]]:
+async def fleet(make_hub: MakeHub) -> AsyncIterator[list[Agent]]:
     agents = [
         echo("researcher", {"research": 0.9}),
         echo("coder", {"python": 0.9}),
@@ -98,9 +78,7 @@ async def join(agents: list[Agent], url: str) -> None:
     await asyncio.gather(*(a.start(url) for a in agents))
 
 
-async def test_a_given_plan_runs_to_its_deliverable(
-    make_hub: Callable[..., Awaitable[Hub]], fleet: list[Agent]
-) -> None:
+async def test_a_given_plan_runs_to_its_deliverable(make_hub: MakeHub, fleet: list[Agent]) -> None:
     hub = await make_hub()
     await join(fleet, hub.url)
     async with HubClient(hub.url) as client:
@@ -126,7 +104,7 @@ async def test_a_given_plan_runs_to_its_deliverable(
 
 
 async def test_a_free_text_goal_is_planned_by_the_coordinator_model(
-    make_hub: Callable[..., Awaitable[Hub]], fleet: list[Agent]
+    make_hub: MakeHub, fleet: list[Agent]
 ) -> None:
     answer = {
         "tasks": [
@@ -157,7 +135,7 @@ async def test_a_free_text_goal_is_planned_by_the_coordinator_model(
 
 
 async def test_an_invalid_plan_is_sent_back_with_its_errors_and_repaired(
-    make_hub: Callable[..., Awaitable[Hub]], fleet: list[Agent]
+    make_hub: MakeHub, fleet: list[Agent]
 ) -> None:
     cyclic = {
         "tasks": [
@@ -183,7 +161,7 @@ async def test_an_invalid_plan_is_sent_back_with_its_errors_and_repaired(
 
 
 async def test_a_plan_that_stays_invalid_fails_the_goal_clearly(
-    make_hub: Callable[..., Awaitable[Hub]], fleet: list[Agent]
+    make_hub: MakeHub, fleet: list[Agent]
 ) -> None:
     unknown_skill = {"tasks": [{"id": "a", "title": "A", "skills": {"juggling": 0.5}}]}
     hub = await make_hub(["not a plan at all", json.dumps(unknown_skill)])
@@ -200,7 +178,7 @@ async def test_a_plan_that_stays_invalid_fails_the_goal_clearly(
 
 
 async def test_with_no_api_key_planning_fails_saying_which_key(
-    make_hub: Callable[..., Awaitable[Hub]], monkeypatch: pytest.MonkeyPatch
+    make_hub: MakeHub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     hub = await make_hub(coordinator_model="anthropic/claude-sonnet-4-5")
@@ -215,7 +193,7 @@ async def test_with_no_api_key_planning_fails_saying_which_key(
 
 
 async def test_a_human_approves_an_edited_plan_or_rejects_it(
-    make_hub: Callable[..., Awaitable[Hub]], fleet: list[Agent]
+    make_hub: MakeHub, fleet: list[Agent]
 ) -> None:
     hub = await make_hub()
     await join(fleet, hub.url)
@@ -241,7 +219,7 @@ async def test_a_human_approves_an_edited_plan_or_rejects_it(
 
 
 async def test_a_given_plan_with_errors_is_refused_whole(
-    make_hub: Callable[..., Awaitable[Hub]],
+    make_hub: MakeHub,
 ) -> None:
     hub = await make_hub()
     async with HubClient(hub.url) as client:
@@ -254,7 +232,7 @@ async def test_a_given_plan_with_errors_is_refused_whole(
 
 
 async def test_deadline_and_validation_pass_down_and_cancel_stops_the_goal(
-    make_hub: Callable[..., Awaitable[Hub]],
+    make_hub: MakeHub,
 ) -> None:
     hub = await make_hub()
     deadline = time.time() + 3600
@@ -270,7 +248,7 @@ async def test_deadline_and_validation_pass_down_and_cancel_stops_the_goal(
 
 
 async def test_a_budget_stops_the_goal_before_more_tasks_start(
-    make_hub: Callable[..., Awaitable[Hub]], nats_server: EmbeddedNats
+    make_hub: MakeHub, nats_server: EmbeddedNats
 ) -> None:
     hub = await make_hub()
     import nats

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from conftest import hub_settings
+from conftest import MakeHub, hub_settings
 
 from agents_sdk import Agent, HubClient, RequestRefused, TaskContext
-from clawhub.coordinator import Coordinator
 from clawhub.embedded import EmbeddedNats
 from clawhub.hub import Hub
 from clawhub.store import Store
@@ -69,25 +68,6 @@ def worker(
     return agent
 
 
-@pytest.fixture
-async def make_hub(
-    nats_server: EmbeddedNats, sqlite_store: Store, tmp_path: Path
-) -> AsyncIterator[Callable[..., Awaitable[Hub]]]:
-    hubs: list[Hub] = []
-
-    async def make(mocks: list[str | Exception] | None = None) -> Hub:
-        settings = hub_settings(nats_server, tmp_path)
-        coordinator = Coordinator(settings, mock_responses=mocks) if mocks is not None else None
-        hub = Hub(settings, store=sqlite_store, coordinator=coordinator)
-        await hub.start()
-        hubs.append(hub)
-        return hub
-
-    yield make
-    for hub in hubs:
-        await hub.stop()
-
-
 async def running(agents: list[Agent], url: str) -> None:
     await asyncio.gather(*(a.start(url) for a in agents))
 
@@ -97,7 +77,7 @@ async def stopped(agents: list[Agent]) -> None:
 
 
 async def test_human_approves_a_result_and_the_task_completes(
-    make_hub: Callable[..., Awaitable[Hub]],
+    make_hub: MakeHub,
 ) -> None:
     hub = await make_hub()
     agent = worker("coder", {"python": 0.9})
@@ -126,7 +106,7 @@ async def test_human_approves_a_result_and_the_task_completes(
 
 
 async def test_human_rejects_and_another_agent_reworks_with_the_reasons(
-    make_hub: Callable[..., Awaitable[Hub]],
+    make_hub: MakeHub,
 ) -> None:
     hub = await make_hub()
     seen: list[tuple[str, int, list[str]]] = []
@@ -157,7 +137,7 @@ async def test_human_rejects_and_another_agent_reworks_with_the_reasons(
 
 
 async def test_reviewer_agent_validates_and_is_never_the_author(
-    make_hub: Callable[..., Awaitable[Hub]],
+    make_hub: MakeHub,
 ) -> None:
     hub = await make_hub()
     # both can review, so only the rule keeps an author from reviewing its own work
@@ -189,7 +169,7 @@ async def test_reviewer_agent_validates_and_is_never_the_author(
 
 
 async def test_judge_model_accepts_after_a_malformed_verdict(
-    make_hub: Callable[..., Awaitable[Hub]],
+    make_hub: MakeHub,
 ) -> None:
     hub = await make_hub(["I think it is fine!", '{"accept": true, "reasons": "meets criteria"}'])
     agent = worker("coder", {"python": 0.9})
@@ -218,7 +198,7 @@ async def test_judge_model_accepts_after_a_malformed_verdict(
 
 
 async def test_judge_model_rejects_and_the_task_is_reworked(
-    make_hub: Callable[..., Awaitable[Hub]],
+    make_hub: MakeHub,
 ) -> None:
     hub = await make_hub(
         ['{"accept": false, "reasons": "too long"}', '{"accept": true, "reasons": "ok now"}']
@@ -243,7 +223,7 @@ async def test_judge_model_rejects_and_the_task_is_reworked(
 
 
 async def test_judge_that_never_answers_usably_escalates_to_a_human(
-    make_hub: Callable[..., Awaitable[Hub]],
+    make_hub: MakeHub,
 ) -> None:
     hub = await make_hub(["no JSON here"])  # every call answers this
     agent = worker("coder", {"python": 0.9})
@@ -266,7 +246,7 @@ async def test_judge_that_never_answers_usably_escalates_to_a_human(
 
 
 async def test_schema_then_human_steps_run_in_order(
-    make_hub: Callable[..., Awaitable[Hub]],
+    make_hub: MakeHub,
 ) -> None:
     hub = await make_hub()
     agent = worker("coder", {"python": 0.9})
@@ -290,7 +270,7 @@ async def test_schema_then_human_steps_run_in_order(
 
 
 async def test_a_human_takes_a_task_and_submits_its_result(
-    make_hub: Callable[..., Awaitable[Hub]],
+    make_hub: MakeHub,
 ) -> None:
     hub = await make_hub()
     submitted = asyncio.Event()
@@ -318,7 +298,7 @@ async def test_a_human_takes_a_task_and_submits_its_result(
 
 
 async def test_reassign_moves_a_running_task_to_the_chosen_agent(
-    make_hub: Callable[..., Awaitable[Hub]],
+    make_hub: MakeHub,
 ) -> None:
     hub = await make_hub()
     never = asyncio.Event()
@@ -344,7 +324,7 @@ async def test_reassign_moves_a_running_task_to_the_chosen_agent(
 
 
 async def test_paused_agents_get_no_work_until_resumed_and_draining_is_announced(
-    make_hub: Callable[..., Awaitable[Hub]],
+    make_hub: MakeHub,
 ) -> None:
     hub = await make_hub()
     agent = worker("solo", {"python": 0.9})
@@ -365,7 +345,7 @@ async def test_paused_agents_get_no_work_until_resumed_and_draining_is_announced
         await stopped([agent])
 
 
-async def test_chat_group_info_and_who_may_act(make_hub: Callable[..., Awaitable[Hub]]) -> None:
+async def test_chat_group_info_and_who_may_act(make_hub: MakeHub) -> None:
     hub = await make_hub()
     agent = worker("bot", {"python": 0.9})
     await running([agent], hub.url)
@@ -399,7 +379,7 @@ async def test_chat_group_info_and_who_may_act(make_hub: Callable[..., Awaitable
 
 
 async def test_group_info_says_plainly_when_the_coordinator_has_no_key(
-    make_hub: Callable[..., Awaitable[Hub]], monkeypatch: pytest.MonkeyPatch
+    make_hub: MakeHub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("MOONSHOT_API_KEY", raising=False)
     hub = await make_hub()
