@@ -57,7 +57,7 @@ from ._context import TaskContext
 from ._handlers import Handler, HandlerFunc, HandlerRegistry, Outcome, failure, invoke, success
 from ._jobs import Job as _Job
 from ._jobs import Key, build_result, make_id
-from ._transport import Incoming, Transport, open_transport
+from ._transport import TOKEN_ENV, Incoming, Transport, open_transport
 from ._version import __version__
 from .errors import HubUnavailable, RequestRefused, RequestTimeout, SDKError
 from .memory import Memory, default_data_dir
@@ -201,7 +201,8 @@ class Agent:
         """Connect, register and start serving; returns once a hub accepted the registration.
 
         ``url`` is ``nats://...`` (the bus) or ``ws://host:port`` (the hub's gateway); a
-        ``token`` (``clawhub token create``) is needed wherever the hub requires one.
+        ``token`` (``clawhub token create``; default: the ``CLAWHUB_TOKEN`` environment
+        variable) is needed wherever the hub requires one.
 
         Raises ``HubUnavailable`` when no connection or no registration succeeds within
         ``timeout`` (default ``start_timeout``), ``AgentIdConflict`` when another live
@@ -218,7 +219,7 @@ class Agent:
         self._first_outcome = asyncio.Event()
         self._bus = await open_transport(
             url,
-            token=token,
+            token=token if token is not None else os.environ.get(TOKEN_ENV) or None,
             timeout=timeout,
             name=subjects.agent_connection_name(self.id, self.session),
             reconnected_cb=self._on_reconnected,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncGenerator, Iterable
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -54,7 +55,7 @@ from protocols import (
 )
 
 from ._bus import connect, request
-from ._transport import nats_token
+from ._transport import TOKEN_ENV, nats_token
 from .errors import WaitTimeout
 
 log = logging.getLogger("agents_sdk")
@@ -89,7 +90,7 @@ class HubClient:
         """``token``: from ``clawhub token create`` (the NATS user it stands for), wherever
         the hub's nats-server requires one."""
         subjects.api(group, subjects.API_TASK)  # validates the group early
-        self.token = token
+        self.token = token if token is not None else os.environ.get(TOKEN_ENV) or None
         self.url = url
         self.group = group
         self.timeout = timeout

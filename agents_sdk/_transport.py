@@ -48,6 +48,9 @@ from .errors import HubUnavailable, RequestRefused, RequestTimeout
 
 log = logging.getLogger("agents_sdk")
 
+#: The environment variable ``Agent`` and ``HubClient`` read a token from when given none.
+TOKEN_ENV = "CLAWHUB_TOKEN"
+
 M = TypeVar("M", bound=BaseModel)
 Callback = Callable[[], Awaitable[None]]
 

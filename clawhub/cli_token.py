@@ -35,7 +35,10 @@ StoreOpt = Annotated[
 
 @token_app.command("create")
 def token_create(
-    group: Annotated[str, typer.Option("--group", help="The token's Claw Group.")],
+    group: Annotated[
+        str | None,
+        typer.Option("--group", help="The token's Claw Group (default: CLAWHUB_GROUP or default)."),
+    ] = None,
     role: Annotated[str, typer.Option("--role", help="agent | human | admin")] = "agent",
     agent_id: Annotated[
         str | None,
@@ -47,6 +50,7 @@ def token_create(
 ) -> None:
     """Issue a token; prints it once (only hashes are stored)."""
     tokens = _tokens(data_dir, store_url)
+    group = group or build_settings(data_dir=data_dir).group
     try:
         made, row = tokens.create(group, role, agent_id, note)
     except ValueError as exc:
