@@ -32,8 +32,6 @@ async def serve(config: dict[str, object]) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    import os as _o
-    if _o.environ.get("SWI"): sys.setswitchinterval(float(_o.environ["SWI"]))
     asyncio.run(serve(json.loads(sys.argv[1])))
 
 
