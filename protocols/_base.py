@@ -33,7 +33,7 @@ CLEARANCE_RANK: dict[str, int] = {"public": 0, "internal": 1, "private": 2}
 class WireModel(BaseModel):
     """Base of every message: unknown fields are refused, never silently dropped."""
 
-    model_config = ConfigDict(extra="forbid", frozen=False, populate_by_name=True, defer_build=True)
+    model_config = ConfigDict(extra="forbid", frozen=False, populate_by_name=True)
 
 
 def is_identifier(value: str) -> bool:
