@@ -22,16 +22,16 @@ from typing import Any
 
 import nats
 import nats.errors
+from nats.aio.client import NO_RESPONDERS_STATUS
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeout
 from pydantic import BaseModel
 
 from protocols import (
     AGENT_CALLS,
     Accept,
     Assignment,
+    AttemptOutcome,
     Cancel,
     Decline,
     Deregister,
@@ -118,7 +118,10 @@ class Hub:
         self._outbox_signal = asyncio.Event()
         self._wake_event = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._offers: set[asyncio.Task[None]] = set()
+        self._offers: dict[str, tuple[Offer, asyncio.TimerHandle]] = {}
+        """Offers sent and not answered yet, by reply token."""
+        self._offer_inbox = ""
+        self._offer_seq = 0
         self._replies: set[asyncio.Task[None]] = set()
         self._model_calls: set[asyncio.Task[None]] = set()
         self._stopping = False
@@ -205,6 +208,8 @@ class Hub:
         g = self.group
         for name in self.routes:
             await self.nc.subscribe(self.routes[name].subject, cb=self._callback(name))
+        self._offer_inbox = self.nc.new_inbox()
+        await self.nc.subscribe(subjects.replies(self._offer_inbox), cb=self._on_offer_reply)
         await self.nc.flush()
         system_url = self.embedded.system_url if self.embedded else self.settings.nats_system_url
         if system_url:
@@ -334,7 +339,10 @@ class Hub:
         self._stopping = True
         with contextlib.suppress(Exception):
             self.board.emit("hub.stopped", message=self.hub_id)
-        for task in [*self._offers, *self._model_calls]:
+        for _, timer in self._offers.values():
+            timer.cancel()
+        self._offers.clear()
+        for task in self._model_calls:
             task.cancel()
         await self._flush_outbox()
         # stop taking messages, letting the handlers in flight finish (the writer still runs)
@@ -348,7 +356,7 @@ class Hub:
             await asyncio.wait(list(self._replies), timeout=5)
         for task in self._tasks:
             task.cancel()
-        for task in [*self._tasks, *self._offers]:
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self._stop_embedded()
@@ -520,15 +528,15 @@ class Hub:
         while True:
             self._wake_event.clear()
             for offer in self.board.next_offers(time.monotonic()):
-                task = asyncio.create_task(self._offer(offer))
-                self._offers.add(task)
-                task.add_done_callback(self._offers.discard)
+                await self._offer(offer)
             retry = self.board.next_retry()
             timeout = None if retry is None else max(0.01, retry - time.monotonic())
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake_event.wait(), timeout)
 
     async def _offer(self, offer: Offer) -> None:
+        """Send an offer as a request whose answer comes to ``_on_offer_reply`` (one reply
+        subscription and a timer, rather than a task awaiting each offer)."""
         rec = offer.task
         assignment = Assignment(
             task_id=rec.id,
@@ -539,58 +547,56 @@ class Hub:
             stall_timeout=offer.stall_timeout,
             run_timeout=offer.run_timeout,
         )
+        self._offer_seq += 1
+        token = str(self._offer_seq)
+        timer = asyncio.get_running_loop().call_later(
+            offer.accept_timeout, self._offer_unanswered, token
+        )
+        self._offers[token] = (offer, timer)
         inbox = subjects.agent_inbox(self.group, offer.agent_id)
         assert self.nc is not None
         try:
-            msg = await self.nc.request(inbox, encode(assignment), timeout=offer.accept_timeout)
-            answer = decode(msg.data, Accept, Decline, ErrorReply)
-        except NoRespondersError:
-            self.board.offer_refused(
-                rec.id,
-                offer.attempt,
-                offer.agent_id,
-                "no_reply",
-                "nobody listens on the agent's inbox",
+            await self.nc.publish(
+                inbox, encode(assignment), reply=subjects.reply_to(self._offer_inbox, token)
             )
-            return
-        except (TimeoutError, NatsTimeout):
-            self.board.offer_refused(
-                rec.id,
-                offer.attempt,
-                offer.agent_id,
-                "no_reply",
-                f"no answer within {offer.accept_timeout:g}s",
-            )
-            return
-        except ProtocolError as exc:
-            self.board.refused(inbox, exc, offer.agent_id)
-            self.board.offer_refused(
-                rec.id, offer.attempt, offer.agent_id, "no_reply", f"bad answer: {exc.message}"
-            )
-            return
         except Exception as exc:  # connection trouble: treat as no reply, re-offer
-            self.board.offer_refused(
-                rec.id,
-                offer.attempt,
-                offer.agent_id,
-                "no_reply",
-                f"offer failed: {type(exc).__name__}: {exc}",
+            if self._offers.pop(token, None) is not None:
+                timer.cancel()
+                self._refuse(offer, "no_reply", f"offer failed: {type(exc).__name__}: {exc}")
+
+    def _refuse(self, offer: Offer, outcome: AttemptOutcome, reason: str) -> None:
+        self.board.offer_refused(offer.task.id, offer.attempt, offer.agent_id, outcome, reason)
+
+    def _offer_unanswered(self, token: str) -> None:
+        entry = self._offers.pop(token, None)
+        if entry is not None:
+            offer = entry[0]
+            self._refuse(offer, "no_reply", f"no answer within {offer.accept_timeout:g}s")
+
+    async def _on_offer_reply(self, msg: Msg) -> None:
+        entry = self._offers.pop(subjects.reply_token(msg.subject), None)
+        if entry is None:
+            return  # answered already, or too late: the offer was withdrawn
+        offer, timer = entry
+        timer.cancel()
+        if msg.headers and msg.headers.get("Status") == NO_RESPONDERS_STATUS:
+            self._refuse(offer, "no_reply", "nobody listens on the agent's inbox")
+            return
+        rec = offer.task
+        try:
+            answer = decode(msg.data, Accept, Decline, ErrorReply)
+        except ProtocolError as exc:
+            self.board.refused(
+                subjects.agent_inbox(self.group, offer.agent_id), exc, offer.agent_id
             )
+            self._refuse(offer, "no_reply", f"bad answer: {exc.message}")
             return
         if isinstance(answer, Accept):
             self.board.offer_accepted(rec.id, offer.attempt, offer.agent_id)
         elif isinstance(answer, Decline):
-            self.board.offer_refused(
-                rec.id, offer.attempt, offer.agent_id, "declined", answer.reason or "declined"
-            )
+            self._refuse(offer, "declined", answer.reason or "declined")
         elif isinstance(answer, ErrorReply):
-            self.board.offer_refused(
-                rec.id,
-                offer.attempt,
-                offer.agent_id,
-                "declined",
-                f"{answer.code.value}: {answer.message}",
-            )
+            self._refuse(offer, "declined", f"{answer.code.value}: {answer.message}")
 
     async def _watcher(self) -> None:
         while True:

@@ -161,6 +161,21 @@ def requester(reply: str) -> str:
     return ".".join(reply.split(".", 2)[:2])
 
 
+def replies(inbox: str) -> str:
+    """Wildcard for every reply sent to ``reply_to(inbox, token)``."""
+    return f"{inbox}.*"
+
+
+def reply_to(inbox: str, token: str) -> str:
+    """A reply subject under ``inbox`` (a NATS inbox such as ``_INBOX.<nuid>``)."""
+    return f"{inbox}.{_check('reply token', token)}"
+
+
+def reply_token(subject: str) -> str:
+    """The token of a reply subject made by ``reply_to``."""
+    return subject.rpartition(".")[2]
+
+
 def system_disconnects(account: str) -> str:
     """NATS system-account subject on which the server announces closed client connections."""
     return f"$SYS.ACCOUNT.{account}.DISCONNECT"
