@@ -122,7 +122,8 @@ class Hub:
         """Offers sent and not answered yet, by reply token."""
         self._offer_inbox = ""
         self._offer_seq = 0
-        self._replies: set[asyncio.Task[None]] = set()
+        self._answers: list[tuple[int, Msg, BaseModel | None]] = []
+        """Replies waiting for the commit of the writes queued before them (position)."""
         self._model_calls: set[asyncio.Task[None]] = set()
         self._stopping = False
         self.write_errors = 0
@@ -352,8 +353,8 @@ class Hub:
                     await asyncio.wait_for(conn.drain(), 5)
         with contextlib.suppress(Exception):
             await self.durable()
-        if self._replies:
-            await asyncio.wait(list(self._replies), timeout=5)
+        with contextlib.suppress(Exception):
+            await self._answer(self._committed)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -438,10 +439,12 @@ class Hub:
             if not msg.reply:
                 return
             # answer once the writes behind the reply are committed, without holding up the
-            # next message: replies waiting on the same commit share it (group commit)
-            task = asyncio.create_task(self._respond(msg, reply))
-            self._replies.add(task)
-            task.add_done_callback(self._replies.discard)
+            # next message: the writer answers all that its commit covers (group commit)
+            self._answers.append((self._written, msg, reply))
+            if self._committed >= self._written:
+                await self._answer(self._committed)
+            else:
+                self._write_signal.set()
 
         return cb
 
@@ -449,10 +452,19 @@ class Hub:
         self.board.deregister(msg)
         return Ok(message="bye")
 
-    async def _respond(self, msg: Msg, reply: BaseModel | None) -> None:
-        answer = await self.settle(reply)
-        with contextlib.suppress(Exception):
-            await msg.respond(encode(answer))
+    async def _answer(self, upto: int, error: StoreError | None = None) -> None:
+        """Send the replies whose writes, up to position ``upto``, are committed (or, with
+        ``error``, failed to be)."""
+        if not self._answers or self._answers[0][0] > upto:
+            return
+        done = [a for a in self._answers if a[0] <= upto]
+        self._answers = [a for a in self._answers if a[0] > upto]
+        for _, msg, reply in done:
+            answer = reply if reply is not None else Ok()
+            if error is not None:
+                answer = ErrorReply(code=ErrorCode.INTERNAL, message=str(error))
+            with contextlib.suppress(Exception):
+                await msg.respond(encode(answer))
 
     # ------------------------------------------------------------------ background loops
 
@@ -484,12 +496,14 @@ class Hub:
                 if target <= upto and not w.done():
                     w.set_exception(exc)
             self._waiters = [(t, w) for t, w in self._waiters if not w.done()]
+            await self._answer(upto, exc)
             raise
         self._committed = max(self._committed, upto)
         for target, w in self._waiters:
             if target <= self._committed and not w.done():
                 w.set_result(None)
         self._waiters = [(t, w) for t, w in self._waiters if not w.done()]
+        await self._answer(self._committed)
 
     async def _writer(self) -> None:
         while True:
@@ -499,7 +513,7 @@ class Hub:
             for _ in range(3):
                 await asyncio.sleep(0)
             self._write_signal.clear()
-            if not self._pending and not self._waiters:
+            if not self._pending and not self._waiters and not self._answers:
                 continue
             try:
                 await self._write_once()
