@@ -8,6 +8,7 @@ known participants and the event sequence back with the ``load_*`` methods.
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -300,13 +301,7 @@ class Store:
             with self.engine.begin() as conn:
                 for name, rows in writes:
                     sql, order, defaults, positional = self._prepared(name)
-                    params: list[Any] = [
-                        tuple(row.get(k, defaults.get(k)) for k in order)
-                        if positional
-                        else {k: row.get(k, defaults.get(k)) for k in order}
-                        for row in rows
-                    ]
-                    conn.exec_driver_sql(sql, params)
+                    conn.exec_driver_sql(sql, _params(rows, order, defaults, positional))
         except Exception as exc:
             raise StoreError(f"write to {self.display_url} failed: {exc}") from exc
 
@@ -397,6 +392,20 @@ class Store:
 
 
 _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def _params(
+    rows: list[dict[str, Any]], order: list[str], defaults: dict[str, Any], positional: bool
+) -> list[Any]:
+    """Driver parameters for ``rows``: tuples in ``order`` or dicts; a column a row leaves out
+    takes its default."""
+    if positional:
+        get = operator.itemgetter(*order)
+        try:
+            return [get(row) for row in rows]  # the usual case: rows carry every column
+        except KeyError:
+            return [tuple(row.get(k, defaults.get(k)) for k in order) for row in rows]
+    return [{k: row.get(k, defaults.get(k)) for k in order} for row in rows]
 
 
 def dumps(value: Any) -> str:
