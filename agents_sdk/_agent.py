@@ -46,6 +46,7 @@ from protocols import (
     RegisterAck,
     ResultAck,
     TaskRef,
+    TaskState,
     decode,
     is_identifier,
     subjects,
@@ -493,6 +494,8 @@ class Agent:
             else:
                 if ack.accepted:
                     log.info("result of %s#%d accepted: task %s", *job.key, ack.state.value)
+                elif ack.state in (TaskState.VALIDATING, TaskState.NEEDS_HUMAN):
+                    log.info("result of %s#%d taken: %s", *job.key, ack.reason)
                 else:
                     log.warning("result of %s#%d refused: %s", *job.key, ack.reason)
                 return

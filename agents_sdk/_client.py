@@ -14,16 +14,35 @@ from nats.aio.msg import Msg
 from pydantic import BaseModel, JsonValue
 
 from protocols import (
+    GOAL_TERMINAL,
     AgentInfo,
     AgentList,
+    AgentMode,
+    CancelGoal,
     CancelTask,
+    ClaimTask,
+    DecidePlan,
+    DecideTask,
     Event,
     EventList,
+    GetGoal,
+    GetGroup,
     GetTask,
+    GoalList,
+    GoalSpec,
+    GoalStatus,
+    GroupInfo,
     ListAgents,
     ListEvents,
+    ListGoals,
     ListTasks,
+    Ok,
+    Plan,
+    PostChat,
     ProtocolError,
+    ReassignTask,
+    SetAgentMode,
+    SubmitGoal,
     SubmitTasks,
     Submitted,
     TaskList,
@@ -148,10 +167,114 @@ class HubClient:
         message = ListTasks(states=[TaskState(s) for s in states or ()], limit=limit)
         return list((await self._call(subjects.API_TASKS, message, TaskList)).tasks)
 
-    async def cancel(self, task_id: str, reason: str = "") -> TaskStatus:
+    async def cancel(self, task_id: str, reason: str = "", *, by: str | None = None) -> TaskStatus:
         """Cancel a task that has not finished; returns its new status."""
-        message = CancelTask(task_id=task_id, reason=reason)
+        message = CancelTask(task_id=task_id, reason=reason, by=by)
         return await self._call(subjects.API_CANCEL, message, TaskStatus)
+
+    # -- humans in the loop -----------------------------------------------------------------
+
+    async def decide(self, task_id: str, accept: bool, reason: str = "", *, by: str) -> TaskStatus:
+        """Approve (``accept=True``) or reject a result waiting in ``needs_human``. A rejection
+        sends the task back for rework with ``reason`` attached."""
+        message = DecideTask(task_id=task_id, accept=accept, reason=reason, by=by)
+        return await self._call(subjects.API_DECIDE, message, TaskStatus)
+
+    async def reassign(
+        self, task_id: str, to: str | None = None, reason: str = "", *, by: str | None = None
+    ) -> TaskStatus:
+        """Take a task back from its holder (no failure counted) and offer it again, to ``to``
+        if given, else to whoever the matcher picks (not the old holder)."""
+        message = ReassignTask(task_id=task_id, to=to, reason=reason, by=by)
+        return await self._call(subjects.API_REASSIGN, message, TaskStatus)
+
+    async def claim(self, task_id: str, agent_id: str) -> TaskStatus:
+        """Participant ``agent_id`` takes a ready task: the hub offers it to them next."""
+        message = ClaimTask(task_id=task_id, agent_id=agent_id)
+        return await self._call(subjects.API_CLAIM, message, TaskStatus)
+
+    async def set_agent_mode(
+        self, agent_id: str, mode: AgentMode, reason: str = "", *, by: str | None = None
+    ) -> AgentInfo:
+        """Pause (no new work), resume (``active``) or drain a participant."""
+        message = SetAgentMode(agent_id=agent_id, mode=mode, reason=reason, by=by)
+        return await self._call(subjects.API_AGENT_MODE, message, AgentInfo)
+
+    async def chat(self, sender: str, text: str, task_id: str | None = None) -> None:
+        """Post a line in the group's shared channel (a ``chat.message`` event)."""
+        message = PostChat(sender=sender, text=text, task_id=task_id)
+        await self._call(subjects.API_CHAT, message, Ok)
+
+    async def group_info(self) -> GroupInfo:
+        """The group at a glance: tasks and goals by state, agents, usage, coordinator."""
+        return await self._call(subjects.API_GROUP, GetGroup(), GroupInfo)
+
+    # -- goals ------------------------------------------------------------------------------
+
+    async def submit_goal(
+        self, goal: GoalSpec | str, plan: Plan | None = None, **fields: Any
+    ) -> GoalStatus:
+        """Submit a goal (a ``GoalSpec``, or its text plus ``GoalSpec`` keywords such as
+        ``budget``, ``deadline``, ``approve_plan``). With ``plan`` no model is asked."""
+        spec = goal if isinstance(goal, GoalSpec) else GoalSpec(text=goal, **fields)
+        message = SubmitGoal(goal=spec, plan=plan)
+        return await self._call(subjects.API_GOAL_SUBMIT, message, GoalStatus)
+
+    async def goals(self, limit: int = 100) -> list[GoalStatus]:
+        """Goals, oldest first."""
+        reply = await self._call(subjects.API_GOALS, ListGoals(limit=limit), GoalList)
+        return list(reply.goals)
+
+    async def goal(self, goal_id: str) -> GoalStatus:
+        """One goal's status: state, plan, progress, deliverable, usage."""
+        return await self._call(subjects.API_GOAL, GetGoal(goal_id=goal_id), GoalStatus)
+
+    async def decide_plan(
+        self,
+        goal_id: str,
+        approve: bool,
+        *,
+        by: str,
+        plan: Plan | None = None,
+        reason: str = "",
+    ) -> GoalStatus:
+        """Approve (optionally an edited ``plan``) or reject a plan awaiting approval."""
+        message = DecidePlan(goal_id=goal_id, approve=approve, plan=plan, reason=reason, by=by)
+        return await self._call(subjects.API_GOAL_DECIDE, message, GoalStatus)
+
+    async def cancel_goal(
+        self, goal_id: str, reason: str = "", *, by: str | None = None
+    ) -> GoalStatus:
+        """Stop a goal and its open tasks."""
+        message = CancelGoal(goal_id=goal_id, reason=reason, by=by)
+        return await self._call(subjects.API_GOAL_CANCEL, message, GoalStatus)
+
+    async def wait_goal(
+        self, goal_id: str, timeout: float | None = None, *, until: Iterable[str] = ()
+    ) -> GoalStatus:
+        """Wait until the goal is done, failed or cancelled (or reaches a state in
+        ``until``, such as ``awaiting_approval``); ``WaitTimeout`` after ``timeout``."""
+        stop = {*GOAL_TERMINAL, *until}
+        changed = asyncio.Event()
+
+        async def on_event(msg: Msg) -> None:
+            changed.set()
+
+        sub = await self.nc.subscribe(subjects.goal_events(self.group), cb=on_event)
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    changed.clear()
+                    status = await self.goal(goal_id)
+                    if status.state in stop:
+                        return status
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(changed.wait(), POLL_INTERVAL)
+        except TimeoutError:
+            raise WaitTimeout([goal_id], timeout or 0.0) from None
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
     async def agents(self, include_gone: bool = False) -> list[AgentInfo]:
         """The participants (online only, unless ``include_gone``)."""

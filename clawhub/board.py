@@ -23,17 +23,18 @@ from protocols import (
 )
 
 from .effects import FAILED_OUTCOMES, Offer, Sink, new_task_id
+from .goalboard import GoalBoard
+from .goals import GoalRecord
 from .lifecycle import HELD, initial_state
 from .records import AgentRecord, TaskRecord
-from .store import AgentRow, TaskRow
-from .taskboard import TaskBoard
+from .store import AgentRow, GoalRow, TaskRow
 
 S = TaskState
 
 __all__ = ["FAILED_OUTCOMES", "Board", "Offer", "Sink", "new_task_id"]
 
 
-class Board(TaskBoard):
+class Board(GoalBoard):
     """State and rules of one Claw Group: tasks (``TaskBoard``), participants, the lease
     watcher and recovery after a restart."""
 
@@ -184,10 +185,13 @@ class Board(TaskBoard):
         for rec in list(self._active.values()):
             if rec.state is not S.RUNNING:
                 continue
+            holder = self.agents.get(rec.assigned_to or "")
+            # people send no progress: only run timeouts and deadlines apply to them
+            human = holder is not None and holder.human
             t = rec.spec.timeouts
             stall = t.stall or self.settings.stall_timeout
             run = t.run or self.settings.run_timeout
-            if now - rec.last_progress > stall:
+            if not human and now - rec.last_progress > stall:
                 self.revoke(
                     rec,
                     "stalled",
@@ -211,10 +215,18 @@ class Board(TaskBoard):
     # ------------------------------------------------------------------ recovery
 
     def load(
-        self, task_rows: Iterable[TaskRow], agent_rows: Iterable[AgentRow], last_seq: int
+        self,
+        task_rows: Iterable[TaskRow],
+        agent_rows: Iterable[AgentRow],
+        last_seq: int,
+        goal_rows: Iterable[GoalRow] = (),
     ) -> None:
         """Rebuild the board from the store after a restart."""
         self._event_seq = last_seq
+        for goal_row in goal_rows:
+            goal = GoalRecord.from_row(goal_row)
+            self.goals[goal.id] = goal
+            self._goal_seq = max(self._goal_seq, goal.seq)
         now = time.monotonic()
         for row in agent_rows:
             agent = AgentRecord.from_row(row)
@@ -233,6 +245,7 @@ class Board(TaskBoard):
             if rec.spec.deadline is not None and not rec.state.terminal:
                 self._deadlines[rec.id] = rec
         recovered = 0
+        validating: list[TaskRecord] = []
         for rec in recs:
             if rec.state is S.READY:
                 self._ready[rec.id] = rec
@@ -254,7 +267,7 @@ class Board(TaskBoard):
                 else:
                     self.revoke(rec, "lost", "holder not online after hub restart")
             elif rec.state is S.VALIDATING:
-                self._validate(rec, rec.attempt)
+                validating.append(rec)
             elif rec.state is S.PENDING:
                 deps = [self.tasks[d].state for d in rec.spec.depends_on if d in self.tasks]
                 start = initial_state(deps)
@@ -265,6 +278,11 @@ class Board(TaskBoard):
                     self._finish(rec, S.FAILED, "a dependency failed or was cancelled")
             if not rec.state.terminal:
                 recovered += 1
+        for rec in validating:
+            self.resume_validation(rec)
+        for goal in self.goals.values():
+            if goal.state == "planning":
+                self.sink.plan(goal.id, "")  # the planning call died with the old hub
         self.emit(
             "hub.recovered",
             message=f"{recovered} open tasks, {len(self.agents)} agents",

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from pydantic import JsonValue
 
-from protocols import Cancel, ErrorCode, Event, ProtocolError, TaskSpec
+from protocols import Cancel, ErrorCode, Event, ProtocolError, TaskSpec, ValidationStep, Verdict
 
 from .records import TaskRecord
 from .store import Row
@@ -31,6 +31,14 @@ class Sink(Protocol):
     def wake(self) -> None:
         """Something changed that may allow new offers."""
 
+    def judge(self, task_id: str, attempt: int, step: ValidationStep) -> None:
+        """Ask the judge model for a verdict on the output of ``attempt`` (answer through
+        ``Board.judge_verdict``)."""
+
+    def plan(self, goal_id: str, feedback: str) -> None:
+        """Ask the coordinator model for a plan of a goal (answer through
+        ``Board.plan_ready`` / ``Board.plan_failed``); ``feedback``: what was wrong last time."""
+
 
 @dataclass(frozen=True, slots=True)
 class Offer:
@@ -43,6 +51,7 @@ class Offer:
     stall_timeout: float
     run_timeout: float | None
     dependency_outputs: dict[str, JsonValue]
+    feedback: list[Verdict]
 
 
 def new_task_id() -> str:

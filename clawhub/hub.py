@@ -29,36 +29,29 @@ from pydantic import BaseModel
 
 from protocols import (
     Accept,
-    AgentList,
     Assignment,
     Cancel,
-    CancelTask,
     Decline,
     Deregister,
     ErrorCode,
     ErrorReply,
     Event,
-    EventList,
-    GetTask,
     Heartbeat,
-    ListAgents,
-    ListEvents,
-    ListTasks,
     Ok,
     Progress,
     ProtocolError,
     Register,
     Result,
-    SubmitTasks,
-    Submitted,
-    TaskList,
+    ValidationStep,
     decode,
     encode,
     is_identifier,
     subjects,
 )
 
+from .api import Handler, HubApi
 from .board import Board, Offer
+from .coordinator import Coordinator
 from .embedded import CLIENT_ACCOUNT, EmbeddedNats
 from .errors import BusError, StoreError
 from .settings import HubSettings
@@ -66,14 +59,19 @@ from .store import Row, Store
 
 log = logging.getLogger("clawhub.hub")
 
-Handler = Callable[[Any], BaseModel | Awaitable[BaseModel] | None]
-
 
 class Hub:
     """A running hub. ``await hub.start()``, then ``await hub.stop()``."""
 
-    def __init__(self, settings: HubSettings, store: Store | None = None) -> None:
+    def __init__(
+        self,
+        settings: HubSettings,
+        store: Store | None = None,
+        coordinator: Coordinator | None = None,
+    ) -> None:
         self.settings = settings
+        self.coordinator = coordinator or Coordinator(settings)
+        self.api = HubApi(self)
         self.group = settings.group
         self.hub_id = "hub-" + secrets.token_hex(4)
         self._own_store = store is None
@@ -95,6 +93,7 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self._offers: set[asyncio.Task[None]] = set()
         self._replies: set[asyncio.Task[None]] = set()
+        self._model_calls: set[asyncio.Task[None]] = set()
         self._stopping = False
         self.write_errors = 0
 
@@ -117,6 +116,19 @@ class Hub:
     def wake(self) -> None:
         """Ask the scheduler for another matching pass."""
         self._wake_event.set()
+
+    def judge(self, task_id: str, attempt: int, step: ValidationStep) -> None:
+        """Ask the judge model about a result, in the background."""
+        self._background(self.api.judge(task_id, attempt, step))
+
+    def plan(self, goal_id: str, feedback: str) -> None:
+        """Ask the coordinator model for a goal's plan, in the background."""
+        self._background(self.api.plan(goal_id, feedback))
+
+    def _background(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._model_calls.add(task)
+        task.add_done_callback(self._model_calls.discard)
 
     def _send(self, subject: str, data: bytes) -> None:
         self._outbox.append((subject, data))
@@ -146,9 +158,10 @@ class Hub:
             rows = await asyncio.to_thread(self.store.load_tasks, self.group)
             agents = await asyncio.to_thread(self.store.load_agents, self.group)
             last = await asyncio.to_thread(self.store.last_event_seq, self.group)
+            goals = await asyncio.to_thread(self.store.load_goals, self.group)
         except Exception as exc:
             raise StoreError(f"cannot read store {self.store.display_url}: {exc}") from exc
-        self.board.load(rows, agents, last)
+        self.board.load(rows, agents, last, goals)
         try:
             self.nc = await asyncio.wait_for(self._connect(), self.settings.connect_timeout)
         except (TimeoutError, OSError, nats.errors.Error) as exc:
@@ -161,13 +174,9 @@ class Hub:
             (subjects.hub_deregister(g), (Deregister,), self._deregister),
             (subjects.hub_progress(g), (Progress,), self.board.progress),
             (subjects.hub_result(g), (Result,), self.board.result),
-            (subjects.api(g, subjects.API_SUBMIT), (SubmitTasks,), self._submit),
-            (subjects.api(g, subjects.API_AGENTS), (ListAgents,), self._list_agents),
-            (subjects.api(g, subjects.API_TASKS), (ListTasks,), self._list_tasks),
-            (subjects.api(g, subjects.API_TASK), (GetTask,), self._get_task),
-            (subjects.api(g, subjects.API_CANCEL), (CancelTask,), self._cancel_task),
-            (subjects.api(g, subjects.API_EVENTS), (ListEvents,), self._list_events),
         ]
+        for verb, models, fn in self.api.routes():
+            routes.append((subjects.api(g, verb), models, fn))
         for subject, models, fn in routes:
             await self.nc.subscribe(subject, cb=self._callback(subject, models, fn))
         await self.nc.flush()
@@ -182,10 +191,18 @@ class Hub:
         ]
         self._tasks = [asyncio.create_task(loop()) for loop in loops]
         self._write_hub_file()
+        ready, note = self.coordinator.status()
+        if not ready:
+            log.warning("%s", note)
         self.board.emit(
             "hub.started",
-            message=f"{self.hub_id} on {self.url}",
-            data={"url": self.url, "store": self.store.display_url},
+            message=f"{self.hub_id} on {self.url}" + ("" if ready else f"; {note}"),
+            data={
+                "url": self.url,
+                "store": self.store.display_url,
+                "coordinator": self.coordinator.model,
+                "coordinator_ready": ready,
+            },
         )
         log.info("hub %s serving group %s on %s", self.hub_id, g, self.url)
 
@@ -257,7 +274,7 @@ class Hub:
         self._stopping = True
         with contextlib.suppress(Exception):
             self.board.emit("hub.stopped", message=self.hub_id)
-        for task in list(self._offers):
+        for task in [*self._offers, *self._model_calls]:
             task.cancel()
         await self._flush_outbox()
         # stop taking messages, letting the handlers in flight finish (the writer still runs)
@@ -324,6 +341,10 @@ class Hub:
 
         return cb
 
+    def _deregister(self, msg: Deregister) -> Ok:
+        self.board.deregister(msg)
+        return Ok(message="bye")
+
     async def _respond(self, msg: Msg, reply: BaseModel | None) -> None:
         try:
             await self.durable()
@@ -331,61 +352,6 @@ class Hub:
             reply = ErrorReply(code=ErrorCode.INTERNAL, message=str(exc))
         with contextlib.suppress(Exception):
             await msg.respond(encode(reply if reply is not None else Ok()))
-
-    def _submit(self, msg: SubmitTasks) -> Submitted:
-        return Submitted(ids=self.board.submit(msg.tasks))
-
-    def _deregister(self, msg: Deregister) -> Ok:
-        self.board.deregister(msg)
-        return Ok(message="bye")
-
-    def _list_agents(self, msg: ListAgents) -> AgentList:
-        agents = [
-            a.info() for a in self.board.agents.values() if msg.include_gone or a.state == "online"
-        ]
-        return AgentList(agents=agents)
-
-    def _list_tasks(self, msg: ListTasks) -> TaskList:
-        wanted = set(msg.states)
-        recs = [r for r in self.board.tasks.values() if not wanted or r.state in wanted]
-        recs.sort(key=lambda r: r.seq)
-        return TaskList(tasks=[r.status() for r in recs[: msg.limit]])
-
-    def _get_task(self, msg: GetTask) -> BaseModel:
-        rec = self.board.tasks.get(msg.task_id)
-        if rec is None:
-            raise ProtocolError(ErrorCode.UNKNOWN_TASK, f"no task {msg.task_id}")
-        return rec.status()
-
-    async def _list_events(self, msg: ListEvents) -> EventList:
-        await self.durable()  # what happened so far is in the log before it is read
-        rows = await asyncio.to_thread(
-            self.store.events,
-            self.group,
-            task_id=msg.task_id,
-            kind=msg.kind,
-            after=msg.after,
-            limit=msg.limit,
-        )
-        return EventList(
-            events=[
-                Event(
-                    seq=r.seq,
-                    ts=r.ts,
-                    kind=r.kind,
-                    task_id=r.task_id,
-                    agent_id=r.agent_id,
-                    attempt=r.attempt,
-                    state=r.state,
-                    message=r.message,
-                    data=json.loads(r.data),
-                )
-                for r in rows
-            ]
-        )
-
-    def _cancel_task(self, msg: CancelTask) -> BaseModel:
-        return self.board.cancel_task(msg.task_id, msg.reason).status()
 
     # ------------------------------------------------------------------ background loops
 
@@ -471,6 +437,7 @@ class Hub:
             attempt=offer.attempt,
             spec=rec.spec,
             dependency_outputs=offer.dependency_outputs,
+            feedback=offer.feedback,
             stall_timeout=offer.stall_timeout,
             run_timeout=offer.run_timeout,
         )

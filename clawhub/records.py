@@ -11,6 +11,7 @@ from pydantic import JsonValue
 
 from protocols import (
     AgentInfo,
+    AgentMode,
     AgentProfile,
     AgentState,
     AttemptInfo,
@@ -19,6 +20,8 @@ from protocols import (
     TaskSpec,
     TaskState,
     TaskStatus,
+    Usage,
+    Verdict,
 )
 
 from .store import AGENTS, TASKS, AgentRow, TaskRow, Write, dumps
@@ -47,6 +50,15 @@ class TaskRecord:
     dependents: list[str] = field(default_factory=list)
     progress: float | None = None
     progress_message: str | None = None
+    verdicts: list[Verdict] = field(default_factory=list)
+    validation_step: int | None = None
+    """Index (in ``validation_steps``) of the validation step under way."""
+    review_task: str | None = None
+    """Id of the review task judging the current output (reviewer step)."""
+    usage: Usage = field(default_factory=Usage)
+    pinned: str | None = None
+    """Participant the next attempt must go to (claimed or reassigned to)."""
+    judge_tries: int = 0
     # monotonic clocks of the current attempt (not persisted)
     last_progress: float = 0.0
     started: float = 0.0
@@ -81,6 +93,10 @@ class TaskRecord:
             created_at=self.created_at,
             updated_at=self.updated_at,
             history=list(self.history),
+            verdicts=list(self.verdicts),
+            validation_step=self.validation_step,
+            review_of=self.spec.metadata.get("review_of"),
+            usage=self.usage,
         )
 
     def write(self, group: str) -> Write:
@@ -102,6 +118,15 @@ class TaskRecord:
                 "error": self.error,
                 "excluded": dumps(sorted(self.excluded)),
                 "history": dumps([h.model_dump(mode="json") for h in self.history]),
+                "verdicts": dumps([v.model_dump(mode="json") for v in self.verdicts]),
+                "usage": self.usage.model_dump_json(),
+                "extra": dumps(
+                    {
+                        "validation_step": self.validation_step,
+                        "review_task": self.review_task,
+                        "pinned": self.pinned,
+                    }
+                ),
                 "created_at": self.created_at,
                 "updated_at": self.updated_at,
             },
@@ -114,6 +139,7 @@ class TaskRecord:
     @classmethod
     def from_row(cls, row: TaskRow) -> TaskRecord:
         """Rebuild from the store."""
+        extra = json.loads(row.extra or "{}")
         return cls(
             id=row.id,
             seq=row.seq,
@@ -128,6 +154,11 @@ class TaskRecord:
             error=row.error,
             history=[AttemptInfo.model_validate(h) for h in json.loads(row.history)],
             excluded=set(json.loads(row.excluded)),
+            verdicts=[Verdict.model_validate(v) for v in json.loads(row.verdicts or "[]")],
+            usage=Usage.model_validate_json(row.usage or "{}"),
+            validation_step=extra.get("validation_step"),
+            review_task=extra.get("review_task"),
+            pinned=extra.get("pinned"),
         )
 
 
@@ -145,6 +176,19 @@ class AgentRecord:
     last_beat: float = field(default_factory=time.monotonic)
     held: dict[str, int] = field(default_factory=dict)
     """task id → attempt, for every attempt offered to or run by this participant."""
+    mode: AgentMode = "active"
+    usage: Usage = field(default_factory=Usage)
+    stalled: int = 0
+
+    @property
+    def takes_work(self) -> bool:
+        """Online, active and with free capacity."""
+        return self.state == "online" and self.mode == "active" and self.free > 0
+
+    @property
+    def human(self) -> bool:
+        """A person (never judged stalled: people do not send progress)."""
+        return self.profile.kind == "human"
 
     @property
     def id(self) -> str:
@@ -172,6 +216,9 @@ class AgentRecord:
             running=[TaskRef(task_id=t, attempt=a) for t, a in sorted(self.held.items())],
             completed=self.completed,
             failed=self.failed,
+            mode=self.mode,
+            usage=self.usage,
+            stalled=self.stalled,
         )
 
     def write(self, group: str) -> Write:
@@ -188,6 +235,9 @@ class AgentRecord:
                 "completed": self.completed,
                 "failed": self.failed,
                 "last_seen": self.last_seen,
+                "mode": self.mode,
+                "usage": self.usage.model_dump_json(),
+                "stalled": self.stalled,
             },
         )
 
@@ -209,4 +259,15 @@ class AgentRecord:
             completed=row.completed,
             failed=row.failed,
             last_seen=row.last_seen,
+            mode=_mode(row.mode),
+            usage=Usage.model_validate_json(row.usage or "{}"),
+            stalled=row.stalled,
         )
+
+
+def _mode(value: str) -> AgentMode:
+    if value == "paused":
+        return "paused"
+    if value == "draining":
+        return "draining"
+    return "active"

@@ -70,6 +70,19 @@ class HubSettings(BaseSettings):
     max_message_bytes: int = Field(
         default=1024 * 1024, gt=0, description="Largest message the hub accepts."
     )
+    coordinator_model: str = Field(
+        default="moonshot/kimi-k2.6",
+        description="litellm model string of the coordinator (plans goals, judges results).",
+    )
+    judge_tries: int = Field(
+        default=3, ge=1, le=10, description="Model calls for one verdict before a human decides."
+    )
+    plan_tries: int = Field(
+        default=3, ge=1, le=10, description="Plans asked of the model before a goal fails."
+    )
+    model_timeout: float = Field(
+        default=120.0, gt=0, description="Seconds one coordinator model call may take."
+    )
     sweep_interval: float = Field(
         default=0.25, gt=0, description="How often the lease watcher checks beats and progress."
     )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Table, event, func, make_url, select
+from sqlalchemy import Engine, Table, event, func, inspect, make_url, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -24,6 +24,7 @@ from .errors import StoreError
 TASKS = "claw_tasks"
 EVENTS = "claw_events"
 AGENTS = "claw_agents"
+GOALS = "claw_goals"
 
 
 class TaskRow(SQLModel, table=True):
@@ -43,6 +44,9 @@ class TaskRow(SQLModel, table=True):
     error: str | None = None
     excluded: str = Field(default="[]", description="Excluded participant ids (JSON list).")
     history: str = Field(default="[]", description="AttemptInfo list as JSON.")
+    verdicts: str = Field(default="[]", description="Verdict list as JSON.")
+    usage: str = Field(default="{}", description="Usage as JSON.")
+    extra: str = Field(default="{}", description="Validation step, review task, pin (JSON).")
     created_at: float = 0.0
     updated_at: float = 0.0
 
@@ -78,6 +82,30 @@ class AgentRow(SQLModel, table=True):
     completed: int = 0
     failed: int = 0
     last_seen: float = 0.0
+    mode: str = Field(default="active", max_length=20)
+    usage: str = Field(default="{}", description="Usage as JSON.")
+    stalled: int = 0
+
+
+class GoalRow(SQLModel, table=True):
+    """One goal, as last written."""
+
+    __tablename__ = GOALS
+
+    group: str = Field(primary_key=True, max_length=64)
+    id: str = Field(primary_key=True, max_length=64)
+    seq: int = Field(index=True, description="Submission order.")
+    state: str = Field(max_length=20)
+    spec: str = Field(description="GoalSpec as JSON.")
+    plan: str | None = Field(default=None, description="Plan as JSON.")
+    task_ids: str = Field(default="[]", description="Board task ids (JSON list).")
+    usage: str = Field(default="{}", description="Usage as JSON.")
+    planning_usage: str = Field(default="{}", description="Usage of planning calls as JSON.")
+    deliverable: str | None = Field(default=None, description="Final output as JSON.")
+    error: str | None = None
+    planning_attempts: int = 0
+    created_at: float = 0.0
+    updated_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +116,8 @@ class Write:
     values: dict[str, Any]
 
 
-Row = TaskRow | EventRow | AgentRow | Write
-ROW_TYPES: tuple[type[SQLModel], ...] = (TaskRow, EventRow, AgentRow)
+Row = TaskRow | EventRow | AgentRow | GoalRow | Write
+ROW_TYPES: tuple[type[SQLModel], ...] = (TaskRow, EventRow, AgentRow, GoalRow)
 
 
 def _table(model: type[SQLModel]) -> Table:
@@ -128,8 +156,30 @@ class Store:
             if self.engine.dialect.name == "sqlite":
                 event.listen(self.engine, "connect", _sqlite_pragmas)
             SQLModel.metadata.create_all(self.engine, tables=[_table(m) for m in ROW_TYPES])
+            self._add_missing_columns()
         except Exception as exc:  # the driver's errors vary; say which store failed
             raise StoreError(f"cannot open store {self.display_url}: {exc}") from exc
+
+    def _add_missing_columns(self) -> None:
+        """Upgrade a store written by an older release: add the columns it lacks (each new
+        column has a default, so old rows read back as before)."""
+        inspector = inspect(self.engine)
+        for model in ROW_TYPES:
+            table = _table(model)
+            have = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in have:
+                    continue
+                default = getattr(column.default, "arg", None)
+                kind = column.type.compile(dialect=self.engine.dialect)
+                literal = "NULL" if default is None or callable(default) else _sql_literal(default)
+                with self.engine.begin() as conn:
+                    conn.execute(
+                        text(
+                            f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind} '
+                            f"DEFAULT {literal}"
+                        )
+                    )
 
     @property
     def display_url(self) -> str:
@@ -185,6 +235,14 @@ class Store:
             ).all()
         return [TaskRow.model_validate(r._mapping) for r in rows]
 
+    def load_goals(self, group: str) -> list[GoalRow]:
+        """Every goal of the group, in submission order."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(GoalRow).where(col(GoalRow.group) == group).order_by(col(GoalRow.seq))
+            ).all()
+        return [GoalRow.model_validate(r._mapping) for r in rows]
+
     def load_agents(self, group: str) -> list[AgentRow]:
         """Every participant of the group."""
         with self.engine.connect() as conn:
@@ -230,3 +288,12 @@ class Store:
 def dumps(value: Any) -> str:
     """Compact JSON for a text column."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _sql_literal(value: Any) -> str:
+    """A column default as SQL (numbers and strings only: what our models use)."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int | float):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"

@@ -24,15 +24,16 @@ from protocols import (
     ResultAck,
     TaskSpec,
     TaskState,
+    Usage,
 )
 
 from .effects import FAILED_OUTCOMES, Offer, Sink, new_task_id, topological
-from .lifecycle import HELD, after_failed_attempt, after_validation, initial_state, transition
-from .matching import Candidate, Scored, SkillIndex, rank
+from .lifecycle import HELD, after_failed_attempt, initial_state, transition
+from .matching import Candidate, Scored, SkillIndex, rank, reject_reason
 from .records import AgentRecord, TaskRecord
 from .settings import HubSettings
 from .store import EVENTS, Write, dumps
-from .validation import output_problem, schema_problem
+from .validation import schema_problem
 
 S = TaskState
 
@@ -221,7 +222,7 @@ class TaskBoard:
         for rec in self._ready.values():
             if 0.0 < rec.not_before <= now:
                 rec.not_before = 0.0  # a back-off that has passed is over
-        free = sum(a.free for a in self.agents.values() if a.state == "online" and a.free > 0)
+        free = sum(a.free for a in self.agents.values() if a.takes_work)
         offers: list[Offer] = []
         barren: set[tuple[tuple[str, float], ...]] = set()
         if free <= 0:
@@ -232,7 +233,8 @@ class TaskBoard:
             if rec.not_before > now:
                 continue
             # tasks that need the same skills as one that found nobody free find nobody too
-            key = rec.match_key if not (rec.excluded or rec.declined) else None
+            plain = not (rec.excluded or rec.declined or rec.pinned)
+            key = rec.match_key if plain and not rec.spec.goal else None
             if key is not None and key in barren:
                 continue
             ranked = self._rank(rec)
@@ -253,11 +255,20 @@ class TaskBoard:
         return offers
 
     def _rank(self, rec: TaskRecord) -> list[Scored]:
+        if rec.pinned is not None:
+            agent = self.agents.get(rec.pinned)
+            if agent is None or agent.state != "online":
+                rec.pinned = None  # gone: the matcher chooses again
+            elif agent.free <= 0:
+                return []  # wait for the chosen participant to have room
+            else:
+                return rank(rec.spec, [Candidate(agent.profile, agent.load, agent.reliability)])
         ids = self.index.candidates(rec.spec.skills)
+        limit = self._cost_limit(rec)
         cands = [
             Candidate(a.profile, a.load, a.reliability)
             for a in (self.agents[i] for i in ids)
-            if a.state == "online" and a.free > 0
+            if a.takes_work and (limit is None or a.profile.cost <= limit)
         ]
         preferred = [c for c in cands if c.profile.id not in rec.excluded]
         ranked = rank(rec.spec, preferred)
@@ -266,8 +277,17 @@ class TaskBoard:
             ranked = rank(rec.spec, cands)
         return ranked
 
+    def _cost_limit(self, rec: TaskRecord) -> float | None:
+        """Most a participant may cost for this task (a goal's remaining budget)."""
+        return None
+
+    def qualifies(self, rec: TaskRecord, agent: AgentRecord) -> str | None:
+        """Why ``agent`` may not take ``rec`` (hard filters, capacity aside), or None."""
+        return reject_reason(rec.spec, Candidate(agent.profile, 0, agent.reliability))
+
     def _assign(self, rec: TaskRecord, agent: AgentRecord, why: list[CandidateScore]) -> Offer:
         self._move(rec, S.ASSIGNED)
+        rec.pinned = None
         rec.attempt += 1
         rec.assigned_to = agent.id
         agent.held[rec.id] = rec.attempt
@@ -294,6 +314,7 @@ class TaskBoard:
             stall_timeout=t.stall or self.settings.stall_timeout,
             run_timeout=t.run or self.settings.run_timeout,
             dependency_outputs={d: self.tasks[d].output for d in rec.spec.depends_on},
+            feedback=[v for v in rec.verdicts if not v.accepted][-5:],
         )
 
     def _current(self, task_id: str, attempt: int, agent_id: str) -> TaskRecord | None:
@@ -356,15 +377,9 @@ class TaskBoard:
         agent = self.agents.get(agent_id) if agent_id else None
         if agent is not None:
             agent.held.pop(rec.id, None)
-            if outcome in FAILED_OUTCOMES:
-                agent.failed += 1
-                weight = 0.5 if outcome in ("lost", "stalled") else 0.2
-                agent.reliability *= 1.0 - weight
-                self._save_agent(agent)
-            elif outcome == "done":
-                agent.completed += 1
-                agent.reliability = agent.reliability * 0.9 + 0.1
-                self._save_agent(agent)
+            self._score(agent, outcome)
+            if agent.mode == "draining" and not agent.held:
+                self.emit("agent.drained", agent_id=agent.id, message="drained: holds nothing")
             self.sink.wake()
         if notify and agent_id:
             self.sink.cancel(
@@ -379,6 +394,20 @@ class TaskBoard:
         rec.assigned_to = None
         rec.progress = None
         rec.progress_message = None
+
+    def _score(self, agent: AgentRecord, outcome: AttemptOutcome) -> None:
+        """Count an attempt's outcome in its holder's record and reliability."""
+        if outcome in FAILED_OUTCOMES:
+            agent.failed += 1
+            if outcome == "stalled":
+                agent.stalled += 1
+            weight = 0.5 if outcome in ("lost", "stalled") else 0.2
+            agent.reliability *= 1.0 - weight
+            self._save_agent(agent)
+        elif outcome == "done":
+            agent.completed += 1
+            agent.reliability = agent.reliability * 0.9 + 0.1
+            self._save_agent(agent)
 
     def revoke(self, rec: TaskRecord, outcome: AttemptOutcome, reason: str) -> None:
         """Take a held attempt back (lost, stalled, timed out): retry elsewhere or fail."""
@@ -417,6 +446,7 @@ class TaskBoard:
         rec.error = error
         self.emit(f"task.{dst.value}", task=rec, message=error or "")
         self._save(rec)
+        self._finished(rec)
         for dep_id in rec.dependents:
             dep = self.tasks[dep_id]
             if dep.state is not S.PENDING:
@@ -428,6 +458,25 @@ class TaskBoard:
                     self._save(dep)
             else:
                 self._finish(dep, S.FAILED, f"dependency {rec.id} {dst.value}")
+
+    def _finished(self, rec: TaskRecord) -> None:
+        """Hook: ``rec`` reached a terminal state (review and goal boards react)."""
+
+    def _delivered(self, rec: TaskRecord, attempt: int) -> ResultAck:
+        """Hook: a good result is in (``rec.output`` set, state validating); validate it."""
+        self._end_attempt(rec, "done", "", notify=False)
+        self._finish(rec, S.DONE, None)
+        return ResultAck(task_id=rec.id, attempt=attempt, accepted=True, state=rec.state)
+
+    def _add_usage(self, rec: TaskRecord, agent_id: str | None, usage: Usage | None) -> None:
+        """Sum model usage into the task and the participant that spent it."""
+        if usage is None:
+            return
+        rec.usage = rec.usage.plus(usage)
+        agent = self.agents.get(agent_id) if agent_id else None
+        if agent is not None:
+            agent.usage = agent.usage.plus(usage)
+            self._save_agent(agent)
 
     # ------------------------------------------------------------------ progress and results
 
@@ -468,7 +517,7 @@ class TaskBoard:
         if (
             past is not None
             and past.agent_id == msg.agent_id
-            and past.outcome in ("done", "rejected", "error")
+            and past.outcome in ("done", "rejected", "error", "delivered")
         ):
             return ResultAck(
                 task_id=rec.id,
@@ -488,6 +537,7 @@ class TaskBoard:
             )
         if rec.state is S.ASSIGNED:  # the result overtook the accept reply
             self._start(rec)
+        self._add_usage(rec, msg.agent_id, msg.usage)
         if not msg.ok:
             reason = f"handler error: {msg.error or 'unknown error'}"
             agent_id = rec.assigned_to
@@ -501,7 +551,7 @@ class TaskBoard:
         self._move(rec, S.VALIDATING)
         rec.output = msg.output
         self.emit("task.validating", task=rec, agent_id=msg.agent_id)
-        return self._validate(rec, msg.attempt)
+        return self._delivered(rec, msg.attempt)
 
     def _not_current(self, rec: TaskRecord, attempt: int, agent_id: str) -> ProtocolError:
         """Why a message about ``attempt`` of ``rec`` from ``agent_id`` is refused."""
@@ -524,22 +574,4 @@ class TaskBoard:
             f"attempt {attempt} of task {rec.id} was {past.outcome}"
             f"{': ' + past.reason if past.reason else ''}; the task is now "
             f"{rec.state.value} at attempt {rec.attempt}",
-        )
-
-    def _validate(self, rec: TaskRecord, attempt: int) -> ResultAck:
-        problem = output_problem(rec.spec.output_schema, rec.output)
-        if problem is None:
-            self._end_attempt(rec, "done", "", notify=False)
-            self._finish(rec, after_validation(True, rec.failures, rec.spec.max_attempts), None)
-            return ResultAck(task_id=rec.id, attempt=attempt, accepted=True, state=rec.state)
-        agent_id = rec.assigned_to
-        rec.failures += 1
-        self._end_attempt(rec, "rejected", problem, notify=False)
-        if agent_id:
-            rec.excluded.add(agent_id)
-        rec.output = None
-        self.emit("task.rejected", task=rec, agent_id=agent_id, message=problem)
-        self._after_attempt(rec, problem)
-        return ResultAck(
-            task_id=rec.id, attempt=attempt, accepted=False, state=rec.state, reason=problem
         )

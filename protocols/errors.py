@@ -37,6 +37,8 @@ class ErrorCode(StrEnum):
     """The attempt number is not the task's current attempt (fencing)."""
     CONFLICT = "conflict"
     """The request clashes with the current state (duplicate id, finished task...)."""
+    FORBIDDEN = "forbidden"
+    """The sender may not do this (an agent approving a result, say)."""
     INTERNAL = "internal"
     """The hub failed while handling the request; the request was not applied."""
 

@@ -124,6 +124,11 @@ def task_events(group: str) -> str:
     return f"{_group(group)}.events.task.>"
 
 
+def goal_events(group: str) -> str:
+    """Wildcard matching every goal event of the group."""
+    return f"{_group(group)}.events.goal.>"
+
+
 def system_disconnects(account: str) -> str:
     """NATS system-account subject on which the server announces closed client connections."""
     return f"$SYS.ACCOUNT.{account}.DISCONNECT"

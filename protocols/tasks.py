@@ -40,9 +40,12 @@ class TaskState(StrEnum):
         return self in (TaskState.DONE, TaskState.FAILED, TaskState.CANCELLED)
 
 
+#: How an attempt ended. ``delivered``: its result is in and under validation (the holder
+#: is free again); it becomes ``done`` or ``rejected`` when the validation ends.
 AttemptOutcome = Literal[
     "offered",
     "running",
+    "delivered",
     "declined",
     "no_reply",
     "done",

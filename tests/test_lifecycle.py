@@ -39,6 +39,12 @@ EXPECTED: set[tuple[TaskState, TaskState]] = {
     (S.VALIDATING, S.READY),
     (S.VALIDATING, S.FAILED),
     (S.VALIDATING, S.CANCELLED),
+    (S.VALIDATING, S.NEEDS_HUMAN),
+    (S.NEEDS_HUMAN, S.VALIDATING),
+    (S.NEEDS_HUMAN, S.DONE),
+    (S.NEEDS_HUMAN, S.READY),
+    (S.NEEDS_HUMAN, S.FAILED),
+    (S.NEEDS_HUMAN, S.CANCELLED),
 }
 
 ALL_PAIRS = list(itertools.product(TaskState, TaskState))
