@@ -131,6 +131,8 @@ class ClawTui(App[None]):
     def refresh_views(self) -> None:
         """Redraw every panel (and an open task detail) from the model."""
         self._pending_refresh = False
+        if not self.screen_stack:  # closing
+            return
         model = self.model
         waiting = len(model.waiting_for_humans())
         parts = [model.status]
@@ -166,7 +168,8 @@ class ClawTui(App[None]):
             self.query_one("#events-log", EventsLog).focus()
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self.refresh_bindings()
+        if self.screen_stack:  # not while closing
+            self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Keys that cannot apply to the selected row are shown dimmed and do nothing."""
@@ -210,7 +213,7 @@ class ClawTui(App[None]):
         return None
 
     def select_task(self, task_id: str) -> bool:
-        """Show the board (all tasks) with the cursor on ``task_id``."""
+        """Show the board with the cursor on ``task_id`` (filters are cleared if they hide it)."""
         self.query_one(TabbedContent).active = "tasks"
         board = self.query_one("#board", TaskBoard)
         if task_id not in self.model.tasks:
@@ -219,14 +222,15 @@ class ClawTui(App[None]):
         if not any(t.id == task_id for t in self.model.board(states, board.text)):
             board.set_filter("all")
             board.text = ""
-            board.refresh_from(self.model)
+        board.refresh_from(self.model)
         board.table.focus()
         return board.table.select_key(task_id)
 
     def select_row(self, table_id: str, key: str) -> bool:
         """Show the tab of ``table_id`` with the cursor on ``key``."""
-        tab = {"agents-table": "agents", "goals-table": "goals", "work": "work"}[table_id]
+        tab = {"agents-table": "agents", "goals-table": "goals", "work-table": "work"}[table_id]
         self.query_one(TabbedContent).active = tab
+        self.refresh_views()
         table = self.query_one(f"#{table_id}", KeyedTable)
         table.focus()
         return table.select_key(key)

@@ -105,6 +105,7 @@ class HumanParticipant:
             spec=ctx.spec,
             received=time.time(),
             dependency_outputs=dict(ctx.dependency_outputs),
+            feedback=list(ctx.assignment.feedback),
         )
         self._waiting[ctx.task_id] = future
         self._changed()

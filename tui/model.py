@@ -23,6 +23,7 @@ from protocols import (
     TaskSpec,
     TaskState,
     TaskStatus,
+    Verdict,
 )
 
 #: What an agent is doing, as the agents table shows it.
@@ -76,6 +77,8 @@ class WorkItem:
     spec: TaskSpec
     received: float
     dependency_outputs: dict[str, JsonValue] = field(default_factory=dict)
+    feedback: list[Verdict] = field(default_factory=list)
+    """Rejections of earlier attempts: what to fix."""
 
 
 def local_clock(ts: float) -> str:

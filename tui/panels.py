@@ -138,7 +138,7 @@ class TaskBoard(Vertical):
             placeholder="search: id, title, skill or holder (Enter keeps, Esc clears)",
             id="board-search",
         )
-        yield TaskTable(id="tasks")
+        yield TaskTable(id="tasks-table")
 
     @property
     def table(self) -> TaskTable:
@@ -208,7 +208,7 @@ class WorkPanel(Vertical):
     """
 
     def compose(self) -> ComposeResult:
-        yield WorkTable(id="work")
+        yield WorkTable(id="work-table")
         with VerticalScroll(id="work-detail"):
             yield Static(id="work-text")
 

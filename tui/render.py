@@ -298,4 +298,7 @@ def work_detail(item: WorkItem) -> RenderableType:
         parts += [Text(f"{k}: {json_text(v, 600)}") for k, v in item.dependency_outputs.items()]
     if item.spec.acceptance:
         parts.append(Text("acceptance: " + "; ".join(item.spec.acceptance), style="italic"))
+    for verdict in item.feedback:
+        line = Text(f"rejected (attempt {verdict.attempt}, {verdict.by}): ", style="yellow")
+        parts.append(line.append(verdict.reasons, style=""))
     return Group(*parts)
