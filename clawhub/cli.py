@@ -7,6 +7,8 @@ import contextlib
 import json
 import logging
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -457,6 +459,42 @@ def schema(
         console.print(f"{len(schemas)} schemas up to date in {out}")
     else:
         console.print(f"wrote {len(schemas)} schemas to {out}")
+
+
+@app.command()
+def tui(
+    name: Annotated[
+        str | None, typer.Option("--name", help="Your display name (default: $USER).")
+    ] = None,
+    skills: Annotated[
+        str, typer.Option("--skills", help="What you can do, with levels: review=0.9,writing=0.6")
+    ] = "",
+    capacity: Annotated[int, typer.Option(help="Tasks you hold at once.")] = 3,
+    id: Annotated[
+        str | None, typer.Option("--id", help="Your participant id (default: from the name).")
+    ] = None,
+    url: UrlOpt = None,
+    data_dir: DataDirOpt = None,
+    group: GroupOpt = None,
+) -> None:
+    """Join the group as a human participant in the terminal UI (runs `python -m tui`)."""
+    settings = _settings(data_dir=data_dir, group=group)
+    try:
+        target = resolve_url(settings, url)
+    except HubError as exc:
+        raise _fail(str(exc)) from None
+    # The hub package never imports the TUI: it runs as its own program.
+    argv = [sys.executable, "-m", "tui", "--url", target, "--group", settings.group]
+    argv += ["--capacity", str(capacity), "--skills", skills]
+    if name:
+        argv += ["--name", name]
+    if id:
+        argv += ["--id", id]
+    try:
+        code = subprocess.call(argv)
+    except KeyboardInterrupt:
+        code = 130
+    raise typer.Exit(code)
 
 
 @app.command()

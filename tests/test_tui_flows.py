@@ -17,7 +17,15 @@ from agents_sdk import Agent, HubClient, TaskContext
 from clawhub.embedded import EmbeddedNats
 from clawhub.hub import Hub
 from clawhub.store import Store
-from protocols import Constraints, TaskSpec, TaskState, Timeouts, ValidationStep
+from protocols import (
+    Constraints,
+    GoalSpec,
+    Plan,
+    TaskSpec,
+    TaskState,
+    Timeouts,
+    ValidationStep,
+)
 from tui import ClawTui, GroupSession
 from tui.screens import ReassignScreen, ReasonScreen, ResultScreen, SubmitTaskScreen
 
@@ -75,9 +83,9 @@ def writer(name: str, level: float = 0.9, seen: list[tuple[str, list[str]]] | No
 
 
 @asynccontextmanager
-async def human_app(url: str, name: str = "Ann", **skills: float) -> AsyncIterator[
-    tuple[ClawTui, Pilot[None], GroupSession]
-]:
+async def human_app(
+    url: str, name: str = "Ann", **skills: float
+) -> AsyncIterator[tuple[ClawTui, Pilot[None], GroupSession]]:
     session = GroupSession(url, name, skills=skills, capacity=1, refresh=0.2)
     await session.start()
     app = ClawTui(session.model, session)
@@ -144,8 +152,10 @@ async def test_human_rejects_and_another_agent_reworks(hub: Hub, client: HubClie
             )
             await until(
                 "the first result waits",
-                lambda: (t := app.model.tasks.get(task_id)) is not None
-                and t.state is TaskState.NEEDS_HUMAN,
+                lambda: (
+                    (t := app.model.tasks.get(task_id)) is not None
+                    and t.state is TaskState.NEEDS_HUMAN
+                ),
             )
             first = app.model.tasks[task_id].history[-1].agent_id
             assert app.select_task(task_id)
@@ -154,8 +164,10 @@ async def test_human_rejects_and_another_agent_reworks(hub: Hub, client: HubClie
 
             await until(
                 "the rework waits",
-                lambda: app.model.tasks[task_id].state is TaskState.NEEDS_HUMAN
-                and app.model.tasks[task_id].attempt == 2,
+                lambda: (
+                    app.model.tasks[task_id].state is TaskState.NEEDS_HUMAN
+                    and app.model.tasks[task_id].attempt == 2
+                ),
             )
             second = app.model.tasks[task_id].history[-1].agent_id
             assert second != first  # rework="other": another participant
@@ -199,9 +211,7 @@ async def test_task_offered_to_the_human_is_done_with_their_result(
         await until("the item leaves my work", lambda: task_id not in app.model.work)
 
 
-async def test_human_takes_a_ready_task_before_a_better_agent(
-    hub: Hub, client: HubClient
-) -> None:
+async def test_human_takes_a_ready_task_before_a_better_agent(hub: Hub, client: HubClient) -> None:
     """Ann (capacity 1) is busy with one task and writer-1 with another, so a third waits
     in ready. Ann takes it: when writer-1 comes free it does not get it; Ann does."""
     release = asyncio.Event()
@@ -228,8 +238,9 @@ async def test_human_takes_a_ready_task_before_a_better_agent(
             [wanted] = await client.submit(TaskSpec(title="Tagline", skills={"writing": 0.5}))
             await until(
                 "the tagline on the board, ready",
-                lambda: (t := app.model.tasks.get(wanted)) is not None
-                and t.state is TaskState.READY,
+                lambda: (
+                    (t := app.model.tasks.get(wanted)) is not None and t.state is TaskState.READY
+                ),
             )
             assert app.select_task(wanted)
             await pilot.press("t")
@@ -284,8 +295,9 @@ async def test_reassign_from_the_tui_moves_the_task(hub: Hub, client: HubClient)
             )
             await until(
                 "stuck runs it",
-                lambda: (t := app.model.tasks.get(task_id)) is not None
-                and t.state is TaskState.RUNNING,
+                lambda: (
+                    (t := app.model.tasks.get(task_id)) is not None and t.state is TaskState.RUNNING
+                ),
             )
             await fresh.start(hub.url)
             await until("fresh is listed", lambda: "fresh" in app.model.agents)
@@ -307,3 +319,78 @@ async def test_reassign_from_the_tui_moves_the_task(hub: Hub, client: HubClient)
             await until("stuck was told to stop", cancelled.is_set)
     finally:
         await asyncio.gather(stuck.stop(), fresh.stop())
+
+
+async def test_pause_drain_cancel_and_chat(hub: Hub, client: HubClient) -> None:
+    agents = [writer("writer-1")]
+    await asyncio.gather(*(a.start(hub.url) for a in agents))
+    try:
+        async with human_app(hub.url, review=0.9) as (app, pilot, _):
+            await until("writer-1 listed", lambda: "writer-1" in app.model.agents)
+            assert app.select_row("agents-table", "writer-1")
+            await pilot.press("p")
+            await until_mode(client, "writer-1", "paused")
+            await until("the table shows it", lambda: app.model.agents["writer-1"].mode == "paused")
+            # a paused agent gets no new work: the task waits in ready
+            [task_id] = await client.submit(TaskSpec(title="Later", skills={"writing": 0.5}))
+            await until("the task on the board", lambda: task_id in app.model.tasks)
+            assert app.model.tasks[task_id].state is TaskState.READY
+            await pilot.press("p")  # resume
+            await until_mode(client, "writer-1", "active")
+            assert (await client.wait(task_id, timeout=WAIT)).state is TaskState.DONE
+            await pilot.press("d")
+            await until_mode(client, "writer-1", "draining")
+
+            [doomed] = await client.submit(TaskSpec(title="Never", skills={"cobol": 0.5}))
+            await until("the task on the board", lambda: doomed in app.model.tasks)
+            assert app.select_task(doomed)
+            await pilot.press("x")
+            await fill_reason(app, pilot, "not needed")
+            cancelled = await client.wait(doomed, timeout=WAIT)
+            assert cancelled.state is TaskState.CANCELLED
+            assert "not needed" in (cancelled.error or "")
+
+            await pilot.press("5")
+            await pilot.press(*"hello all", "enter")
+            await client.chat("writer-1", "hi Ann")
+            await until(
+                "both lines in the chat",
+                lambda: (
+                    [(c.sender, c.text) for c in app.model.chat]
+                    == [("ann", "hello all"), ("writer-1", "hi Ann")]
+                ),
+            )
+    finally:
+        await asyncio.gather(*(a.stop() for a in agents))
+
+
+async def until_mode(client: HubClient, agent_id: str, mode: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT
+    while True:
+        [info] = [a for a in await client.agents(include_gone=True) if a.profile.id == agent_id]
+        if info.mode == mode:
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"{agent_id} is {info.mode}, not {mode}")
+        await asyncio.sleep(0.05)
+
+
+async def test_human_approves_a_plan(hub: Hub, client: HubClient) -> None:
+    agents = [writer("writer-1")]
+    await asyncio.gather(*(a.start(hub.url) for a in agents))
+    try:
+        async with human_app(hub.url, review=0.9) as (app, pilot, _):
+            plan = Plan(tasks=[TaskSpec(id="p-draft", title="Draft", skills={"writing": 0.5})])
+            goal = await client.submit_goal(
+                GoalSpec(text="Write the launch post", approve_plan=True), plan
+            )
+            assert goal.state == "awaiting_approval"
+            await until("the goal listed", lambda: goal.id in app.model.goals)
+            assert app.select_row("goals-table", goal.id)
+            await pilot.press("a")
+            finished = await client.wait_goal(goal.id, timeout=WAIT)
+            assert finished.state == "done"
+            assert finished.deliverable == {"text": "draft by writer-1"}
+    finally:
+        await asyncio.gather(*(a.stop() for a in agents))

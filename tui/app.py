@@ -152,9 +152,6 @@ class ClawTui(App[None]):
                 screen.refresh_from(model)
         self.refresh_bindings()
 
-    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        self._focus_tab(event.pane.id or "")
-
     def _focus_tab(self, tab: str) -> None:
         if tab == "tasks":
             self.query_one("#board", TaskBoard).table.focus()

@@ -70,6 +70,8 @@ class GroupSession:
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
         self.goals_supported = True
+        self._epoch = 0
+        """Bumped by every action's reply: a poll that began before it is stale, dropped."""
 
     @property
     def me(self) -> str:
@@ -110,6 +112,7 @@ class GroupSession:
     async def sync(self) -> None:
         """Read agents, tasks, goals and the group summary now."""
         model = self.model
+        epoch = self._epoch
         try:
             agents = await self.client.agents(include_gone=True)
             tasks = await self.client.tasks(limit=5000)
@@ -118,6 +121,8 @@ class GroupSession:
             model.status = f"hub unreachable: {exc}"
             model.touch()
             return
+        if epoch != self._epoch:
+            return  # an action's newer reply came in meanwhile; the next poll is fresh
         model.set_agents(agents)
         model.set_tasks(tasks)
         if self.goals_supported:
@@ -229,6 +234,7 @@ class GroupSession:
     async def set_mode(self, agent_id: str, mode: AgentMode, reason: str = "") -> AgentInfo:
         """Pause, resume (``active``) or drain a participant."""
         info = await self.client.set_agent_mode(agent_id, mode, reason, by=self.me)
+        self._epoch += 1
         self.model.set_agent(info)
         self.model.touch()
         return info
@@ -264,6 +270,7 @@ class GroupSession:
         return status
 
     def _updated(self, status: TaskStatus) -> TaskStatus:
+        self._epoch += 1
         self.model.set_task(status)
         self.model.touch()
         return status
