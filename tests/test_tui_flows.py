@@ -27,7 +27,7 @@ from protocols import (
     ValidationStep,
 )
 from tui import ClawTui, GroupSession
-from tui.screens import ReassignScreen, ReasonScreen, ResultScreen, SubmitTaskScreen
+from tui.screens import ReasonScreen, ReassignScreen, ResultScreen, SubmitTaskScreen
 
 WAIT = 20.0
 SIZE = (140, 40)

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-
 from tui_sample import sample_model
+
 from tui import ClawTui
 
 SIZE = (140, 36)
