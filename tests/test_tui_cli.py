@@ -14,12 +14,13 @@ import termios
 from pathlib import Path
 
 import pytest
+from tui_sample import sample_model
 
 from agents_sdk import HubClient
 from clawhub.hub import Hub
 from clawhub.store import Store
 from protocols import AgentInfo, AgentProfile, AttemptInfo, Event, TaskSpec, TaskState, TaskStatus
-from tui import KEYMAP, GroupModel, human_id
+from tui import KEYMAP, ClawTui, GroupModel, human_id
 from tui.model import parse_skills
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -238,3 +239,17 @@ def test_readme_lists_every_key() -> None:
     readme = (ROOT / "README.md").read_text()
     for where, key, what in KEYMAP:
         assert f"| {where} | `{key}` | {what} |" in readme, (where, key)
+
+
+async def test_a_dimmed_key_says_why() -> None:
+    """On a running task, `a` (approve) cannot apply: the footer dims it and a press explains."""
+    app = ClawTui(sample_model())
+    async with app.run_test(size=(140, 36), notifications=True) as pilot:
+        assert app.select_task("t-api")
+        assert app.check_action("approve", ()) is None
+        assert app.check_action("cancel_task", ()) is True
+        await pilot.press("a")
+        await pilot.pause()
+        messages = [n.message for n in app._notifications]
+        assert messages == ["t-api is running: only a result waiting for a human is decided"]
+        assert app.screen is app.screen_stack[0]  # no form opened

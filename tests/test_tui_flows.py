@@ -90,7 +90,7 @@ async def human_app(
     await session.start()
     app = ClawTui(session.model, session)
     try:
-        async with app.run_test(size=SIZE) as pilot:
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
             yield app, pilot, session
     finally:
         await session.stop()
@@ -343,7 +343,14 @@ async def test_pause_drain_cancel_and_chat(hub: Hub, client: HubClient) -> None:
 
             [doomed] = await client.submit(TaskSpec(title="Never", skills={"cobol": 0.5}))
             await until("the task on the board", lambda: doomed in app.model.tasks)
+            # the hub refuses to give it to a writer: a notification, not a crash
             assert app.select_task(doomed)
+            await pilot.press("g")
+            await until("the reassign form", lambda: isinstance(app.screen, ReassignScreen))
+            app.screen.query_one("#to", Select).value = "writer-1"
+            await pilot.press("enter")
+            await until("the refusal shown", lambda: "writer-1 cannot take" in notices(app))
+            assert app.is_running
             await pilot.press("x")
             await fill_reason(app, pilot, "not needed")
             cancelled = await client.wait(doomed, timeout=WAIT)
@@ -362,6 +369,11 @@ async def test_pause_drain_cancel_and_chat(hub: Hub, client: HubClient) -> None:
             )
     finally:
         await asyncio.gather(*(a.stop() for a in agents))
+
+
+def notices(app: ClawTui) -> str:
+    """The notifications shown so far (run_test(notifications=True) keeps them)."""
+    return "\n".join(n.message for n in app._notifications)
 
 
 async def until_mode(client: HubClient, agent_id: str, mode: str) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 from rich.console import Console
+from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Input, TabbedContent, TabPane
@@ -51,6 +52,9 @@ T = TypeVar("T")
 TASK_ACTIONS = frozenset(
     {"approve", "reject", "take", "reassign", "cancel_task", "submit_result", "hand_back"}
 )
+
+#: Task states a reassign does not apply to (the result is being judged).
+NOT_REASSIGNABLE = frozenset({"validating", "needs_human"})
 
 #: Tab ids in order (keys 1..6).
 TABS = ("tasks", "agents", "work", "events", "chat", "goals")
@@ -169,34 +173,56 @@ class ClawTui(App[None]):
             self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Keys that cannot apply to the selected row are shown dimmed and do nothing."""
+        """Keys that cannot apply to the selected row are shown dimmed (``on_key`` says why
+        when one is pressed anyway)."""
+        return None if self.why_not(action) else True
+
+    def why_not(self, action: str) -> str | None:
+        """Why ``action`` cannot apply to what is selected now (None: it can)."""
         model = self.model
         if action in TASK_ACTIONS:
             task_id = self.selected_task()
             task = model.tasks.get(task_id) if task_id else None
             if action in ("submit_result", "hand_back"):
-                return True if task_id in model.work else None
+                return None if task_id in model.work else "select one of your work items (tab 3)"
             if task is None:
-                return None
-            allowed = {
-                "approve": task.state is TaskState.NEEDS_HUMAN,
-                "reject": task.state is TaskState.NEEDS_HUMAN,
-                "take": task.state is TaskState.READY and task_id not in model.work,
-                "reassign": not task.state.terminal,
-                "cancel_task": not task.state.terminal,
-            }
-            return True if allowed.get(action, True) else None
+                return "select a task first (tab 1)"
+            state = task.state.value
+            if action in ("approve", "reject") and task.state is not TaskState.NEEDS_HUMAN:
+                return f"{task.id} is {state}: only a result waiting for a human is decided"
+            if action == "take" and task.state is not TaskState.READY:
+                return f"{task.id} is {state}: only a ready task can be taken"
+            if action == "take" and task.id in model.work:
+                return f"{task.id} is already yours"
+            if action == "reassign" and (task.state.terminal or state in NOT_REASSIGNABLE):
+                return f"{task.id} is {state}: nothing to reassign"
+            if action == "cancel_task" and task.state.terminal:
+                return f"{task.id} is {state} already"
+            return None
         if action in ("pause_agent", "drain_agent"):
             focused = self.focused
             agent_id = focused.selected_key() if isinstance(focused, AgentsTable) else None
             agent = model.agents.get(agent_id) if agent_id else None
-            return True if agent is not None and agent.state == "online" else None
+            if agent is None:
+                return "select an agent first (tab 2)"
+            return None if agent.state == "online" else f"{agent.profile.name} is {agent.state}"
         if action in ("approve_plan", "reject_plan"):
             focused = self.focused
             goal_id = focused.selected_key() if isinstance(focused, GoalsTable) else None
             goal = model.goals.get(goal_id) if goal_id else None
-            return True if goal is not None and goal.state == "awaiting_approval" else None
-        return True
+            if goal is None:
+                return "select a goal first (tab 6)"
+            if goal.state != "awaiting_approval":
+                return f"goal {goal.id} is {goal.state}: no plan waits for approval"
+        return None
+
+    def on_key(self, event: events.Key) -> None:
+        """A dimmed key was pressed: say why it does nothing now."""
+        active = self.screen.active_bindings.get(event.key)
+        if active is not None and not active.enabled:
+            reason = self.why_not(active.binding.action.removeprefix("app."))
+            if reason:
+                self.notify(reason, severity="warning", timeout=4)
 
     # -- selection --------------------------------------------------------------------------
 

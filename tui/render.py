@@ -270,7 +270,9 @@ def task_detail(model: GroupModel, task: TaskStatus) -> RenderableType:
                 line.append(f" — {v.reasons}")
             parts.append(line)
     if task.output is not None:
-        parts += [_section("Output"), Text(json_text(task.output))]
+        judged = task.state in (TaskState.VALIDATING, TaskState.NEEDS_HUMAN)
+        title = "Output (waiting for a decision)" if judged else "Output"
+        parts += [_section(title), Text(json_text(task.output))]
     if task.usage.calls:
         u = task.usage
         parts += [

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 
 from pydantic import JsonValue
 
@@ -21,6 +22,7 @@ from protocols import (
     AgentMode,
     ClawHubError,
     Device,
+    Event,
     GoalSpec,
     GoalStatus,
     TaskSpec,
@@ -33,6 +35,10 @@ from .model import GroupModel
 __all__ = ["GroupSession"]
 
 log = logging.getLogger("tui")
+
+#: The event log is read in pages of this many events at start, at most this many pages.
+HISTORY_PAGE = 1000
+HISTORY_PAGES = 50
 
 
 class GroupSession:
@@ -87,7 +93,7 @@ class GroupSession:
         try:
             await self.human.start(self.url, timeout=self.client.timeout)
             await self.sync()
-            await self._load_chat()
+            await self._load_history()
         except BaseException:
             await self.client.close()
             raise
@@ -147,15 +153,29 @@ class GroupSession:
         self.model.touch()
         return status
 
-    async def _load_chat(self) -> None:
+    async def _load_history(self) -> None:
+        """The recent event log and chat, oldest first, so the panels start filled."""
         try:
-            events = await self.client.history(kind="chat.message", limit=1000)
+            recent = await self._tail(None, self.model.events.maxlen or 1000)
+            chat = await self._tail("chat.message", self.model.chat.maxlen or 500)
         except SDKError as exc:
-            log.debug("chat history unavailable: %s", exc)
+            log.debug("event history unavailable: %s", exc)
             return
-        for event in events[-(self.model.chat.maxlen or 500) :]:
+        for event in sorted({e.seq: e for e in [*recent, *chat]}.values(), key=lambda e: e.seq):
             self.model.add_event(event)
         self.model.touch()
+
+    async def _tail(self, kind: str | None, keep: int) -> list[Event]:
+        """The last ``keep`` stored events (of ``kind``), read page by page."""
+        tail: deque[Event] = deque(maxlen=keep)
+        after = 0
+        for _ in range(HISTORY_PAGES):
+            page = await self.client.history(kind=kind, after=after, limit=HISTORY_PAGE)
+            tail.extend(page)
+            if len(page) < HISTORY_PAGE:
+                break
+            after = page[-1].seq
+        return list(tail)
 
     async def _poll_loop(self) -> None:
         while True:
