@@ -27,7 +27,13 @@ from protocols import (
     ValidationStep,
 )
 from tui import ClawTui, GroupSession
-from tui.screens import ReasonScreen, ReassignScreen, ResultScreen, SubmitTaskScreen
+from tui.screens import (
+    ReasonScreen,
+    ReassignScreen,
+    ResultScreen,
+    SubmitGoalScreen,
+    SubmitTaskScreen,
+)
 
 WAIT = 20.0
 SIZE = (140, 40)
@@ -388,7 +394,10 @@ async def until_mode(client: HubClient, agent_id: str, mode: str) -> None:
         await asyncio.sleep(0.05)
 
 
-async def test_human_approves_a_plan(hub: Hub, client: HubClient) -> None:
+async def test_human_approves_a_plan(
+    hub: Hub, client: HubClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MOONSHOT_API_KEY", raising=False)  # the default coordinator model's
     agents = [writer("writer-1")]
     await asyncio.gather(*(a.start(hub.url) for a in agents))
     try:
@@ -404,5 +413,16 @@ async def test_human_approves_a_plan(hub: Hub, client: HubClient) -> None:
             finished = await client.wait_goal(goal.id, timeout=WAIT)
             assert finished.state == "done"
             assert finished.deliverable == {"text": "draft by writer-1"}
+
+            # a goal in words, from the form: this hub has no model key, so planning fails
+            # and says why (the goal is kept, the app goes on)
+            await pilot.press("1", "G")
+            await until("the goal form", lambda: isinstance(app.screen, SubmitGoalScreen))
+            await pilot.press(*"Plan a party", "ctrl+s")
+            await until("two goals", lambda: len(app.model.goals) == 2)
+            [worded] = [g for g in app.model.goals.values() if g.spec.text == "Plan a party"]
+            assert worded.spec.approve_plan  # the form asks for approval by default
+            failed = await client.wait_goal(worded.id, timeout=WAIT)
+            assert failed.state == "failed" and "MOONSHOT_API_KEY" in (failed.error or "")
     finally:
         await asyncio.gather(*(a.stop() for a in agents))
