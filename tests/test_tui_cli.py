@@ -21,7 +21,7 @@ from clawhub.hub import Hub
 from clawhub.store import Store
 from protocols import AgentInfo, AgentProfile, AttemptInfo, Event, TaskSpec, TaskState, TaskStatus
 from tui import KEYMAP, ClawTui, GroupModel, human_id
-from tui.model import parse_skills
+from tui.model import parse_skills, why_not
 
 ROOT = Path(__file__).resolve().parent.parent
 DEAD_URL = "nats://127.0.0.1:1"
@@ -253,3 +253,19 @@ async def test_a_dimmed_key_says_why() -> None:
         messages = [n.message for n in app._notifications]
         assert messages == ["t-api is running: only a result waiting for a human is decided"]
         assert app.screen is app.screen_stack[0]  # no form opened
+
+
+def test_why_not_explains_each_action() -> None:
+    model = GroupModel(clock=lambda: 1000.0)
+    model.set_agents([_agent("a"), _agent("d", state="lost")])
+    model.set_tasks([_task("r", TaskState.READY), _task("h", TaskState.NEEDS_HUMAN)])
+    assert why_not(model, "approve", task_id="h") is None
+    assert why_not(model, "approve", task_id="r") == (
+        "r is ready: only a result waiting for a human is decided"
+    )
+    assert why_not(model, "take", task_id="r") is None
+    assert why_not(model, "reassign", task_id="h") == "h is needs_human: nothing to reassign"
+    assert why_not(model, "submit_result", task_id="r") == "select one of your work items (tab 3)"
+    assert why_not(model, "pause_agent", agent_id="d") == "D is lost"
+    assert why_not(model, "pause_agent") == "select an agent first (tab 2)"
+    assert why_not(model, "approve_plan", goal_id="nope") == "select a goal first (tab 6)"

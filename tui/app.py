@@ -19,7 +19,7 @@ from textual.widgets import DataTable, Footer, Header, Input, TabbedContent, Tab
 
 from protocols import AgentMode, ClawHubError, GoalSpec, TaskSpec, TaskState
 
-from .model import BOARD_FILTERS, GroupModel
+from .model import BOARD_FILTERS, GroupModel, why_not
 from .panels import (
     AgentsTable,
     ChatPanel,
@@ -47,14 +47,6 @@ from .session import GroupSession
 __all__ = ["TABS", "ClawTui"]
 
 T = TypeVar("T")
-
-#: Actions on the selected task (``check_action`` dims the ones that do not apply).
-TASK_ACTIONS = frozenset(
-    {"approve", "reject", "take", "reassign", "cancel_task", "submit_result", "hand_back"}
-)
-
-#: Task states a reassign does not apply to (the result is being judged).
-NOT_REASSIGNABLE = frozenset({"validating", "needs_human"})
 
 #: Tab ids in order (keys 1..6).
 TABS = ("tasks", "agents", "work", "events", "chat", "goals")
@@ -179,42 +171,12 @@ class ClawTui(App[None]):
 
     def why_not(self, action: str) -> str | None:
         """Why ``action`` cannot apply to what is selected now (None: it can)."""
-        model = self.model
-        if action in TASK_ACTIONS:
-            task_id = self.selected_task()
-            task = model.tasks.get(task_id) if task_id else None
-            if action in ("submit_result", "hand_back"):
-                return None if task_id in model.work else "select one of your work items (tab 3)"
-            if task is None:
-                return "select a task first (tab 1)"
-            state = task.state.value
-            if action in ("approve", "reject") and task.state is not TaskState.NEEDS_HUMAN:
-                return f"{task.id} is {state}: only a result waiting for a human is decided"
-            if action == "take" and task.state is not TaskState.READY:
-                return f"{task.id} is {state}: only a ready task can be taken"
-            if action == "take" and task.id in model.work:
-                return f"{task.id} is already yours"
-            if action == "reassign" and (task.state.terminal or state in NOT_REASSIGNABLE):
-                return f"{task.id} is {state}: nothing to reassign"
-            if action == "cancel_task" and task.state.terminal:
-                return f"{task.id} is {state} already"
-            return None
-        if action in ("pause_agent", "drain_agent"):
-            focused = self.focused
-            agent_id = focused.selected_key() if isinstance(focused, AgentsTable) else None
-            agent = model.agents.get(agent_id) if agent_id else None
-            if agent is None:
-                return "select an agent first (tab 2)"
-            return None if agent.state == "online" else f"{agent.profile.name} is {agent.state}"
-        if action in ("approve_plan", "reject_plan"):
-            focused = self.focused
-            goal_id = focused.selected_key() if isinstance(focused, GoalsTable) else None
-            goal = model.goals.get(goal_id) if goal_id else None
-            if goal is None:
-                return "select a goal first (tab 6)"
-            if goal.state != "awaiting_approval":
-                return f"goal {goal.id} is {goal.state}: no plan waits for approval"
-        return None
+        focused = self.focused
+        agent_id = focused.selected_key() if isinstance(focused, AgentsTable) else None
+        goal_id = focused.selected_key() if isinstance(focused, GoalsTable) else None
+        return why_not(
+            self.model, action, task_id=self.selected_task(), agent_id=agent_id, goal_id=goal_id
+        )
 
     def on_key(self, event: events.Key) -> None:
         """A dimmed key was pressed: say why it does nothing now."""
@@ -479,4 +441,10 @@ class ClawTui(App[None]):
         if (session := self._live()) is not None:
             text = event.value.strip()
             event.input.value = ""
-            await self._do("chat", session.chat(text))
+            first, _, rest = text.partition(" ")
+            task_id = first[1:] if first.startswith("#") and rest.strip() else None
+            if task_id is not None and task_id in self.model.tasks:
+                text = rest.strip()
+            else:
+                task_id = None
+            await self._do("chat", session.chat(text, task_id))

@@ -335,3 +335,54 @@ class GroupModel:
     def goal_list(self) -> list[GoalStatus]:
         """Goals, newest first."""
         return sorted(self.goals.values(), key=lambda g: (-g.created_at, g.id))
+
+
+#: Actions on the selected task (the app dims the keys of those that do not apply).
+TASK_ACTIONS = frozenset(
+    {"approve", "reject", "take", "reassign", "cancel_task", "submit_result", "hand_back"}
+)
+
+#: Task states a reassign does not apply to (the result is being judged).
+NOT_REASSIGNABLE = frozenset({TaskState.VALIDATING, TaskState.NEEDS_HUMAN})
+
+
+def why_not(
+    model: GroupModel,
+    action: str,
+    *,
+    task_id: str | None = None,
+    agent_id: str | None = None,
+    goal_id: str | None = None,
+) -> str | None:
+    """Why the app's ``action`` cannot apply to the selected task, agent or goal (None: it
+    can). The hub has the last word; this only spares the human a request bound to fail."""
+    if action in TASK_ACTIONS:
+        task = model.tasks.get(task_id) if task_id else None
+        if action in ("submit_result", "hand_back"):
+            return None if task_id in model.work else "select one of your work items (tab 3)"
+        if task is None:
+            return "select a task first (tab 1)"
+        state = task.state.value
+        if action in ("approve", "reject") and task.state is not TaskState.NEEDS_HUMAN:
+            return f"{task.id} is {state}: only a result waiting for a human is decided"
+        if action == "take" and task.state is not TaskState.READY:
+            return f"{task.id} is {state}: only a ready task can be taken"
+        if action == "take" and task.id in model.work:
+            return f"{task.id} is already yours"
+        if action == "reassign" and (task.state.terminal or task.state in NOT_REASSIGNABLE):
+            return f"{task.id} is {state}: nothing to reassign"
+        if action == "cancel_task" and task.state.terminal:
+            return f"{task.id} is {state} already"
+        return None
+    if action in ("pause_agent", "drain_agent"):
+        agent = model.agents.get(agent_id) if agent_id else None
+        if agent is None:
+            return "select an agent first (tab 2)"
+        return None if agent.state == "online" else f"{agent.profile.name} is {agent.state}"
+    if action in ("approve_plan", "reject_plan"):
+        goal = model.goals.get(goal_id) if goal_id else None
+        if goal is None:
+            return "select a goal first (tab 6)"
+        if goal.state != "awaiting_approval":
+            return f"goal {goal.id} is {goal.state}: no plan waits for approval"
+    return None

@@ -284,7 +284,9 @@ class ChatPanel(Vertical):
     def compose(self) -> ComposeResult:
         yield RichLog(id="chat-log", wrap=True, markup=False, max_lines=2000)
         yield Input(
-            placeholder="Say something to the group (Enter sends, Esc leaves)", id="chat-input"
+            placeholder="Say something to the group; #task-id first tags a task "
+            "(Enter sends, Esc leaves)",
+            id="chat-input",
         )
 
     def refresh_from(self, model: GroupModel) -> None:
