@@ -13,8 +13,11 @@
 
     agent.run("nats://127.0.0.1:4222")
 
+``LLMAgent`` answers tasks with any litellm model (``anthropic/...``, ``openai/...``,
+``moonshot/...``, ``ollama/...``); ``ctx.memory`` is an agent's persistent ``Memory``.
 ``HubClient`` submits tasks and watches them; ``agents_sdk.testing`` runs a handler
-without a hub. Imports only ``protocols``, nats-py, pydantic and the standard library.
+without a hub. Imports only ``protocols``, nats-py, pydantic and the standard library
+(litellm only when an ``LLMAgent`` first calls a model).
 """
 
 from ._agent import Agent
@@ -25,21 +28,38 @@ from ._version import __version__
 from .errors import (
     AgentIdConflict,
     HubUnavailable,
+    ModelAuthError,
+    ModelError,
+    ModelOutputError,
+    ModelRequestError,
+    ModelUnavailable,
     RequestRefused,
     RequestTimeout,
     SDKError,
     WaitTimeout,
 )
+from .llm import Answer, LLMAgent, RetryPolicy
+from .memory import Memory, Note
 
 __all__ = [
     "Agent",
     "AgentIdConflict",
+    "Answer",
     "Handler",
     "HandlerFunc",
     "HubClient",
     "HubUnavailable",
+    "LLMAgent",
+    "Memory",
+    "ModelAuthError",
+    "ModelError",
+    "ModelOutputError",
+    "ModelRequestError",
+    "ModelUnavailable",
+    "Note",
     "RequestRefused",
     "RequestTimeout",
+    "RetryPolicy",
     "SDKError",
     "TaskContext",
     "WaitTimeout",

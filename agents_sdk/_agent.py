@@ -17,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import signal
 import time
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any, TypeVar, overload
 
 from nats.aio.client import Client as NATS
@@ -59,6 +61,7 @@ from ._jobs import Job as _Job
 from ._jobs import Key, build_result, make_id
 from ._version import __version__
 from .errors import HubUnavailable, RequestRefused, RequestTimeout, SDKError
+from .memory import Memory, default_data_dir
 
 log = logging.getLogger("agents_sdk")
 
@@ -75,7 +78,9 @@ class Agent:
     """A participant of a Claw Group: a profile plus the handlers that do its work.
 
     ``request_timeout`` bounds each request to the hub; ``start_timeout`` is how long
-    ``start`` waits for the connection and the first registration.
+    ``start`` waits for the connection and the first registration. ``data_dir`` holds the
+    agent's own files (its ``memory``); default ``~/.clawhub/agents/<id>`` (see
+    ``agents_sdk.memory``). Pass a fixed ``id`` for memory that survives restarts.
     """
 
     def __init__(
@@ -95,6 +100,7 @@ class Agent:
         group: str = "default",
         request_timeout: float = 5.0,
         start_timeout: float = 10.0,
+        data_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if not is_identifier(group):
             raise ValueError(f"group {group!r} is not a valid identifier")
@@ -113,6 +119,8 @@ class Agent:
             sdk=f"agents_sdk/{__version__}",
         )
         self.group = group
+        self.data_dir = Path(data_dir).expanduser() if data_dir else default_data_dir(self.id)
+        self.memory = Memory(self.data_dir / "memory.db")  # opened on first use
         self.request_timeout = request_timeout
         self.start_timeout = start_timeout
         self.session: str = secrets.token_hex(8)

@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING
 
 from pydantic import JsonValue
 
-from protocols import Assignment, Progress, TaskSpec
+from protocols import Assignment, Progress, TaskSpec, Usage, Verdict
 
 if TYPE_CHECKING:
     from ._agent import Agent
+    from .memory import Memory
 
 log = logging.getLogger("agents_sdk")
 
@@ -52,6 +53,8 @@ class TaskContext:
         self.cancel_event = threading.Event()
         """Set when the hub revokes the attempt or the agent stops (safe to poll from threads)."""
         self._emit = emit
+        self._usage: Usage | None = None
+        self._usage_lock = threading.Lock()
         self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue[Progress] | None = None
         self._sender: asyncio.Task[None] | None = None
@@ -80,6 +83,33 @@ class TaskContext:
     def cancelled(self) -> bool:
         """True once the attempt was cancelled; long sync handlers should poll it."""
         return self.cancel_event.is_set()
+
+    @property
+    def feedback(self) -> list[Verdict]:
+        """Rejections of earlier attempts of this task, with their reasons: what to fix."""
+        return self.assignment.feedback
+
+    @property
+    def memory(self) -> Memory:
+        """The agent's persistent memory (``agents_sdk.Memory``; thread-safe)."""
+        return self.agent.memory
+
+    # -- model usage ------------------------------------------------------------------------
+
+    def add_usage(self, usage: Usage) -> None:
+        """Count model tokens and cost against this attempt (thread-safe).
+
+        The sum goes out with the result (``Result.usage``); a handler that never calls
+        this reports no usage. ``LLMAgent`` calls it for every model call.
+        """
+        with self._usage_lock:
+            self._usage = usage.model_copy() if self._usage is None else self._usage.plus(usage)
+
+    @property
+    def usage(self) -> Usage | None:
+        """The usage added so far (``None`` when nothing was added)."""
+        with self._usage_lock:
+            return None if self._usage is None else self._usage.model_copy()
 
     def _message(self, fraction: float | None, message: str | None, log: bool) -> Progress:
         if fraction is not None and not 0.0 <= fraction <= 1.0:

@@ -55,6 +55,7 @@ def build_result(
         output=outcome.output,
         error=error,
         duration=max(0.0, duration),
+        usage=job.ctx.usage,
     )
     size = len(encode(result))
     if max_bytes is not None and size > max_bytes:

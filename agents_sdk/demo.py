@@ -58,10 +58,12 @@ def build(role_name: str, group: str = "default") -> Agent:
         labels=role.labels,
         group=group,
     )
-    state = {"tasks": 0}
+    state = {"tasks": 0, "reviews": 0}
 
     @agent.handler
     async def work(ctx: TaskContext) -> object:
+        if "review_of" in ctx.spec.metadata:
+            return await review(ctx)
         state["tasks"] += 1
         if role.behaviour == "hang-once" and state["tasks"] == 1:
             await ctx.progress(0.1, "waiting for the model API...")
@@ -83,6 +85,15 @@ def build(role_name: str, group: str = "default") -> Agent:
         if "review" in ctx.spec.skills:
             out["approved"] = True
         return out
+
+    async def review(ctx: TaskContext) -> object:
+        """A review task from the hub's validation step: the first version is sent back."""
+        state["reviews"] += 1
+        await ctx.progress(0.5, "reading the code")
+        await asyncio.sleep(random.uniform(0.1, 0.2))
+        if state["reviews"] == 1:
+            return {"accept": False, "reasons": "the error paths are not handled"}
+        return {"accept": True, "reasons": "errors handled; looks good"}
 
     return agent
 

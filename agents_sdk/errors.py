@@ -8,8 +8,13 @@
         ├── HubUnavailable            cannot reach the hub: no connection, no responders
         ├── RequestTimeout            the hub did not answer a request in time
         ├── WaitTimeout               ``HubClient.wait`` gave up (also a ``TimeoutError``)
-        └── RequestRefused            the hub answered with ``ErrorReply`` (has ``code``)
-            └── AgentIdConflict       ``wrong_session``: another live process holds the id
+        ├── RequestRefused            the hub answered with ``ErrorReply`` (has ``code``)
+        │   └── AgentIdConflict       ``wrong_session``: another live process holds the id
+        └── ModelError                a model call of an ``LLMAgent`` failed (has ``model``)
+            ├── ModelAuthError        no API key, or the key was refused (has ``env_var``)
+            ├── ModelRequestError     the model refused the request: bad request, unknown model
+            ├── ModelUnavailable      rate limit, timeout, 5xx, no connection: retries spent
+            └── ModelOutputError      the answer is unusable (not the JSON the task asks for)
 
 NATS' own ``NoRespondersError`` and ``TimeoutError`` never escape the SDK's request
 helpers: they become ``HubUnavailable`` and ``RequestTimeout``.
@@ -22,6 +27,11 @@ from protocols import ClawHubError, ErrorCode
 __all__ = [
     "AgentIdConflict",
     "HubUnavailable",
+    "ModelAuthError",
+    "ModelError",
+    "ModelOutputError",
+    "ModelRequestError",
+    "ModelUnavailable",
     "RequestRefused",
     "RequestTimeout",
     "SDKError",
@@ -66,3 +76,35 @@ class RequestRefused(SDKError):
 
 class AgentIdConflict(RequestRefused):
     """Registration refused: another live process is registered under this agent id."""
+
+
+class ModelError(SDKError):
+    """A model call of an ``LLMAgent`` failed; the task's result says so (``ok=False``)."""
+
+    def __init__(self, model: str, message: str) -> None:
+        super().__init__(message)
+        self.model = model
+
+
+class ModelAuthError(ModelError):
+    """No API key for the model's provider, or the provider refused the key. Not retried."""
+
+    def __init__(self, model: str, message: str, env_var: str | None = None) -> None:
+        super().__init__(model, message)
+        self.env_var = env_var
+
+
+class ModelRequestError(ModelError):
+    """The provider refused the request itself (bad request, unknown model). Not retried."""
+
+
+class ModelUnavailable(ModelError):
+    """Rate limits, timeouts, server errors or no connection, through every retry."""
+
+    def __init__(self, model: str, message: str, calls: int) -> None:
+        super().__init__(model, message)
+        self.calls = calls
+
+
+class ModelOutputError(ModelError):
+    """The model answered, but not in the form the task asks for (e.g. not JSON)."""

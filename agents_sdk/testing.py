@@ -11,7 +11,16 @@
 
 ``run_task`` picks the handler exactly as the real agent does and hands it a real
 ``TaskContext``; only ``progress``/``log`` record into the ``LocalRun`` instead of being
-published. The output goes through the same JSON check as a real result.
+published. The output goes through the same JSON check as a real result, and the usage a
+handler reports (``ctx.add_usage``; every ``LLMAgent`` call) lands in ``LocalRun.usage``.
+
+An ``LLMAgent`` runs offline with litellm's ``mock_response``::
+
+    agent = LLMAgent("w", model="openai/gpt-4o-mini", mock_response="Hi!", data_dir=tmp_path)
+    run = await run_task(agent, title="greet")
+    assert run.output == "Hi!" and run.usage.cost > 0
+
+``feedback`` hands the handler earlier rejections, as the hub does for a reworked task.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ from dataclasses import dataclass, field
 
 from pydantic import JsonValue
 
-from protocols import Assignment, Progress, TaskSpec
+from protocols import Assignment, Progress, TaskSpec, Usage, Verdict
 
 from ._agent import Agent
 from ._context import TaskContext
@@ -50,6 +59,8 @@ class LocalRun:
     """Every progress and log message, in order."""
     duration: float = 0.0
     """Seconds the handler ran."""
+    usage: Usage | None = None
+    """Model usage the handler reported (``None``: none, as for plain code)."""
 
     @property
     def logs(self) -> list[str]:
@@ -74,6 +85,7 @@ async def run_task(
     task_id: str = "local-task",
     attempt: int = 1,
     stall_timeout: float = 300.0,
+    feedback: list[Verdict] | None = None,
 ) -> LocalRun:
     """Run the handler ``agent`` would choose for this task, with no hub and no NATS.
 
@@ -90,6 +102,7 @@ async def run_task(
         spec=spec,
         dependency_outputs=deps or {},
         stall_timeout=stall_timeout,
+        feedback=feedback or [],
     )
     run = LocalRun(spec=spec)
     handler = agent.select_handler(assignment)
@@ -112,4 +125,5 @@ async def run_task(
     run.duration = time.monotonic() - started
     await ctx._flush()
     run.ok, run.output, run.error = outcome.ok, outcome.output, outcome.error
+    run.usage = ctx.usage
     return run

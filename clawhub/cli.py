@@ -9,22 +9,17 @@ import logging
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
-from rich.table import Table
 
 from protocols import (
-    AgentInfo,
     AgentList,
     CancelTask,
     Event,
     EventList,
-    GetTask,
     ListAgents,
     ListEvents,
     ListTasks,
@@ -41,9 +36,24 @@ from protocols import (
     subjects,
 )
 
-from .client import call, connect, resolve_url
+from . import cli_work
+from .cli_common import (
+    DataDirOpt,
+    GroupOpt,
+    JsonOpt,
+    UrlOpt,
+    agents_table,
+    build_settings,
+    client_run,
+    console,
+    event_line,
+    fail,
+    parse_skills,
+    tasks_table,
+    wait_for,
+)
+from .client import call, resolve_url
 from .errors import HubError
-from .settings import HubSettings
 
 app = typer.Typer(
     name="clawhub",
@@ -51,33 +61,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console()
-err = Console(stderr=True)
-
-UrlOpt = Annotated[
-    str | None,
-    typer.Option("--url", help="NATS URL of the hub (default: CLAWHUB_NATS_URL or hub.json)."),
-]
-DataDirOpt = Annotated[
-    Path | None, typer.Option("--data-dir", help="Hub data folder (default: ~/.clawhub).")
-]
-GroupOpt = Annotated[str | None, typer.Option("--group", help="Claw Group (default: default).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
-
-def _settings(**overrides: Any) -> HubSettings:
-    """Build the settings once: environment (CLAWHUB_*) plus command-line overrides."""
-    values = {k: v for k, v in overrides.items() if v is not None}
-    try:
-        return HubSettings(**values)
-    except ValidationError as exc:
-        err.print(f"[red]bad setting:[/] {exc}")
-        raise typer.Exit(2) from None
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/] {message}")
-    return typer.Exit(code)
 
 
 @app.command()
@@ -97,7 +80,7 @@ def up(
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Log more.")] = False,
 ) -> None:
     """Run the hub (embedded nats-server + SQLite unless configured) until Ctrl-C."""
-    settings = _settings(
+    settings = build_settings(
         nats_url=nats_url, nats_port=port, store_url=store_url, data_dir=data_dir, group=group
     )
     logging.basicConfig(
@@ -129,68 +112,7 @@ def up(
     try:
         asyncio.run(serve())
     except HubError as exc:
-        raise _fail(str(exc)) from None
-
-
-def _client_run(url: str | None, data_dir: Path | None, group: str | None, fn: Any) -> Any:
-    settings = _settings(data_dir=data_dir, group=group)
-    try:
-        target = resolve_url(settings, url)
-    except HubError as exc:
-        raise _fail(str(exc)) from None
-
-    async def go() -> Any:
-        nc = await connect(target)
-        try:
-            return await fn(nc, settings.group)
-        finally:
-            await nc.close()
-
-    try:
-        return asyncio.run(go())
-    except HubError as exc:
-        raise _fail(str(exc)) from None
-
-
-def _ago(ts: float) -> str:
-    delta = max(0.0, time.time() - ts)
-    return f"{delta:.0f}s ago" if delta < 120 else f"{delta / 60:.0f}m ago"
-
-
-def agents_table(agents: list[AgentInfo]) -> Table:
-    """A table of participants."""
-    table = Table(title="Agents")
-    for col in (
-        "id",
-        "kind",
-        "state",
-        "skills",
-        "model",
-        "device",
-        "load",
-        "reliability",
-        "done",
-        "failed",
-        "seen",
-    ):
-        table.add_column(col)
-    for a in agents:
-        p = a.profile
-        skills = ", ".join(f"{k} {v:.1f}" for k, v in sorted(p.skills.items()))
-        table.add_row(
-            p.id,
-            p.kind,
-            a.state,
-            skills,
-            p.model or "plain code",
-            p.device,
-            f"{a.load}/{p.capacity}",
-            f"{a.reliability:.2f}",
-            str(a.completed),
-            str(a.failed),
-            _ago(a.last_seen),
-        )
-    return table
+        raise fail(str(exc)) from None
 
 
 @app.command()
@@ -208,38 +130,11 @@ def agents(
             nc, subjects.api(g, subjects.API_AGENTS), ListAgents(include_gone=all_), AgentList
         )
 
-    result: AgentList = _client_run(url, data_dir, group, fn)
+    result: AgentList = client_run(url, data_dir, group, fn)
     if as_json:
         console.print_json(result.model_dump_json())
     else:
         console.print(agents_table(result.agents))
-
-
-def attempts_text(task: TaskStatus) -> str:
-    """A task's attempts in one line: ``1 coder:stalled, 2 writer:done``."""
-    return (
-        ", ".join(
-            f"{h.attempt} {h.agent_id}:{h.outcome}"
-            for h in task.history
-            if h.outcome not in ("declined", "no_reply")
-        )
-        or "-"
-    )
-
-
-def tasks_table(tasks: list[TaskStatus], title: str = "Tasks") -> Table:
-    """A table of tasks with their attempts and the last reason."""
-    table = Table(title=title)
-    for col in ("id", "title", "state", "agent", "attempts", "note"):
-        table.add_column(col, overflow="fold")
-    for t in tasks:
-        last = next((h for h in reversed(t.history) if h.reason), None)
-        note = t.error or (last.reason if last else "") or (t.progress_message or "")
-        agent = t.assigned_to or next(
-            (h.agent_id for h in reversed(t.history) if h.outcome == "done"), ""
-        )
-        table.add_row(t.id, t.spec.title, t.state.value, agent, attempts_text(t), note[:80])
-    return table
 
 
 @app.command()
@@ -261,22 +156,11 @@ def tasks(
             TaskList,
         )
 
-    result: TaskList = _client_run(url, data_dir, group, fn)
+    result: TaskList = client_run(url, data_dir, group, fn)
     if as_json:
         console.print_json(result.model_dump_json())
     else:
         console.print(tasks_table(result.tasks))
-
-
-def _parse_skills(values: list[str]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for item in values:
-        name, _, level = item.partition("=")
-        try:
-            out[name.strip()] = float(level) if level else 0.0
-        except ValueError:
-            raise _fail(f"bad --skill {item!r}: use name=level, e.g. python=0.5", 2) from None
-    return out
 
 
 @app.command()
@@ -317,16 +201,16 @@ def submit(
                     title=title,
                     instructions=instructions,
                     input=json.loads(input_) if input_ else None,
-                    skills=_parse_skills(skill or []),
+                    skills=parse_skills(skill or []),
                     depends_on=depends_on or [],
                     priority=priority,
                     max_attempts=max_attempts,
                 )
             ]
         else:
-            raise _fail("give a TITLE or --file", 2)
+            raise fail("give a TITLE or --file", 2)
     except (ValueError, ValidationError, OSError) as exc:
-        raise _fail(f"bad task: {exc}", 2) from None
+        raise fail(f"bad task: {exc}", 2) from None
 
     async def fn(nc: Any, g: str) -> list[TaskStatus]:
         done = await call(
@@ -336,34 +220,20 @@ def submit(
             console.print(f"submitted {i}")
         if not wait:
             return []
-        return await _wait_for(nc, g, done.ids, timeout)
+        return await wait_for(nc, g, done.ids, timeout)
 
-    finished: list[TaskStatus] = _client_run(url, data_dir, group, fn)
+    finished: list[TaskStatus] = client_run(url, data_dir, group, fn)
     if wait:
         console.print(tasks_table(finished, "Finished"))
         if any(t.state is not TaskState.DONE for t in finished):
             raise typer.Exit(1)
 
 
-async def _wait_for(nc: Any, group: str, ids: list[str], timeout: float) -> list[TaskStatus]:
-    """Poll until every task is terminal (the event stream is for the SDK's ``wait``)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        out = [
-            await call(nc, subjects.api(group, subjects.API_TASK), GetTask(task_id=i), TaskStatus)
-            for i in ids
-        ]
-        if all(t.state.terminal for t in out):
-            return out
-        if time.monotonic() > deadline:
-            raise HubError(f"tasks not finished after {timeout:g}s")
-        await asyncio.sleep(0.2)
-
-
 @app.command()
 def cancel(
     task_id: str,
     reason: Annotated[str, typer.Option(help="Why.")] = "",
+    as_: cli_work.AsOpt = None,
     url: UrlOpt = None,
     data_dir: DataDirOpt = None,
     group: GroupOpt = None,
@@ -374,20 +244,12 @@ def cancel(
         return await call(
             nc,
             subjects.api(g, subjects.API_CANCEL),
-            CancelTask(task_id=task_id, reason=reason),
+            CancelTask(task_id=task_id, reason=reason, by=cli_work.whoami(as_)),
             TaskStatus,
         )
 
-    status: TaskStatus = _client_run(url, data_dir, group, fn)
+    status: TaskStatus = client_run(url, data_dir, group, fn)
     console.print(f"{status.id} {status.state.value}")
-
-
-def event_line(ev: Event) -> str:
-    """One event as a log line."""
-    when = time.strftime("%H:%M:%S", time.localtime(ev.ts))
-    attempt = f"#{ev.attempt}" if ev.attempt else ""
-    who = " ".join(x for x in (ev.task_id and ev.task_id + attempt, ev.agent_id) if x)
-    return f"{ev.seq or '-':>6} {when} {ev.kind:<16} {who:<28} {ev.message}".rstrip()
 
 
 @app.command()
@@ -430,7 +292,7 @@ def events(
             typer.echo(ev.model_dump_json() if as_json else event_line(ev))
 
     with contextlib.suppress(KeyboardInterrupt):
-        _client_run(url, data_dir, group, fn)
+        client_run(url, data_dir, group, fn)
 
 
 @app.command()
@@ -455,7 +317,7 @@ def schema(
     if check:
         extra = sorted(p.name for p in out.glob("*.json") if p.name not in schemas)
         if stale or extra:
-            raise _fail(f"schemas out of date: {', '.join(stale + extra)}; run `clawhub schema`")
+            raise fail(f"schemas out of date: {', '.join(stale + extra)}; run `clawhub schema`")
         console.print(f"{len(schemas)} schemas up to date in {out}")
     else:
         console.print(f"wrote {len(schemas)} schemas to {out}")
@@ -464,7 +326,8 @@ def schema(
 @app.command()
 def tui(
     name: Annotated[
-        str | None, typer.Option("--name", help="Your display name (default: $USER).")
+        str | None,
+        typer.Option("--name", help="Your display name (default: CLAWHUB_USER or $USER)."),
     ] = None,
     skills: Annotated[
         str, typer.Option("--skills", help="What you can do, with levels: review=0.9,writing=0.6")
@@ -478,11 +341,11 @@ def tui(
     group: GroupOpt = None,
 ) -> None:
     """Join the group as a human participant in the terminal UI (runs `python -m tui`)."""
-    settings = _settings(data_dir=data_dir, group=group)
+    settings = build_settings(data_dir=data_dir, group=group)
     try:
         target = resolve_url(settings, url)
     except HubError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     # The hub package never imports the TUI: it runs as its own program.
     argv = [sys.executable, "-m", "tui", "--url", target, "--group", settings.group]
     argv += ["--capacity", str(capacity), "--skills", skills]
@@ -507,6 +370,9 @@ def demo(
 
     code = asyncio.run(run_demo(console, timeout=timeout, keep=keep))
     raise typer.Exit(code)
+
+
+cli_work.register(app)
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from protocols import GoalSpec, Plan, TaskSpec, Usage, ValidationStep
+from protocols import GoalSpec, Plan, TaskSpec, Usage, ValidationStep, describe_errors
 
 from .settings import HubSettings
 
@@ -118,10 +118,7 @@ def parse_plan(text: str) -> Plan:
     try:
         return Plan.model_validate(value)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
-            for e in exc.errors()[:8]
-        )
+        problems = describe_errors(exc, limit=8)
         raise ValueError(f"the plan does not match the schema: {problems}") from None
 
 

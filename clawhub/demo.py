@@ -1,9 +1,11 @@
 """``clawhub demo``: a hub on the embedded default, a fleet of agents in their own
 processes, a task graph run live, and a summary of who did what.
 
-The agents come from ``agents_sdk.demo`` and run as separate processes (the hub never
-imports the SDK): one of them hangs on its first task and one dies in the middle of its
-first task, so the demo shows stalled and lost work being revoked and reassigned.
+The graph is a goal with a given plan (no model or API key needed). The agents come from
+``agents_sdk.demo`` and run as separate processes (the hub never imports the SDK): one of
+them hangs on its first task and one dies in the middle of its first task, so the demo
+shows stalled and lost work being revoked and reassigned; the API code goes through a
+reviewer agent, who rejects the first version, so the demo shows rework with reasons too.
 """
 
 from __future__ import annotations
@@ -24,7 +26,19 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from protocols import Constraints, Event, TaskSpec, TaskState, Timeouts, decode, subjects
+from protocols import (
+    Constraints,
+    Event,
+    GoalSpec,
+    Plan,
+    SubmitGoal,
+    TaskSpec,
+    TaskState,
+    Timeouts,
+    ValidationStep,
+    decode,
+    subjects,
+)
 
 from .hub import Hub
 from .records import TaskRecord
@@ -43,6 +57,11 @@ FEED = {
     "task.done",
     "task.failed",
     "task.rejected",
+    "task.reviewing",
+    "task.verdict",
+    "goal.running",
+    "goal.done",
+    "goal.failed",
 }
 
 
@@ -77,7 +96,15 @@ def demo_graph() -> list[TaskSpec]:
             constraints=Constraints(data="private", local_only=True),
         ),
         t("spec", "Write the spec", {"writing": 0.7}, ["survey", "feedback"]),
-        t("api", "Implement the API", {"python": 0.8}, ["spec"], priority=5),
+        t(
+            "api",
+            "Implement the API",
+            {"python": 0.8},
+            ["spec"],
+            priority=5,
+            acceptance=["every endpoint handles errors"],
+            validation=[ValidationStep(kind="reviewer", skill="review", level=0.8)],
+        ),
         t("cli", "Implement the CLI", {"python": 0.7}, ["spec"]),
         t("storage", "Implement storage", {"python": 0.8}, ["spec"]),
         t("tests", "Write the tests", {"python": 0.6, "testing": 0.5}, ["spec"]),
@@ -93,9 +120,22 @@ def demo_graph() -> list[TaskSpec]:
             },
         ),
         t("docs", "Write the docs", {"writing": 0.8}, ["spec"]),
-        t("notes", "Draft release notes", {"summarize": 0.7}, ["review", "tests", "docs"]),
+        t(
+            "notes",
+            "Draft release notes",
+            {"summarize": 0.7},
+            ["review", "tests", "docs", "pii-scan"],
+        ),
         t("translate", "Translate release notes", {"translate": 0.6}, ["notes"]),
     ]
+
+
+def demo_goal() -> SubmitGoal:
+    """The demo as a goal with a given plan: the graph above, ending in the translation."""
+    return SubmitGoal(
+        goal=GoalSpec(text="Launch the claw-hub feature", metadata={"demo": "true"}),
+        plan=Plan(tasks=demo_graph(), deliverable="translate", rationale="the demo's plan"),
+    )
 
 
 def _live_table(recs: list[TaskRecord]) -> Table:
@@ -201,9 +241,10 @@ async def run_demo(console: Console, *, timeout: float = 120.0, keep: bool = Fal
             await asyncio.sleep(0.05)
         console.print(
             f"{len(ROLES)} agents joined in {time.monotonic() - started:.1f}s; "
-            "submitting the task graph"
+            "submitting the goal and its plan"
         )
-        ids = hub.board.submit(demo_graph())
+        goal = hub.board.submit_goal(demo_goal())
+        ids = list(goal.task_ids)
         run_start = time.monotonic()
         with Live(
             _live_table([hub.board.tasks[i] for i in ids]), console=console, refresh_per_second=8
@@ -225,6 +266,15 @@ async def run_demo(console: Console, *, timeout: float = 120.0, keep: bool = Fal
         console.print(task_table)
         console.print(agent_table)
         done = sum(1 for r in recs if r.state is TaskState.DONE)
+        verdicts = [v for r in recs for v in r.verdicts]
+        for r in recs:
+            for v in r.verdicts:
+                mark = "accepted" if v.accepted else "rejected"
+                console.print(
+                    f"  verdict on {r.spec.title!r} attempt {v.attempt}: {mark} by "
+                    f"{v.step} {v.by}: {v.reasons}"
+                )
+        console.print(f"goal {goal.id}: {goal.state}" + (f" ({goal.error})" if goal.error else ""))
         reassigned = {
             o: sum(1 for r in recs for h in r.history if h.outcome == o)
             for o in ("stalled", "lost", "rejected", "error")
@@ -243,11 +293,13 @@ async def run_demo(console: Console, *, timeout: float = 120.0, keep: bool = Fal
                     "total": len(recs),
                     "reassigned": reassigned,
                     "states": {r.id: r.state.value for r in recs},
+                    "goal": goal.state,
+                    "verdicts": [v.model_dump(mode="json") for v in verdicts],
                 },
                 indent=2,
             )
         )
-        code = 0 if done == len(recs) else 1
+        code = 0 if done == len(recs) and goal.state == "done" else 1
     finally:
         await nc.close()
         for proc in procs.values():

@@ -119,7 +119,10 @@ def score(spec: TaskSpec, cand: Candidate) -> Scored:
 def rank(spec: TaskSpec, candidates: Iterable[Candidate]) -> list[Scored]:
     """Scores of every candidate that passes the hard filters, best first (ties by id)."""
     scored = [score(spec, c) for c in candidates if reject_reason(spec, c) is None]
-    scored.sort(key=lambda s: (-s.score, s.agent_id))
+    if spec.prefer_cheap:  # the cheapest qualified participant first, then the best
+        scored.sort(key=lambda s: (-s.cost, -s.score, s.agent_id))
+    else:
+        scored.sort(key=lambda s: (-s.score, s.agent_id))
     return scored
 
 

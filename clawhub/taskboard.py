@@ -222,7 +222,7 @@ class TaskBoard:
         for rec in self._ready.values():
             if 0.0 < rec.not_before <= now:
                 rec.not_before = 0.0  # a back-off that has passed is over
-        free = sum(a.free for a in self.agents.values() if a.takes_work)
+        free = sum(a.free for a in self.agents.values() if a.state == "online" and a.free > 0)
         offers: list[Offer] = []
         barren: set[tuple[tuple[str, float], ...]] = set()
         if free <= 0:
@@ -537,7 +537,12 @@ class TaskBoard:
             )
         if rec.state is S.ASSIGNED:  # the result overtook the accept reply
             self._start(rec)
+        ack = self._take_result(rec, msg)
+        # spent either way; counted once the result is settled (a budget may stop the goal)
         self._add_usage(rec, msg.agent_id, msg.usage)
+        return ack.model_copy(update={"state": rec.state}) if ack.state != rec.state else ack
+
+    def _take_result(self, rec: TaskRecord, msg: Result) -> ResultAck:
         if not msg.ok:
             reason = f"handler error: {msg.error or 'unknown error'}"
             agent_id = rec.assigned_to

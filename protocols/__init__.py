@@ -24,7 +24,7 @@ from .agents import (
     RegisterAck,
     TaskRef,
 )
-from .codec import MESSAGE_TYPES, decode, decode_any, encode, type_name
+from .codec import MESSAGE_TYPES, decode, decode_any, describe_errors, encode, type_name
 from .control import (
     AgentList,
     CancelTask,
@@ -150,6 +150,7 @@ __all__ = [
     "WireModel",
     "decode",
     "decode_any",
+    "describe_errors",
     "encode",
     "is_identifier",
     "message_schemas",

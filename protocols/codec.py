@@ -117,14 +117,19 @@ def _load_object(data: bytes) -> dict[str, Any]:
     return obj
 
 
+def describe_errors(exc: ValidationError, limit: int = 5) -> str:
+    """A pydantic validation error in one line: ``field.path: message; ...``."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
+        for e in exc.errors()[:limit]
+    )
+
+
 def _validate(model: type[M], obj: dict[str, Any]) -> M:
     try:
         return model.model_validate(obj)
     except ValidationError as exc:
-        errors = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
-            for e in exc.errors()[:5]
-        )
+        errors = describe_errors(exc)
         raise ProtocolError(ErrorCode.INVALID, f"invalid {type_name(model)}: {errors}") from None
 
 

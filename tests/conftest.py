@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import nats
@@ -102,3 +102,29 @@ async def hub(nats_server: EmbeddedNats, store: Store, tmp_path: Path) -> AsyncI
     await h.start()
     yield h
     await h.stop()
+
+
+MakeHub = Callable[..., Awaitable[Hub]]
+
+
+@pytest.fixture
+async def make_hub(
+    nats_server: EmbeddedNats, sqlite_store: Store, tmp_path: Path
+) -> AsyncIterator[MakeHub]:
+    """Start hubs on the test's nats-server and SQLite store: ``await make_hub(mocks,
+    **settings)``; ``mocks`` are the coordinator model's answers (litellm mock_response)."""
+    from clawhub.coordinator import Coordinator
+
+    hubs: list[Hub] = []
+
+    async def make(mocks: list[str | Exception] | None = None, **overrides: object) -> Hub:
+        settings = hub_settings(nats_server, tmp_path, **overrides)
+        coordinator = Coordinator(settings, mock_responses=mocks) if mocks is not None else None
+        hub = Hub(settings, store=sqlite_store, coordinator=coordinator)
+        await hub.start()
+        hubs.append(hub)
+        return hub
+
+    yield make
+    for hub in hubs:
+        await hub.stop()

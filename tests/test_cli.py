@@ -420,4 +420,6 @@ def test_demo_end_to_end(env: dict[str, str]) -> None:
     assert run.code == 0, run
     assert "12/12 tasks done" in run.out, run
     assert "stalled" in run.out and "lost" in run.out
+    assert "rejected by reviewer reviewer: the error paths are not handled" in run.out
+    assert "done" in run.out.split("goal g-")[1].split("\n")[0]
     assert "Traceback" not in run.err

@@ -241,6 +241,16 @@ def test_cheaper_wins_when_otherwise_equal() -> None:
     assert _best(task, cand("a1", cost=2.0), cand("z9", cost=0.1)) == "z9"
 
 
+def test_prefer_cheap_puts_the_cheapest_qualified_first() -> None:
+    expert = cand("expert", skills={"python": 1.0}, cost=0.5)
+    cheap = cand("cheap", skills={"python": 0.6}, cost=0.01)
+    broke = cand("broke", skills={"python": 0.1}, cost=0.0)  # unqualified, cheapest
+    quality = spec({"python": 0.5})
+    assert [s.agent_id for s in rank(quality, [expert, cheap, broke])] == ["expert", "cheap"]
+    frugal = quality.model_copy(update={"prefer_cheap": True})
+    assert [s.agent_id for s in rank(frugal, [expert, cheap, broke])] == ["cheap", "expert"]
+
+
 def test_score_parts() -> None:
     s = score(spec({"python": 0.5}), cand("a1", load=1, reliability=0.5, capacity=4, cost=1.0))
     assert s.agent_id == "a1"

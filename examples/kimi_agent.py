@@ -1,0 +1,84 @@
+"""A Kimi agent that plans and researches: ``LLMAgent`` with Moonshot's ``kimi-k2.6``.
+
+::
+
+    export MOONSHOT_API_KEY=sk-...
+    python examples/kimi_agent.py --url nats://127.0.0.1:PORT
+    clawhub submit "Plan the migration to PostgreSQL" --skill planning=0.5 --wait
+
+Offline, with no key: add ``--mock-response "1. Back up ..."``. litellm then answers with
+that text instead of calling Moonshot, and everything else is real: the answer streams
+(progress), its tokens are counted and priced at Kimi's rates.
+
+The agent keeps a note of every task it answers in ``<data-dir>/memory.db`` (default
+``~/.clawhub/agents/<id>/``) and puts the notes that match a new task into its prompt.
+Start it with the same ``--id`` to keep its memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from agents_sdk import LLMAgent, SDKError
+
+MODEL = "moonshot/kimi-k2.6"
+SKILLS = {"planning": 0.9, "research": 0.8, "writing": 0.7}
+
+
+def build(
+    agent_id: str = "kimi-1",
+    group: str = "default",
+    *,
+    model: str = MODEL,
+    mock_response: str | None = None,
+    data_dir: Path | None = None,
+) -> LLMAgent:
+    """The Kimi agent (reads MOONSHOT_API_KEY unless ``mock_response`` is given)."""
+    return LLMAgent(
+        "kimi",
+        id=agent_id,
+        model=model,
+        skills=SKILLS,
+        device="cloud",
+        group=group,
+        max_tokens=4000,
+        mock_response=mock_response,
+        data_dir=data_dir,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the agent until interrupted; 0 on a clean exit."""
+    parser = argparse.ArgumentParser(description="A Kimi agent (planning, research).")
+    parser.add_argument("--url", default="nats://127.0.0.1:4222", help="NATS URL of the hub")
+    parser.add_argument("--group", default="default", help="Claw Group to join")
+    parser.add_argument("--id", default="kimi-1", help="agent id (keep it to keep memory)")
+    parser.add_argument("--model", default=MODEL, help="litellm model string")
+    parser.add_argument("--mock-response", default=None, help="answer offline with this text")
+    parser.add_argument("--data-dir", type=Path, default=None, help="folder for its memory")
+    parser.add_argument("--start-timeout", type=float, default=10.0, help="seconds to find a hub")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("LiteLLM").setLevel(logging.WARNING)  # no line per model call
+
+    agent = build(
+        args.id,
+        args.group,
+        model=args.model,
+        mock_response=args.mock_response,
+        data_dir=args.data_dir,
+    )
+    agent.start_timeout = args.start_timeout
+    try:
+        agent.run(args.url)  # serves until SIGINT/SIGTERM, then leaves the group
+    except SDKError as exc:
+        print(f"kimi agent: {exc}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
