@@ -7,11 +7,9 @@ that with a fixed data set). Every hub error becomes a notification, never a cra
 
 from __future__ import annotations
 
-import io
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from rich.console import Console
 from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -56,10 +54,7 @@ class ClawTui(App[None]):
     """The Claw Hub TUI."""
 
     TITLE = "Claw Hub"
-    CSS = """
-    TabPane { padding: 0; }
-    #chat-input { margin: 0 0; }
-    """
+    CSS = "TabPane { padding: 0; }"
     BINDINGS = [
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("n", "new_task", "New task"),
@@ -103,15 +98,6 @@ class ClawTui(App[None]):
         self.query_one("#board", TaskBoard).table.focus()
         if self.session is not None:
             self.set_interval(1.0, self.refresh_views)  # heartbeat ages move with the clock
-
-    def export_text(self) -> str:
-        """The current screen as plain text (how the README's capture is made)."""
-        width, height = self.size
-        console = Console(
-            width=width, height=height, file=io.StringIO(), record=True, color_system=None
-        )
-        console.print(self.screen._compositor.render_update(full=True))
-        return "\n".join(line.rstrip() for line in console.export_text().splitlines())
 
     def on_unmount(self) -> None:
         self.model.unsubscribe(self._model_changed)
