@@ -2,7 +2,7 @@
 
 Its life on the bus (see ``protocols.subjects`` for the subjects):
 
-1. connect (NATS reconnects forever), subscribe to its inbox, then ``Register``;
+1. connect (the transport reconnects forever), listen on its inbox, then ``Register``;
    registration is retried with backoff until a hub answers;
 2. heart-beat every ``heartbeat_interval`` (from the ``RegisterAck``) with the attempts held;
 3. answer each ``Assignment`` with ``Accept`` (and run the handler in its own asyncio task)
@@ -10,12 +10,14 @@ Its life on the bus (see ``protocols.subjects`` for the subjects):
 4. deliver each ``Result`` as a request, retried with backoff until the hub acknowledges it;
 5. after a reconnect, register again (same session, with the attempts still held);
 6. on ``stop``: cancel (or drain) the handlers, ``Deregister``, drain the connection.
+
+The transport follows the URL: ``nats://`` speaks NATS, ``ws://``/``wss://`` the hub
+gateway's WebSocket (``_transport``); everything above is the same on both.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import secrets
@@ -24,9 +26,6 @@ import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar, overload
-
-from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg
 
 from protocols import (
     Accept,
@@ -54,11 +53,11 @@ from protocols import (
     subjects,
 )
 
-from ._bus import connect, publish, request
 from ._context import TaskContext
 from ._handlers import Handler, HandlerFunc, HandlerRegistry, Outcome, failure, invoke, success
 from ._jobs import Job as _Job
 from ._jobs import Key, build_result, make_id
+from ._transport import TOKEN_ENV, Incoming, Transport, open_transport
 from ._version import __version__
 from .errors import HubUnavailable, RequestRefused, RequestTimeout, SDKError
 from .memory import Memory, default_data_dir
@@ -129,7 +128,7 @@ class Agent:
         self.heartbeat_interval: float = DEFAULT_HEARTBEAT
         self.max_message_bytes: int | None = None
         self._handlers = HandlerRegistry()
-        self._nc: NATS | None = None
+        self._bus: Transport | None = None
         self._jobs: dict[Key, _Job] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._register_task: asyncio.Task[None] | None = None
@@ -197,14 +196,19 @@ class Agent:
         url: str = "nats://127.0.0.1:4222",
         *,
         timeout: float | None = None,
+        token: str | None = None,
     ) -> None:
         """Connect, register and start serving; returns once a hub accepted the registration.
+
+        ``url`` is ``nats://...`` (the bus) or ``ws://host:port`` (the hub's gateway); a
+        ``token`` (``clawhub token create``; default: the ``CLAWHUB_TOKEN`` environment
+        variable) is needed wherever the hub requires one.
 
         Raises ``HubUnavailable`` when no connection or no registration succeeds within
         ``timeout`` (default ``start_timeout``), ``AgentIdConflict`` when another live
         process holds this id, ``RequestRefused`` when the hub refuses the profile.
         """
-        if self._nc is not None:
+        if self._bus is not None:
             raise RuntimeError(f"agent {self.id} is already started")
         timeout = self.start_timeout if timeout is None else timeout
         loop = asyncio.get_running_loop()
@@ -213,16 +217,16 @@ class Agent:
         self._fatal = None
         self._registered = asyncio.Event()
         self._first_outcome = asyncio.Event()
-        self._nc = await connect(
+        self._bus = await open_transport(
             url,
+            token=token if token is not None else os.environ.get(TOKEN_ENV) or None,
             timeout=timeout,
             name=subjects.agent_connection_name(self.id, self.session),
             reconnected_cb=self._on_reconnected,
             disconnected_cb=self._on_disconnected,
         )
         try:
-            await self._nc.subscribe(subjects.agent_inbox(self.group, self.id), cb=self._on_inbox)
-            await self._nc.flush()
+            await self._bus.listen(subjects.agent_inbox(self.group, self.id), self._on_inbox)
             self._spawn(self._heartbeat_loop())
             self._ensure_registering()
             try:
@@ -245,7 +249,7 @@ class Agent:
         unless ``drain`` is true: then they may finish and deliver their results within
         ``timeout`` seconds. Results already computed get ``timeout`` to be delivered.
         """
-        if self._nc is None:
+        if self._bus is None:
             return
         self._stopping = True
         loop = asyncio.get_running_loop()
@@ -261,11 +265,13 @@ class Agent:
         await self._wait_jobs(loop.time() + 1.0)
         await self._shutdown(deregister=True)
 
-    def run(self, url: str = "nats://127.0.0.1:4222", *, drain: bool = False) -> None:
+    def run(
+        self, url: str = "nats://127.0.0.1:4222", *, drain: bool = False, token: str | None = None
+    ) -> None:
         """Start, serve until SIGINT/SIGTERM, then stop. Blocks; owns its event loop."""
-        asyncio.run(self._serve(url, drain))
+        asyncio.run(self._serve(url, drain, token))
 
-    async def _serve(self, url: str, drain: bool) -> None:
+    async def _serve(self, url: str, drain: bool, token: str | None = None) -> None:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         installed: list[signal.Signals] = []
@@ -276,7 +282,7 @@ class Agent:
             except (NotImplementedError, RuntimeError):
                 pass
         try:
-            await self.start(url)
+            await self.start(url, token=token)
             await stop.wait()
         finally:
             await self.stop(drain=drain)
@@ -290,29 +296,24 @@ class Agent:
             await asyncio.wait(tasks, timeout=remaining)
 
     async def _shutdown(self, *, deregister: bool) -> None:
-        nc, self._nc = self._nc, None
+        bus, self._bus = self._bus, None
         self._stopping = True
         background = list(self._tasks)
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
-        if nc is None:
+        if bus is None:
             return
-        if deregister and self._registered.is_set() and nc.is_connected:
+        if deregister and self._registered.is_set() and bus.connected:
             goodbye = Deregister(agent_id=self.id, session=self.session, reason="agent stopped")
             try:
-                await request(
-                    nc, subjects.hub_deregister(self.group), goodbye, Ok, self.request_timeout
+                await bus.request(
+                    subjects.hub_deregister(self.group), goodbye, Ok, self.request_timeout
                 )
             except (SDKError, ProtocolError) as exc:
                 log.debug("deregister of %s: %s", self.id, exc)
         self._registered.clear()
-        try:
-            await asyncio.wait_for(nc.drain(), 5.0)
-        except Exception:
-            log.debug("drain failed; closing", exc_info=True)
-            with contextlib.suppress(Exception):
-                await nc.close()
+        await bus.close()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coro)
@@ -330,11 +331,10 @@ class Agent:
 
     async def _register_loop(self) -> None:
         delay = BACKOFF_START
-        while not self._stopping and self._nc is not None:
+        while not self._stopping and self._bus is not None:
             message = Register(profile=self.profile, session=self.session, running=self.running)
             try:
-                ack = await request(
-                    self._nc,
+                ack = await self._bus.request(
                     subjects.hub_register(self.group),
                     message,
                     RegisterAck,
@@ -380,25 +380,25 @@ class Agent:
             beat = Heartbeat(
                 agent_id=self.id, session=self.session, ts=time.time(), running=self.running
             )
-            await publish(self._nc, subjects.hub_heartbeat(self.group), beat)
+            if self._bus is not None:
+                await self._bus.publish(subjects.hub_heartbeat(self.group), beat)
 
     async def _on_reconnected(self) -> None:
-        log.info("agent %s reconnected to NATS; registering again", self.id)
+        log.info("agent %s reconnected; registering again", self.id)
         self._ensure_registering()
 
     async def _on_disconnected(self) -> None:
         if not self._stopping:
-            log.warning("agent %s lost its NATS connection; reconnecting", self.id)
+            log.warning("agent %s lost its connection to the hub; reconnecting", self.id)
 
     # -- the inbox --------------------------------------------------------------------------
 
-    async def _on_inbox(self, msg: Msg) -> None:
+    async def _on_inbox(self, msg: Incoming) -> None:
         try:
             message = decode(msg.data, Assignment, Cancel)
         except ProtocolError as exc:
             log.warning("agent %s: bad inbox message: %s", self.id, exc)
-            if msg.reply:
-                await publish(self._nc, msg.reply, ErrorReply(code=exc.code, message=exc.message))
+            await msg.respond(ErrorReply(code=exc.code, message=exc.message))
             return
         if isinstance(message, Cancel):
             job = self._jobs.get((message.task_id, message.attempt))
@@ -407,8 +407,8 @@ class Agent:
             return
         assert isinstance(message, Assignment)
         reply, job = self._consider(message)
-        if msg.reply:
-            sent = await publish(self._nc, msg.reply, reply)
+        if msg.wants_reply:
+            sent = await msg.respond(reply)
             if not sent and job is not None:
                 self._jobs.pop(job.key, None)
                 return
@@ -451,7 +451,8 @@ class Agent:
             self._jobs.pop(job.key, None)
 
     async def _send_progress(self, message: Progress) -> None:
-        await publish(self._nc, subjects.hub_progress(self.group), message)
+        if self._bus is not None:
+            await self._bus.publish(subjects.hub_progress(self.group), message)
 
     # -- running and delivering -------------------------------------------------------------
 
@@ -484,13 +485,13 @@ class Agent:
         result = build_result(job, outcome, duration, self.session, self.max_message_bytes)
         delay = BACKOFF_START
         while True:
-            nc = self._nc
-            if nc is None:
+            bus = self._bus
+            if bus is None:
                 log.error("result of %s#%d dropped: the agent is stopped", *job.key)
                 return
             try:
-                ack = await request(
-                    nc, subjects.hub_result(self.group), result, ResultAck, self.request_timeout
+                ack = await bus.request(
+                    subjects.hub_result(self.group), result, ResultAck, self.request_timeout
                 )
             except RequestRefused as exc:
                 if exc.code != ErrorCode.UNKNOWN_AGENT:

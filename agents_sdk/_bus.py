@@ -35,10 +35,14 @@ async def connect(
     name: str | None = None,
     reconnected_cb: Callable[[], Awaitable[None]] | None = None,
     disconnected_cb: Callable[[], Awaitable[None]] | None = None,
+    **extra: Any,
 ) -> NATS:
-    """Connect to NATS, reconnecting forever afterwards; ``HubUnavailable`` after ``timeout``."""
+    """Connect to NATS, reconnecting forever afterwards; ``HubUnavailable`` after ``timeout``.
+
+    ``extra`` goes to nats-py (``user``, ``password``, ``inbox_prefix`` for a token)."""
     nc = NATS()
     options: dict[str, Any] = {
+        **extra,
         "servers": url,
         "name": name,
         "max_reconnect_attempts": -1,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncGenerator, Iterable
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -54,6 +55,7 @@ from protocols import (
 )
 
 from ._bus import connect, request
+from ._transport import TOKEN_ENV, nats_token
 from .errors import WaitTimeout
 
 log = logging.getLogger("agents_sdk")
@@ -78,9 +80,17 @@ class HubClient:
     """
 
     def __init__(
-        self, url: str = "nats://127.0.0.1:4222", group: str = "default", timeout: float = 10.0
+        self,
+        url: str = "nats://127.0.0.1:4222",
+        group: str = "default",
+        timeout: float = 10.0,
+        *,
+        token: str | None = None,
     ) -> None:
+        """``token``: from ``clawhub token create`` (the NATS user it stands for), wherever
+        the hub's nats-server requires one."""
         subjects.api(group, subjects.API_TASK)  # validates the group early
+        self.token = token if token is not None else os.environ.get(TOKEN_ENV) or None
         self.url = url
         self.group = group
         self.timeout = timeout
@@ -91,7 +101,7 @@ class HubClient:
     async def connect(self) -> None:
         """Connect to NATS (``HubUnavailable`` if that fails within ``timeout``)."""
         if self._nc is None:
-            self._nc = await connect(self.url, timeout=self.timeout)
+            self._nc = await connect(self.url, timeout=self.timeout, **nats_token(self.token))
 
     async def close(self) -> None:
         """Drain and close the connection."""

@@ -30,13 +30,14 @@ from protocols import (
     TaskSpec,
     TaskState,
     TaskStatus,
+    asyncapi,
     decode,
     message_schemas,
     render,
     subjects,
 )
 
-from . import cli_work
+from . import cli_token, cli_work
 from .cli_common import (
     DataDirOpt,
     GroupOpt,
@@ -76,37 +77,65 @@ def up(
         str | None, typer.Option("--store-url", help="Store URL (sqlite:///... postgresql://...).")
     ] = None,
     data_dir: DataDirOpt = None,
-    group: GroupOpt = None,
+    group: Annotated[
+        list[str] | None,
+        typer.Option("--group", help="Claw Group to serve (repeatable: one hub per group)."),
+    ] = None,
+    gateway_port: Annotated[
+        int | None, typer.Option("--gateway-port", help="Port of the HTTP/WebSocket gateway.")
+    ] = None,
+    auth: Annotated[
+        bool | None,
+        typer.Option("--auth/--no-auth", help="Require tokens on the embedded nats-server."),
+    ] = None,
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Log more.")] = False,
 ) -> None:
-    """Run the hub (embedded nats-server + SQLite unless configured) until Ctrl-C."""
+    """Run the hub (embedded nats-server + SQLite + gateway unless configured) until Ctrl-C."""
+    groups = list(group or [])
     settings = build_settings(
-        nats_url=nats_url, nats_port=port, store_url=store_url, data_dir=data_dir, group=group
+        nats_url=nats_url,
+        nats_port=port,
+        store_url=store_url,
+        data_dir=data_dir,
+        group=groups[0] if groups else None,
+        gateway_port=gateway_port,
+        auth=auth,
     )
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
-    from .hub import Hub  # noqa: PLC0415 - the server half loads only when serving
+    from .server import HubServer  # noqa: PLC0415 - the server half loads only when serving
 
     async def serve() -> None:
-        hub = Hub(settings)
-        await hub.start()
+        server = HubServer(settings, groups or None)
+        await server.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        console.print(f"[bold green]Claw Hub[/] {hub.hub_id} serving group [bold]{hub.group}[/]")
-        console.print(f"  NATS   {hub.url}" + ("  (embedded)" if hub.embedded else ""))
-        console.print(f"  store  {hub.store.display_url}")
-        console.print(f"  data   {settings.data_dir}")
-        console.print("  agents join with: Agent(...).run(" + repr(hub.url) + ")")
+        embedded = server.embedded
+        console.print(f"[bold green]Claw Hub[/] serving {', '.join(server.groups)}")
+        auth_note = "  (embedded, tokens required)" if embedded and embedded.auth else ""
+        if embedded and not embedded.auth:
+            auth_note = "  (embedded, no auth)"
+        console.print(f"  NATS     {server.url}{auth_note}")
+        if server.gateway_url:
+            console.print(
+                f"  gateway  {server.gateway_url}  (REST /docs, WebSocket {server.ws_url})"
+            )
+        console.print(f"  store    {server.store.display_url}")
+        console.print(f"  data     {settings.data_dir}  (hub.json holds an admin token per group)")
+        console.print(
+            "  agents:  clawhub token create --group G --role agent --agent-id ID, then "
+            f"Agent(...).run({server.url!r}, token=...)"
+        )
         console.print("  Ctrl-C to stop")
         try:
             await stop.wait()
         finally:
-            await hub.stop()
+            await server.stop()
             console.print("hub stopped")
 
     try:
@@ -300,27 +329,37 @@ def schema(
     out: Annotated[Path, typer.Option(help="Folder to write the JSON Schemas to.")] = Path(
         "protocols/schema"
     ),
-    check: Annotated[bool, typer.Option(help="Only check the folder is up to date.")] = False,
+    asyncapi_path: Annotated[
+        Path, typer.Option("--asyncapi", help="Where the AsyncAPI 3 document of NATS goes.")
+    ] = Path("protocols/asyncapi.json"),
+    openapi_path: Annotated[
+        Path, typer.Option("--openapi", help="Where the gateway's OpenAPI document goes.")
+    ] = Path("clawhub/openapi.json"),
+    check: Annotated[bool, typer.Option(help="Only check the files are up to date.")] = False,
 ) -> None:
-    """Export the JSON Schema of every wire message (for agents in any language)."""
+    """Export (or check) the JSON Schema of every wire message, the AsyncAPI document of the
+    NATS subjects and the OpenAPI document of the gateway."""
+    from .gateway import openapi_document  # noqa: PLC0415 - builds the app offline
+
     schemas = message_schemas()
+    files = {out / name: render(body) for name, body in schemas.items()}
+    files[asyncapi_path] = render(asyncapi())
+    files[openapi_path] = openapi_document()
     stale = []
-    for name, body in schemas.items():
-        path = out / name
-        text = render(body)
+    for path, text in files.items():
         if check:
             if not path.exists() or path.read_text() != text:
-                stale.append(name)
+                stale.append(str(path))
         else:
-            out.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
     if check:
-        extra = sorted(p.name for p in out.glob("*.json") if p.name not in schemas)
+        extra = sorted(str(p) for p in out.glob("*.json") if p.name not in schemas)
         if stale or extra:
             raise fail(f"schemas out of date: {', '.join(stale + extra)}; run `clawhub schema`")
-        console.print(f"{len(schemas)} schemas up to date in {out}")
+        console.print(f"{len(schemas)} schemas up to date in {out}, and the API documents")
     else:
-        console.print(f"wrote {len(schemas)} schemas to {out}")
+        console.print(f"wrote {len(schemas)} schemas to {out}, {asyncapi_path} and {openapi_path}")
 
 
 @app.command()
@@ -373,6 +412,7 @@ def demo(
 
 
 cli_work.register(app)
+cli_token.register(app)
 
 
 def main() -> None:

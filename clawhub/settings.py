@@ -87,6 +87,51 @@ class HubSettings(BaseSettings):
         default=0.25, gt=0, description="How often the lease watcher checks beats and progress."
     )
 
+    token: str | None = Field(
+        default=None,
+        description="Token the CLI's client commands use (unset: the admin token that "
+        "`clawhub up` keeps in data_dir/hub.json for the group).",
+    )
+    submit_rate: float = Field(
+        default=20.0,
+        ge=0,
+        description="Submissions (submit, goal_submit requests) per second allowed to one "
+        "participant (token, or NATS connection without auth); more get `rate_limited`.",
+    )
+    submit_burst: float = Field(
+        default=100.0, ge=1, description="Submissions one participant may send at once."
+    )
+    auth: bool = Field(
+        default=True,
+        description="Embedded nats-server requires credentials (tokens); each one confined to "
+        "its group's subjects and its own inbox. Off: anyone on loopback may connect.",
+    )
+    gateway: bool = Field(
+        default=True, description="Serve the HTTP/WebSocket gateway (`clawhub up`)."
+    )
+    gateway_host: str = Field(default="127.0.0.1", description="Address the gateway binds.")
+    gateway_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Port of the gateway. 0: the last run's port if free, else any free port.",
+    )
+    ws_max_connections: int = Field(
+        default=1000, ge=1, description="Most WebSocket connections the gateway holds at once."
+    )
+    ws_max_per_group: int = Field(
+        default=500, ge=1, description="Most WebSocket connections of one group at once."
+    )
+    nats_max_connections: int = Field(
+        default=10_000, ge=1, description="Most client connections the embedded nats-server takes."
+    )
+    token_refresh: float = Field(
+        default=1.0,
+        gt=0,
+        description="Seconds between re-reads of the token table (tokens created or revoked by "
+        "`clawhub token` in another process take effect within this).",
+    )
+
     def resolved_store_url(self) -> str:
         """The store URL, defaulting to a SQLite file in ``data_dir``."""
         if self.store_url:

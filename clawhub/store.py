@@ -24,6 +24,7 @@ from .errors import StoreError
 TASKS = "claw_tasks"
 EVENTS = "claw_events"
 AGENTS = "claw_agents"
+TOKENS = "claw_tokens"
 GOALS = "claw_goals"
 
 
@@ -108,6 +109,25 @@ class GoalRow(SQLModel, table=True):
     updated_at: float = 0.0
 
 
+class TokenRow(SQLModel, table=True):
+    """An access token: its id, group and role, and hashes of its secret (never the secret).
+
+    ``secret_hash`` (SHA-256; the secret is 192 random bits) checks REST and WebSocket calls;
+    ``nats_hash`` (bcrypt) goes into the embedded nats-server's configuration."""
+
+    __tablename__ = TOKENS
+
+    id: str = Field(primary_key=True, max_length=64)
+    group: str = Field(index=True, max_length=64)
+    role: str = Field(max_length=20)
+    agent_id: str | None = Field(default=None, max_length=64)
+    note: str = Field(default="", max_length=200)
+    secret_hash: str = Field(max_length=128)
+    nats_hash: str = Field(max_length=128)
+    created_at: float = 0.0
+    revoked_at: float | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Write:
     """One row to write, as plain values (cheaper to build than a SQLModel instance)."""
@@ -117,7 +137,7 @@ class Write:
 
 
 Row = TaskRow | EventRow | AgentRow | GoalRow | Write
-ROW_TYPES: tuple[type[SQLModel], ...] = (TaskRow, EventRow, AgentRow, GoalRow)
+ROW_TYPES: tuple[type[SQLModel], ...] = (TaskRow, EventRow, AgentRow, GoalRow, TokenRow)
 
 
 def _table(model: type[SQLModel]) -> Table:
@@ -279,6 +299,34 @@ class Store:
         with self.engine.connect() as conn:
             rows = conn.execute(stmt).all()
         return [EventRow.model_validate(r._mapping) for r in rows]
+
+    def add_token(self, row: TokenRow) -> None:
+        """Store a new token."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(_table(TokenRow).insert(), [row.model_dump()])
+        except Exception as exc:
+            raise StoreError(f"cannot store token in {self.display_url}: {exc}") from exc
+
+    def tokens(self, group: str | None = None) -> list[TokenRow]:
+        """Every token (of one group), oldest first, revoked ones included."""
+        stmt = select(TokenRow).order_by(col(TokenRow.created_at), col(TokenRow.id))
+        if group is not None:
+            stmt = stmt.where(col(TokenRow.group) == group)
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        return [TokenRow.model_validate(r._mapping) for r in rows]
+
+    def revoke_token(self, token_id: str, when: float) -> bool:
+        """Mark a token revoked; False when there is no such live token."""
+        table = _table(TokenRow)
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                table.update()
+                .where(table.c.id == token_id, table.c.revoked_at.is_(None))
+                .values(revoked_at=when)
+            )
+        return bool(done.rowcount)
 
     def close(self) -> None:
         """Release connections."""

@@ -332,6 +332,10 @@ class TaskBoard:
         """The participant accepted: the attempt runs."""
         rec = self._current(task_id, attempt, agent_id)
         if rec is None:
+            known = self.tasks.get(task_id)
+            past = next((h for h in known.history if h.attempt == attempt), None) if known else None
+            if past is not None and past.outcome in ("delivered", "done", "rejected", "error"):
+                return  # its result overtook this reply: nothing to stop
             # withdrawn while the answer travelled (cancelled, agent judged lost): stop it
             self.sink.cancel(
                 agent_id,

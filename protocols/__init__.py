@@ -24,7 +24,18 @@ from .agents import (
     RegisterAck,
     TaskRef,
 )
-from .codec import MESSAGE_TYPES, decode, decode_any, describe_errors, encode, type_name
+from .api import AGENT_CALLS, API, Call
+from .asyncapi import asyncapi
+from .auth import ROLES, Role, split_token
+from .codec import (
+    MESSAGE_TYPES,
+    decode,
+    decode_any,
+    decode_object,
+    describe_errors,
+    encode,
+    type_name,
+)
 from .control import (
     AgentList,
     CancelTask,
@@ -41,6 +52,7 @@ from .control import (
 )
 from .errors import ClawHubError, ErrorCode, ProtocolError
 from .events import Event
+from .gateway import WsAnswer, WsOffer, WsPush, WsRequest, WsResponse
 from .goals import (
     GOAL_TERMINAL,
     CancelGoal,
@@ -79,10 +91,13 @@ from .usage import Usage
 from .work import Accept, Assignment, Cancel, Decline, Progress, Result, ResultAck
 
 __all__ = [
+    "AGENT_CALLS",
+    "API",
     "CLEARANCE_RANK",
     "GOAL_TERMINAL",
     "ID_PATTERN",
     "MESSAGE_TYPES",
+    "ROLES",
     "Accept",
     "AgentInfo",
     "AgentList",
@@ -92,6 +107,7 @@ __all__ = [
     "Assignment",
     "AttemptInfo",
     "AttemptOutcome",
+    "Call",
     "Cancel",
     "CancelGoal",
     "CancelTask",
@@ -133,6 +149,7 @@ __all__ = [
     "RegisterAck",
     "Result",
     "ResultAck",
+    "Role",
     "SetAgentMode",
     "SubmitGoal",
     "SubmitTasks",
@@ -148,13 +165,21 @@ __all__ = [
     "ValidationStep",
     "Verdict",
     "WireModel",
+    "WsAnswer",
+    "WsOffer",
+    "WsPush",
+    "WsRequest",
+    "WsResponse",
+    "asyncapi",
     "decode",
     "decode_any",
+    "decode_object",
     "describe_errors",
     "encode",
     "is_identifier",
     "message_schemas",
     "render",
+    "split_token",
     "subjects",
     "type_name",
 ]

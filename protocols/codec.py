@@ -24,6 +24,7 @@ from .control import (
 )
 from .errors import ErrorCode, ProtocolError
 from .events import Event
+from .gateway import WsAnswer, WsOffer, WsPush, WsRequest, WsResponse
 from .goals import (
     CancelGoal,
     DecidePlan,
@@ -87,6 +88,11 @@ MESSAGE_TYPES: tuple[type[BaseModel], ...] = (
     CancelGoal,
     ErrorReply,
     Ok,
+    WsRequest,
+    WsResponse,
+    WsOffer,
+    WsAnswer,
+    WsPush,
 )
 
 M = TypeVar("M", bound=BaseModel)
@@ -139,6 +145,20 @@ def decode(data: bytes, *models: type[M]) -> M:
     Raises ``ProtocolError`` with code ``malformed``, ``unknown_type`` or ``invalid``.
     """
     obj = _load_object(data)
+    kind = obj.get("type")
+    for model in models:
+        if kind == type_name(model):
+            return _validate(model, obj)
+    expected = ", ".join(type_name(m) for m in models)
+    raise ProtocolError(
+        ErrorCode.UNKNOWN_TYPE, f"message type {kind!r} is not accepted here (expected {expected})"
+    )
+
+
+def decode_object(obj: object, *models: type[M]) -> M:
+    """Like ``decode`` for JSON already parsed (a dict), e.g. a message inside an envelope."""
+    if not isinstance(obj, dict):
+        raise ProtocolError(ErrorCode.MALFORMED, "message is not a JSON object")
     kind = obj.get("type")
     for model in models:
         if kind == type_name(model):

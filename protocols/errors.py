@@ -37,8 +37,13 @@ class ErrorCode(StrEnum):
     """The attempt number is not the task's current attempt (fencing)."""
     CONFLICT = "conflict"
     """The request clashes with the current state (duplicate id, finished task...)."""
+    UNAUTHORIZED = "unauthorized"
+    """No token, or a token that is unknown, malformed or revoked (gateway)."""
     FORBIDDEN = "forbidden"
-    """The sender may not do this (an agent approving a result, say)."""
+    """The token's role or group does not allow this (another group, another participant,
+    a human-only action such as approve, reassign or cancel)."""
+    RATE_LIMITED = "rate_limited"
+    """Too many submissions from this participant; slow down and retry."""
     INTERNAL = "internal"
     """The hub failed while handling the request; the request was not applied."""
 

@@ -129,6 +129,38 @@ def goal_events(group: str) -> str:
     return f"{_group(group)}.events.goal.>"
 
 
+#: First token of every NATS reply inbox.
+INBOX_ROOT = "_INBOX"
+
+
+def inbox_prefix(owner: str) -> str:
+    """The reply-inbox prefix of one credential (``_INBOX.<token id>``): with NATS auth on, a
+    participant may subscribe only below its own prefix (nats-py: ``inbox_prefix=``)."""
+    return f"{INBOX_ROOT}.{_check('inbox owner', owner)}"
+
+
+def own_inbox(owner: str) -> str:
+    """Wildcard of every reply inbox under ``inbox_prefix(owner)``."""
+    return f"{inbox_prefix(owner)}.>"
+
+
+def group_all(group: str) -> str:
+    """Wildcard of every subject of the group (an admin's NATS permission)."""
+    return f"{_group(group)}.>"
+
+
+def hub_all(group: str) -> str:
+    """Wildcard of the group's agent → hub subjects (register, heartbeat, progress...)."""
+    return f"{_group(group)}.hub.>"
+
+
+def requester(reply: str) -> str:
+    """Who asked, from a reply subject: its first two tokens, the key of per-requester
+    limits. nats-py replies are ``_INBOX.<nuid>.<n>`` (one key per connection), or
+    ``_INBOX.<token id>.<nuid>.<n>`` with ``inbox_prefix(token id)`` (one key per token)."""
+    return ".".join(reply.split(".", 2)[:2])
+
+
 def system_disconnects(account: str) -> str:
     """NATS system-account subject on which the server announces closed client connections."""
     return f"$SYS.ACCOUNT.{account}.DISCONNECT"

@@ -14,6 +14,7 @@ from nats.aio.client import Client as NATS
 
 from clawhub.embedded import EmbeddedNats
 from clawhub.hub import Hub
+from clawhub.server import HubServer
 from clawhub.settings import HubSettings
 from clawhub.store import Store, normalise_url
 
@@ -102,6 +103,29 @@ async def hub(nats_server: EmbeddedNats, store: Store, tmp_path: Path) -> AsyncI
     await h.start()
     yield h
     await h.stop()
+
+
+@pytest.fixture
+async def hub_server(tmp_path: Path, sqlite_store: Store) -> AsyncIterator[HubServer]:
+    """Two groups (alpha, beta) behind one embedded nats-server WITH authentication and one
+    gateway on a free port: the fixture of the security and gateway tests."""
+    settings = HubSettings(
+        data_dir=tmp_path / "server",
+        heartbeat_interval=0.2,
+        missed_beats=3,
+        accept_timeout=2.0,
+        stall_timeout=10.0,
+        sweep_interval=0.05,
+        decline_backoff=0.1,
+        token_refresh=0.2,
+        submit_rate=5.0,
+        submit_burst=20.0,
+        gateway_port=0,
+    )
+    server = HubServer(settings, ["alpha", "beta"], store=sqlite_store)
+    await server.start()
+    yield server
+    await server.stop()
 
 
 MakeHub = Callable[..., Awaitable[Hub]]

@@ -571,6 +571,17 @@ def test_duplicate_of_a_rejected_result_says_so(board: Board) -> None:
     assert board.tasks["a"].failures == 1
 
 
+def test_an_accept_overtaken_by_its_result_stops_nothing(board: Board, sink: RecordingSink) -> None:
+    register(board, "w1")
+    board.submit([task("a")])
+    offer = offer_one(board)
+    ack = result(board, offer, output=1)  # the result arrives before the accept reply
+    assert (ack.accepted, ack.state) == (True, S.DONE)
+    board.offer_accepted("a", offer.attempt, "w1")
+    assert sink.cancels == []
+    assert board.tasks["a"].history[-1].outcome == "done"
+
+
 # ---------------------------------------------------------------- cancel and cascades
 
 

@@ -381,6 +381,9 @@ def test_up_serves_then_stops_cleanly(env: dict[str, str], tmp_path: Path) -> No
             time.sleep(0.05)
         info = json.loads(hub_file.read_text())
         assert info["pid"] == up.pid
+        assert hub_file.stat().st_mode & 0o777 == 0o600  # it holds the admin token
+        assert info["auth"] is True and info["tokens"]["default"] == info["token"]
+        assert info["gateway"].startswith("http://127.0.0.1:")
         url = info["url"]
         assert url.startswith("nats://127.0.0.1:")
         nats_pid = int((data / "nats" / "nats-server.pid").read_text())
@@ -423,3 +426,29 @@ def test_demo_end_to_end(env: dict[str, str]) -> None:
     assert "rejected by reviewer reviewer: the error paths are not handled" in run.out
     assert "done" in run.out.split("goal g-")[1].split("\n")[0]
     assert "Traceback" not in run.err
+
+
+# -- clawhub token -------------------------------------------------------------------------------
+
+
+def test_token_create_list_revoke(env: dict[str, str], tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path / "data")]
+    made = clawhub_sync(
+        env, "token", "create", "--group", "acme", "--role", "agent", "--agent-id", "bot", *data
+    )
+    assert made.code == 0, made
+    token = made.out.strip().splitlines()[-1]
+    token_id = token.split(".")[0]
+    assert token_id.startswith("tk-") and len(token.split(".")[1]) >= 16
+    listed = clawhub_sync(env, "token", "list", "--json", *data)
+    assert listed.code == 0, listed
+    [row] = json.loads(listed.out)
+    assert row["id"] == token_id and row["group"] == "acme" and row["agent_id"] == "bot"
+    assert row["revoked_at"] is None and token.split(".")[1] not in listed.out
+    refused = clawhub_sync(env, "token", "create", "--group", "acme", "--role", "agent", *data)
+    assert refused.code == 2 and "agent-id" in refused.err
+    revoked = clawhub_sync(env, "token", "revoke", token_id, *data)
+    assert revoked.code == 0, revoked
+    again = clawhub_sync(env, "token", "revoke", token_id, *data)
+    assert again.code == 1 and "no live token" in again.err
+    assert json.loads(clawhub_sync(env, "token", "list", "--json", *data).out)[0]["revoked_at"]

@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import MakeHub
 from test_examples import EXAMPLES, example_process, load_example, read_log, wait_listed
 
 from agents_sdk import HubClient, LLMAgent, Memory
 from agents_sdk.testing import run_task
-from clawhub.hub import Hub
 from protocols import Constraints, TaskSpec, TaskState
 
 #: example -> (agent id, model, a skill only it has, its mocked answer)
@@ -27,7 +27,10 @@ FAMILIES = {
 }
 
 
-async def test_every_family_serves_a_hub_as_a_process(hub: Hub, tmp_path: Path) -> None:
+async def test_every_family_serves_a_hub_as_a_process(make_hub: MakeHub, tmp_path: Path) -> None:
+    # four processes import litellm at once on a small machine: a roomy liveness window, and
+    # SQLite only (the store is not the subject; both stores are covered elsewhere)
+    hub = await make_hub(heartbeat_interval=0.5, missed_beats=10)
     async with contextlib.AsyncExitStack() as stack:
         client = await stack.enter_async_context(HubClient(hub.url))
         procs = {}

@@ -320,7 +320,7 @@ async def test_hub_killed_mid_run_recovers_on_restart(tmp_path: Path) -> None:
     nothing completes twice, the agents re-attach by themselves."""
     data = tmp_path / "hub"
     env = {**os.environ, "CLAWHUB_HEARTBEAT_INTERVAL": "0.3", "CLAWHUB_STALL_TIMEOUT": "30"}
-    first = _clawhub("up", "--data-dir", str(data), env=env)
+    first = _clawhub("up", "--data-dir", str(data), "--no-auth", env=env)
     second: subprocess.Popen[bytes] | None = None
     log: list[str] = []
     agents = [quick_agent(f"w{i}", 0.8, log, delay=0.2, capacity=2) for i in range(3)]
@@ -340,7 +340,7 @@ async def test_hub_killed_mid_run_recovers_on_restart(tmp_path: Path) -> None:
             await wait_until(some_done)
         first.kill()  # kill -9: no goodbye, no flush; the embedded nats-server dies with it
         first.wait()
-        second = _clawhub("up", "--data-dir", str(data), env=env)
+        second = _clawhub("up", "--data-dir", str(data), "--no-auth", env=env)
         url2 = await _hub_url(data, not_pid=first.pid)
         assert url2 == url  # the same port, so agents find it again
         async with HubClient(url2) as client:
