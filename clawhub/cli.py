@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -53,7 +54,7 @@ from .cli_common import (
     tasks_table,
     wait_for,
 )
-from .client import call, resolve_url
+from .client import call, resolve_token, resolve_url
 from .errors import HubError
 
 app = typer.Typer(
@@ -375,6 +376,7 @@ def tui(
     id: Annotated[
         str | None, typer.Option("--id", help="Your participant id (default: from the name).")
     ] = None,
+    log: Annotated[Path | None, typer.Option("--log", help="Write the TUI's log here.")] = None,
     url: UrlOpt = None,
     data_dir: DataDirOpt = None,
     group: GroupOpt = None,
@@ -385,15 +387,20 @@ def tui(
         target = resolve_url(settings, url)
     except HubError as exc:
         raise fail(str(exc)) from None
-    # The hub package never imports the TUI: it runs as its own program.
+    # The hub package never imports the TUI: it runs as its own program. The token goes in
+    # the environment (CLAWHUB_TOKEN, read by the SDK), never on a command line.
+    token = resolve_token(settings)
+    env = {**os.environ, "CLAWHUB_TOKEN": token} if token else None
     argv = [sys.executable, "-m", "tui", "--url", target, "--group", settings.group]
     argv += ["--capacity", str(capacity), "--skills", skills]
     if name:
         argv += ["--name", name]
     if id:
         argv += ["--id", id]
+    if log:
+        argv += ["--log", str(log)]
     try:
-        code = subprocess.call(argv)
+        code = subprocess.call(argv, env=env)
     except KeyboardInterrupt:
         code = 130
     raise typer.Exit(code)

@@ -162,7 +162,7 @@ class TaskBoard(Vertical):
         for state, count in model.counts().items():
             summary.append_text(state_text(state))
             summary.append(f" {count}  ")
-        summary.append(f"│ filter: {name}", style="bold")
+        summary.append(f"{'│ ' if len(summary) else ''}filter: {name}", style="bold")
         if self.text:
             summary.append(f" · search: {self.text!r}", style="bold")
         summary.append(f" · {len(tasks)} shown", style="dim")
