@@ -179,6 +179,8 @@ class AgentRecord:
     mode: AgentMode = "active"
     usage: Usage = field(default_factory=Usage)
     stalled: int = 0
+    heard: bool = True
+    """False for a participant loaded from the store and not heard from since the restart."""
 
     @property
     def takes_work(self) -> bool:
