@@ -53,6 +53,7 @@ class Board(GoalBoard):
             old is not None
             and old.state == "online"
             and old.session != msg.session
+            and old.heard
             and now - old.last_beat <= self.lost_after()
         ):
             raise ProtocolError(
@@ -70,6 +71,7 @@ class Board(GoalBoard):
         agent.state = "online"
         agent.last_beat = now
         agent.last_seen = time.time()
+        agent.heard = True
         revoked: list[TaskRef] = []
         for ref in msg.running:
             rec = self._current(ref.task_id, ref.attempt, profile.id)
@@ -109,6 +111,7 @@ class Board(GoalBoard):
             )
         agent.last_beat = time.monotonic()
         agent.last_seen = time.time()
+        agent.heard = True
         if agent.state != "online":
             agent.state = "online"
             self.index.add(agent.profile)
@@ -226,6 +229,7 @@ class Board(GoalBoard):
         for row in agent_rows:
             agent = AgentRecord.from_row(row)
             agent.last_beat = now  # a grace window to re-attach
+            agent.heard = False  # ... but a new process under its id is not refused
             self.agents[agent.id] = agent
             if agent.state == "online":
                 self.index.add(agent.profile)

@@ -6,7 +6,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -51,7 +54,7 @@ from .cli_common import (
     tasks_table,
     wait_for,
 )
-from .client import call
+from .client import call, resolve_token, resolve_url
 from .errors import HubError
 
 app = typer.Typer(
@@ -358,6 +361,49 @@ def schema(
         console.print(f"{len(schemas)} schemas up to date in {out}, and the API documents")
     else:
         console.print(f"wrote {len(schemas)} schemas to {out}, {asyncapi_path} and {openapi_path}")
+
+
+@app.command()
+def tui(
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="Your display name (default: CLAWHUB_USER or $USER)."),
+    ] = None,
+    skills: Annotated[
+        str, typer.Option("--skills", help="What you can do, with levels: review=0.9,writing=0.6")
+    ] = "",
+    capacity: Annotated[int, typer.Option(help="Tasks you hold at once.")] = 3,
+    id: Annotated[
+        str | None, typer.Option("--id", help="Your participant id (default: from the name).")
+    ] = None,
+    log: Annotated[Path | None, typer.Option("--log", help="Write the TUI's log here.")] = None,
+    url: UrlOpt = None,
+    data_dir: DataDirOpt = None,
+    group: GroupOpt = None,
+) -> None:
+    """Join the group as a human participant in the terminal UI (runs `python -m tui`)."""
+    settings = build_settings(data_dir=data_dir, group=group)
+    try:
+        target = resolve_url(settings, url)
+    except HubError as exc:
+        raise fail(str(exc)) from None
+    # The hub package never imports the TUI: it runs as its own program. The token goes in
+    # the environment (CLAWHUB_TOKEN, read by the SDK), never on a command line.
+    token = resolve_token(settings)
+    env = {**os.environ, "CLAWHUB_TOKEN": token} if token else None
+    argv = [sys.executable, "-m", "tui", "--url", target, "--group", settings.group]
+    argv += ["--capacity", str(capacity), "--skills", skills]
+    if name:
+        argv += ["--name", name]
+    if id:
+        argv += ["--id", id]
+    if log:
+        argv += ["--log", str(log)]
+    try:
+        code = subprocess.call(argv, env=env)
+    except KeyboardInterrupt:
+        code = 130
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -248,6 +248,8 @@ class AgentRecord:
     mode: AgentMode = "active"
     usage: Usage = field(default_factory=Usage)
     stalled: int = 0
+    heard: bool = True
+    """False for a participant loaded from the store and not heard from since the restart."""
     watch: Watch | None = field(default=None, repr=False)
 
     def __setattr__(self, name: str, value: Any) -> None:

@@ -97,7 +97,12 @@ class ReviewBoard(TaskBoard):
         while rec.validation_step is not None and rec.validation_step < len(steps):
             step = steps[rec.validation_step]
             if step.kind == "schema":
-                problem = output_problem(rec.spec.output_schema, rec.output)
+                try:
+                    problem = output_problem(rec.spec.output_schema, rec.output)
+                except Exception as exc:  # a schema that cannot be applied ($ref unresolvable)
+                    # the output is not at fault: a person decides instead
+                    self._escalate(rec, f"output_schema cannot be applied: {exc}"[:2000])
+                    return
                 verdict = self._verdict(
                     rec, "schema", "schema", problem is None, problem or "matches output_schema"
                 )

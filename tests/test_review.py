@@ -61,18 +61,10 @@ async def submit(nc: NATS, *specs: TaskSpec) -> Any:
 # ---------------------------------------------------------------- board rules
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: taskboard.py:498-501 moves to VALIDATING before output_problem(), which can"
-        " raise (unresolvable $ref); the task is stuck in validating and the holder's "
-        "slot leaks"
-    ),
-)
-def test_output_schema_that_raises_leaves_task_stuck_in_validating(tmp_path: Path) -> None:
+def test_output_schema_that_raises_goes_to_a_human(tmp_path: Path) -> None:
     """``check_schema`` accepts ``{"$ref": "#/$defs/missing"}``, but validating against it
-    raises. ``TaskBoard.result`` has already moved the task to VALIDATING, so the task sits
-    there forever (no watcher covers VALIDATING) and the holder's slot is never freed."""
+    raises. Fixed: the output is not at fault, so the task escalates to a human (instead of
+    sitting in ``validating`` forever) and the holder's slot is free."""
     sink = RecordingSink()
     board = Board("g1", board_settings(tmp_path), sink, "hub-test")
     board.submit([task("a", output_schema={"$ref": "#/$defs/missing"})])
@@ -81,8 +73,10 @@ def test_output_schema_that_raises_leaves_task_stuck_in_validating(tmp_path: Pat
     with contextlib.suppress(Exception):  # the hub turns any exception into `internal`
         result(board, offer, output={"x": 1})
     rec = board.tasks["a"]
-    assert rec.state is not S.VALIDATING, "task left in validating: never offered again"
+    assert rec.state is S.NEEDS_HUMAN, "task left in validating: never offered again"
     assert board.agents["w1"].held == {}, "the holder's capacity slot is leaked"
+    escalated = [e for e in sink.events if e.kind == "task.escalated"]
+    assert "output_schema cannot be applied" in escalated[0].message
 
 
 def test_stale_backoff_makes_the_scheduler_spin(tmp_path: Path) -> None:
@@ -105,18 +99,11 @@ def test_stale_backoff_makes_the_scheduler_spin(tmp_path: Path) -> None:
     assert retry is None or retry > later, f"next_retry() is {later - (retry or 0):.1f}s stale"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: board.py:221 load() treats stored online agents as live; a restarted agent "
-        "process (new session) is refused wrong_session for the missed-beat window"
-    ),
-)
-def test_agent_restarted_with_hub_is_refused_as_a_second_live_session(tmp_path: Path) -> None:
-    """After a hub restart ``Board.load`` marks every stored online agent live
-    (``last_beat = now``) although no process has been heard from. An agent process that was
-    restarted too (new session, same id) is refused ``wrong_session`` for the whole
-    missed-beat window, and the SDK treats that refusal as fatal at start."""
+def test_agent_restarted_with_the_hub_may_register_a_new_session(tmp_path: Path) -> None:
+    """After a hub restart ``Board.load`` keeps stored online agents for a grace window so
+    they can re-attach. Fixed: an agent process that was restarted too (new session, same
+    id) is not refused ``wrong_session`` when the old session has not been heard from
+    since the restart."""
     sink = RecordingSink()
     board = Board("g1", board_settings(tmp_path), sink, "hub-test")
     profile = AgentProfile(id="w1", name="w1", skills={"python": 0.8})

@@ -1,0 +1,271 @@
+"""``clawhub tui`` and ``python -m tui``: the real program in a pseudo-terminal against a real
+hub, the model's pure derivations, and the README's key table."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import pty
+import struct
+import subprocess
+import sys
+import termios
+from pathlib import Path
+
+import pytest
+from tui_sample import sample_model
+
+from agents_sdk import HubClient
+from clawhub.hub import Hub
+from clawhub.store import Store
+from protocols import AgentInfo, AgentProfile, AttemptInfo, Event, TaskSpec, TaskState, TaskStatus
+from tui import KEYMAP, ClawTui, GroupModel, human_id
+from tui.model import parse_skills, why_not
+
+ROOT = Path(__file__).resolve().parent.parent
+DEAD_URL = "nats://127.0.0.1:1"
+
+
+@pytest.fixture
+def store(sqlite_store: Store) -> Store:
+    """The ``hub`` fixture on SQLite only."""
+    return sqlite_store
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CLAWHUB_")}
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    return {**clean, "HOME": str(home), "TERM": "xterm-256color"}
+
+
+async def _agents(url: str) -> list[AgentInfo]:
+    async with HubClient(url) as client:
+        return await client.agents()
+
+
+async def test_clawhub_tui_joins_as_a_human_and_leaves_on_q(hub: Hub, tmp_path: Path) -> None:
+    """The real program in a pseudo-terminal: Bob shows up in the group as a human with his
+    skills; ``q`` quits, and he leaves the group."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 140, 0, 0))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "clawhub.cli",
+        "tui",
+        "--url",
+        hub.url,
+        "--name",
+        "Bob",
+        "--skills",
+        "review=0.8,writing",
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        cwd=ROOT,
+        env=_env(tmp_path),
+        start_new_session=True,
+    )
+    os.close(slave)
+    screen = bytearray()
+    loop = asyncio.get_running_loop()
+
+    def read() -> None:
+        try:
+            screen.extend(os.read(master, 65536))
+        except OSError:  # the child closed the terminal
+            loop.remove_reader(master)
+
+    loop.add_reader(master, read)
+    try:
+        deadline = loop.time() + 30
+        while not [a for a in await _agents(hub.url) if a.profile.id == "bob"]:
+            assert proc.returncode is None, screen.decode(errors="replace")
+            assert loop.time() < deadline, "Bob never joined:\n" + screen.decode(errors="replace")
+            await asyncio.sleep(0.1)
+        [bob] = [a for a in await _agents(hub.url) if a.profile.id == "bob"]
+        assert bob.profile.kind == "human"
+        assert bob.profile.skills == {"review": 0.8, "writing": 0.5}
+        while b"Tasks" not in screen:  # the app draws before it reads keys
+            assert loop.time() < deadline, screen.decode(errors="replace")
+            await asyncio.sleep(0.1)
+        os.write(master, b"q")
+        assert await asyncio.wait_for(proc.wait(), 20) == 0
+        assert "bob" not in {a.profile.id for a in await _agents(hub.url)}
+    finally:
+        loop.remove_reader(master)
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        os.close(master)
+
+
+def test_clawhub_tui_with_a_dead_url_is_a_clear_error(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "clawhub.cli", "tui", "--url", DEAD_URL, "--name", "Bob"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=_env(tmp_path),
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert f"cannot join the group at {DEAD_URL}" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_clawhub_tui_without_a_hub_says_how_to_start_one(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "clawhub.cli", "tui"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=_env(tmp_path),
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "clawhub up" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--skills", "review=high"], "not a number"),
+        (["--skills", "review=2"], "within 0..1"),
+        (["--id", "has space"], "--id"),
+        (["--capacity", "0"], "--capacity"),
+    ],
+)
+def test_python_m_tui_refuses_bad_options(tmp_path: Path, args: list[str], message: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "tui", "--url", DEAD_URL, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=_env(tmp_path),
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert message in proc.stderr
+
+
+# -- the model's pure parts -------------------------------------------------------------------
+
+
+def test_parse_skills() -> None:
+    assert parse_skills("Python=0.8, review ;writing=1") == {
+        "python": 0.8,
+        "review": 0.5,
+        "writing": 1.0,
+    }
+    assert parse_skills("") == {}
+
+
+def test_human_id_is_stable_and_valid() -> None:
+    assert human_id("Ann Lee") == "ann-lee"
+    assert human_id("  ") == "human"
+
+
+def _agent(id: str, *, state: str = "online", load: int = 0) -> AgentInfo:
+    return AgentInfo.model_validate(
+        {
+            "profile": AgentProfile(id=id, name=id.upper()),
+            "state": state,
+            "load": load,
+            "reliability": 1.0,
+            "last_seen": 990.0,
+        }
+    )
+
+
+def _task(id: str, state: TaskState, history: list[AttemptInfo] | None = None) -> TaskStatus:
+    return TaskStatus(
+        id=id,
+        spec=TaskSpec(id=id, title=f"title of {id}", skills={"python": 0.5}),
+        state=state,
+        attempt=len(history or []),
+        failures=0,
+        created_at=900.0,
+        updated_at=950.0,
+        history=history or [],
+    )
+
+
+def test_agent_activity() -> None:
+    model = GroupModel(clock=lambda: 1000.0)
+    model.set_agents([_agent("a"), _agent("b", load=1), _agent("c"), _agent("d", state="lost")])
+    stalled = AttemptInfo(
+        attempt=1, agent_id="c", outcome="stalled", offered_at=800.0, ended_at=950.0
+    )
+    model.set_tasks([_task("t1", TaskState.READY, [stalled])])
+    activity = {a.profile.id: model.activity(a) for a in model.agents.values()}
+    assert activity == {"a": "idle", "b": "busy", "c": "stalled", "d": "lost"}
+    assert model.heartbeat_age(model.agents["a"]) == 10.0
+    model.clock = lambda: 950.0 + 3600  # long ago: no longer shown as stalled
+    assert model.activity(model.agents["c"]) == "idle"
+
+
+def test_board_orders_by_state_and_filters() -> None:
+    model = GroupModel(clock=lambda: 1000.0)
+    model.set_tasks(
+        [
+            _task("done-1", TaskState.DONE),
+            _task("ready-1", TaskState.READY),
+            _task("human-1", TaskState.NEEDS_HUMAN),
+        ]
+    )
+    assert [t.id for t in model.board()] == ["human-1", "ready-1", "done-1"]
+    assert [t.id for t in model.board(frozenset({TaskState.DONE}))] == ["done-1"]
+    assert [t.id for t in model.board(text="READY")] == ["ready-1"]
+    assert [t.id for t in model.waiting_for_humans()] == ["human-1"]
+    assert list(model.counts().values()) == [1, 1, 1]
+
+
+def test_events_are_kept_once_and_chat_lines_join_the_chat() -> None:
+    model = GroupModel()
+    chat = Event(seq=7, ts=1.0, kind="chat.message", agent_id="ann", message="hello")
+    assert model.add_event(chat)
+    assert not model.add_event(chat)  # the same stored event from history and the stream
+    assert [(c.sender, c.text) for c in model.chat] == [("ann", "hello")]
+    assert model.events_added == 1 and model.chat_added == 1
+
+
+def test_readme_lists_every_key() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for where, key, what in KEYMAP:
+        assert f"| {where} | `{key}` | {what} |" in readme, (where, key)
+
+
+async def test_a_dimmed_key_says_why() -> None:
+    """On a running task, `a` (approve) cannot apply: the footer dims it and a press explains."""
+    app = ClawTui(sample_model())
+    async with app.run_test(size=(140, 36), notifications=True) as pilot:
+        assert app.select_task("t-api")
+        assert app.check_action("approve", ()) is None
+        assert app.check_action("cancel_task", ()) is True
+        await pilot.press("a")
+        await pilot.pause()
+        messages = [n.message for n in app._notifications]
+        assert messages == ["t-api is running: only a result waiting for a human is decided"]
+        assert app.screen is app.screen_stack[0]  # no form opened
+
+
+def test_why_not_explains_each_action() -> None:
+    model = GroupModel(clock=lambda: 1000.0)
+    model.set_agents([_agent("a"), _agent("d", state="lost")])
+    model.set_tasks([_task("r", TaskState.READY), _task("h", TaskState.NEEDS_HUMAN)])
+    assert why_not(model, "approve", task_id="h") is None
+    assert why_not(model, "approve", task_id="r") == (
+        "r is ready: only a result waiting for a human is decided"
+    )
+    assert why_not(model, "take", task_id="r") is None
+    assert why_not(model, "reassign", task_id="h") == "h is needs_human: nothing to reassign"
+    assert why_not(model, "submit_result", task_id="r") == "select one of your work items (tab 3)"
+    assert why_not(model, "pause_agent", agent_id="d") == "D is lost"
+    assert why_not(model, "pause_agent") == "select an agent first (tab 2)"
+    assert why_not(model, "approve_plan", goal_id="nope") == "select a goal first (tab 6)"

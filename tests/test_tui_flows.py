@@ -1,0 +1,428 @@
+"""The TUI against a real hub and a real nats-server (SQLite store), with real SDK agents as
+the other participants: a human approves, rejects, takes work and reassigns, by keys."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from conftest import hub_settings
+from textual.pilot import Pilot
+from textual.widgets import Select
+
+from agents_sdk import Agent, HubClient, TaskContext
+from clawhub.embedded import EmbeddedNats
+from clawhub.hub import Hub
+from clawhub.store import Store
+from protocols import (
+    Constraints,
+    GoalSpec,
+    Plan,
+    TaskSpec,
+    TaskState,
+    Timeouts,
+    ValidationStep,
+)
+from tui import ClawTui, GroupSession
+from tui.screens import (
+    ReasonScreen,
+    ReassignScreen,
+    ResultScreen,
+    SubmitGoalScreen,
+    SubmitTaskScreen,
+)
+
+WAIT = 20.0
+SIZE = (140, 40)
+HUMAN = [ValidationStep(kind="human")]
+
+
+@pytest.fixture
+async def hub(nats_server: EmbeddedNats, sqlite_store: Store, tmp_path: Path) -> AsyncIterator[Hub]:
+    """A hub on SQLite only: these tests are about the TUI, not the database."""
+    h = Hub(hub_settings(nats_server, tmp_path), store=sqlite_store)
+    await h.start()
+    yield h
+    await h.stop()
+
+
+@pytest.fixture
+async def client(hub: Hub) -> AsyncIterator[HubClient]:
+    async with HubClient(hub.url) as c:
+        yield c
+
+
+async def until(what: str, check: Callable[[], bool], timeout: float = WAIT) -> None:
+    """Poll ``check`` until it holds (the UI and the hub move on their own)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for: {what}")
+        await asyncio.sleep(0.05)
+
+
+async def until_state(client: HubClient, task_id: str, state: TaskState) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT
+    while (status := await client.task(task_id)).state is not state:
+        if loop.time() > deadline:
+            raise AssertionError(f"{task_id} is {status.state.value}, not {state.value}")
+        await asyncio.sleep(0.05)
+
+
+def writer(name: str, level: float = 0.9, seen: list[tuple[str, list[str]]] | None = None) -> Agent:
+    """An agent that writes ``draft by <name>``; it records the feedback it was given."""
+    agent = Agent(name, id=name, skills={"writing": level})
+
+    @agent.handler
+    async def work(ctx: TaskContext) -> object:
+        if seen is not None:
+            seen.append((name, [v.reasons for v in ctx.assignment.feedback]))
+        await ctx.log(f"{name} writing")
+        return {"text": f"draft by {name}"}
+
+    return agent
+
+
+@asynccontextmanager
+async def human_app(
+    url: str, name: str = "Ann", **skills: float
+) -> AsyncIterator[tuple[ClawTui, Pilot[None], GroupSession]]:
+    session = GroupSession(url, name, skills=skills, capacity=1, refresh=0.2)
+    await session.start()
+    app = ClawTui(session.model, session)
+    try:
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            yield app, pilot, session
+    finally:
+        await session.stop()
+
+
+async def fill_reason(app: ClawTui, pilot: Pilot[None], reason: str) -> None:
+    await until("the reason form", lambda: isinstance(app.screen, ReasonScreen))
+    await pilot.press(*reason, "enter")
+    await until("the form closes", lambda: not isinstance(app.screen, ReasonScreen))
+
+
+async def test_human_submits_a_task_and_approves_its_result(hub: Hub, client: HubClient) -> None:
+    agents = [writer("writer-1")]
+    await asyncio.gather(*(a.start(hub.url) for a in agents))
+    try:
+        async with human_app(hub.url, review=0.9) as (app, pilot, session):
+            assert session.me == "ann"
+            # the human joined as a participant of kind human
+            await until("Ann in the agents table", lambda: "ann" in app.model.agents)
+            assert app.model.agents["ann"].profile.kind == "human"
+
+            await pilot.press("n")
+            await until("the new-task form", lambda: isinstance(app.screen, SubmitTaskScreen))
+            await pilot.press(*"Write a haiku", "tab", *"writing=0.5", "ctrl+s")
+            await until("the task on the board", lambda: len(app.model.tasks) == 1)
+            [task_id] = app.model.tasks
+            spec = (await client.task(task_id)).spec
+            assert spec.validation == HUMAN and spec.skills == {"writing": 0.5}
+
+            await until(
+                "the result waits for a human",
+                lambda: app.model.tasks[task_id].state is TaskState.NEEDS_HUMAN,
+            )
+            assert app.select_task(task_id)
+            await pilot.press("a")
+            await fill_reason(app, pilot, "lovely")
+
+            done = await client.wait(task_id, timeout=WAIT)
+            assert done.state is TaskState.DONE
+            assert done.output == {"text": "draft by writer-1"}
+            [verdict] = [v for v in done.verdicts if v.step == "human"]
+            assert (verdict.by, verdict.accepted, verdict.reasons) == ("ann", True, "lovely")
+            await until(
+                "the board shows it done",
+                lambda: app.model.tasks[task_id].state is TaskState.DONE,
+            )
+    finally:
+        await asyncio.gather(*(a.stop() for a in agents))
+
+
+async def test_human_rejects_and_another_agent_reworks(hub: Hub, client: HubClient) -> None:
+    seen: list[tuple[str, list[str]]] = []
+    agents = [writer("writer-1", 0.9, seen), writer("writer-2", 0.8, seen)]
+    await asyncio.gather(*(a.start(hub.url) for a in agents))
+    try:
+        async with human_app(hub.url, review=0.9) as (app, pilot, _):
+            [task_id] = await client.submit(
+                TaskSpec(title="Write a poem", skills={"writing": 0.5}, validation=HUMAN)
+            )
+            await until(
+                "the first result waits",
+                lambda: (
+                    (t := app.model.tasks.get(task_id)) is not None
+                    and t.state is TaskState.NEEDS_HUMAN
+                ),
+            )
+            first = app.model.tasks[task_id].history[-1].agent_id
+            assert app.select_task(task_id)
+            await pilot.press("r")
+            await fill_reason(app, pilot, "too short")
+
+            await until(
+                "the rework waits",
+                lambda: (
+                    app.model.tasks[task_id].state is TaskState.NEEDS_HUMAN
+                    and app.model.tasks[task_id].attempt == 2
+                ),
+            )
+            second = app.model.tasks[task_id].history[-1].agent_id
+            assert second != first  # rework="other": another participant
+            assert seen == [(first, []), (second, ["too short"])]  # the reason reached it
+
+            assert app.select_task(task_id)
+            await pilot.press("a")
+            await fill_reason(app, pilot, "")
+            done = await client.wait(task_id, timeout=WAIT)
+            assert done.state is TaskState.DONE
+            assert done.output == {"text": f"draft by {second}"}
+            assert [h.agent_id for h in done.history] == [first, second]
+            assert [(v.by, v.accepted) for v in done.verdicts if v.step == "human"] == [
+                ("ann", False),
+                ("ann", True),
+            ]
+    finally:
+        await asyncio.gather(*(a.stop() for a in agents))
+
+
+async def test_task_offered_to_the_human_is_done_with_their_result(
+    hub: Hub, client: HubClient
+) -> None:
+    async with human_app(hub.url, writing=0.7) as (app, pilot, _):
+        [task_id] = await client.submit(
+            TaskSpec(
+                title="Name the release",
+                skills={"writing": 0.5},
+                constraints=Constraints(kinds=["human"]),
+            )
+        )
+        await until("the offer in my work", lambda: task_id in app.model.work)
+        await pilot.press("3")
+        await pilot.press("s")
+        await until("the result form", lambda: isinstance(app.screen, ResultScreen))
+        await pilot.press(*'{"name": "Otter"}', "ctrl+s")
+        done = await client.wait(task_id, timeout=WAIT)
+        assert done.state is TaskState.DONE
+        assert done.output == {"name": "Otter"}  # JSON when it parses
+        assert done.history[-1].agent_id == "ann"
+        await until("the item leaves my work", lambda: task_id not in app.model.work)
+
+
+async def test_human_takes_a_ready_task_before_a_better_agent(hub: Hub, client: HubClient) -> None:
+    """Ann (capacity 1) is busy with one task and writer-1 with another, so a third waits
+    in ready. Ann takes it: when writer-1 comes free it does not get it; Ann does."""
+    release = asyncio.Event()
+    slow = Agent("writer-1", id="writer-1", skills={"writing": 0.9})
+
+    @slow.handler
+    async def work(ctx: TaskContext) -> object:
+        await release.wait()
+        return {"text": "slow draft"}
+
+    await slow.start(hub.url)
+    try:
+        async with human_app(hub.url, writing=0.6) as (app, pilot, _):
+            only_ann = Constraints(kinds=["human"])
+            long = Timeouts(stall=120)
+            [mine] = await client.submit(
+                TaskSpec(title="Warm-up", skills={"writing": 0.5}, constraints=only_ann)
+            )
+            [busy] = await client.submit(
+                TaskSpec(title="Busy work", skills={"writing": 0.8}, timeouts=long)
+            )
+            await until("Ann holds the warm-up", lambda: mine in app.model.work)
+            await until_state(client, busy, TaskState.RUNNING)
+            [wanted] = await client.submit(TaskSpec(title="Tagline", skills={"writing": 0.5}))
+            await until(
+                "the tagline on the board, ready",
+                lambda: (
+                    (t := app.model.tasks.get(wanted)) is not None and t.state is TaskState.READY
+                ),
+            )
+            assert app.select_task(wanted)
+            await pilot.press("t")
+            await until("the claim is recorded", lambda: _claimed(app, wanted))
+
+            release.set()  # writer-1 comes free: the tagline stays pinned to Ann
+            await until_state(client, busy, TaskState.DONE)
+            assert (await client.task(wanted)).state is TaskState.READY
+
+            assert app.select_row("work-table", mine)
+            await pilot.press("s")
+            await until("the result form", lambda: isinstance(app.screen, ResultScreen))
+            await pilot.press(*"warmed up", "ctrl+s")
+            await until("the tagline offered to Ann", lambda: wanted in app.model.work)
+            assert app.select_row("work-table", wanted)
+            await pilot.press("s")
+            await until("the result form", lambda: isinstance(app.screen, ResultScreen))
+            await pilot.press(*"Small hub, big group", "ctrl+s")
+
+            first, done = await client.wait_all([mine, wanted], timeout=WAIT)
+            assert first.output == "warmed up"  # plain text when it is not JSON
+            assert done.state is TaskState.DONE
+            assert done.output == "Small hub, big group"
+            assert [h.agent_id for h in done.history] == ["ann"]
+    finally:
+        release.set()
+        await slow.stop()
+
+
+def _claimed(app: ClawTui, task_id: str) -> bool:
+    return any(e.kind == "task.claimed" and e.task_id == task_id for e in app.model.events)
+
+
+async def test_reassign_from_the_tui_moves_the_task(hub: Hub, client: HubClient) -> None:
+    stuck = Agent("stuck", id="stuck", skills={"writing": 0.9})
+    cancelled = asyncio.Event()
+
+    @stuck.handler
+    async def hang(ctx: TaskContext) -> object:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cancelled.set()
+        return None
+
+    fresh = writer("fresh", 0.6)
+    await stuck.start(hub.url)
+    try:
+        async with human_app(hub.url, review=0.9) as (app, pilot, _):
+            [task_id] = await client.submit(
+                TaskSpec(title="Essay", skills={"writing": 0.5}, timeouts=Timeouts(stall=120))
+            )
+            await until(
+                "stuck runs it",
+                lambda: (
+                    (t := app.model.tasks.get(task_id)) is not None and t.state is TaskState.RUNNING
+                ),
+            )
+            await fresh.start(hub.url)
+            await until("fresh is listed", lambda: "fresh" in app.model.agents)
+            assert app.select_task(task_id)
+            await pilot.press("g")
+            await until("the reassign form", lambda: isinstance(app.screen, ReassignScreen))
+            app.screen.query_one("#to", Select).value = "fresh"
+            await pilot.press(*"stuck for ages", "enter")
+
+            done = await client.wait(task_id, timeout=WAIT)
+            assert done.state is TaskState.DONE
+            assert done.output == {"text": "draft by fresh"}
+            assert [(h.agent_id, h.outcome) for h in done.history] == [
+                ("stuck", "revoked"),
+                ("fresh", "done"),
+            ]
+            assert done.failures == 0  # a reassign is not a failure
+            assert "stuck for ages" in done.history[0].reason
+            await until("stuck was told to stop", cancelled.is_set)
+    finally:
+        await asyncio.gather(stuck.stop(), fresh.stop())
+
+
+async def test_pause_drain_cancel_and_chat(hub: Hub, client: HubClient) -> None:
+    agents = [writer("writer-1")]
+    await asyncio.gather(*(a.start(hub.url) for a in agents))
+    try:
+        async with human_app(hub.url, review=0.9) as (app, pilot, _):
+            await until("writer-1 listed", lambda: "writer-1" in app.model.agents)
+            assert app.select_row("agents-table", "writer-1")
+            await pilot.press("p")
+            await until_mode(client, "writer-1", "paused")
+            await until("the table shows it", lambda: app.model.agents["writer-1"].mode == "paused")
+            # a paused agent gets no new work: the task waits in ready
+            [task_id] = await client.submit(TaskSpec(title="Later", skills={"writing": 0.5}))
+            await until("the task on the board", lambda: task_id in app.model.tasks)
+            assert app.model.tasks[task_id].state is TaskState.READY
+            await pilot.press("p")  # resume
+            await until_mode(client, "writer-1", "active")
+            assert (await client.wait(task_id, timeout=WAIT)).state is TaskState.DONE
+            await pilot.press("d")
+            await until_mode(client, "writer-1", "draining")
+
+            [doomed] = await client.submit(TaskSpec(title="Never", skills={"cobol": 0.5}))
+            await until("the task on the board", lambda: doomed in app.model.tasks)
+            # the hub refuses to give it to a writer: a notification, not a crash
+            assert app.select_task(doomed)
+            await pilot.press("g")
+            await until("the reassign form", lambda: isinstance(app.screen, ReassignScreen))
+            app.screen.query_one("#to", Select).value = "writer-1"
+            await pilot.press("enter")
+            await until("the refusal shown", lambda: "writer-1 cannot take" in notices(app))
+            assert app.is_running
+            await pilot.press("x")
+            await fill_reason(app, pilot, "not needed")
+            cancelled = await client.wait(doomed, timeout=WAIT)
+            assert cancelled.state is TaskState.CANCELLED
+            assert "not needed" in (cancelled.error or "")
+
+            await pilot.press("5")
+            await pilot.press(*"hello all", "enter")
+            await client.chat("writer-1", "hi Ann")
+            await until(
+                "both lines in the chat",
+                lambda: (
+                    [(c.sender, c.text) for c in app.model.chat]
+                    == [("ann", "hello all"), ("writer-1", "hi Ann")]
+                ),
+            )
+    finally:
+        await asyncio.gather(*(a.stop() for a in agents))
+
+
+def notices(app: ClawTui) -> str:
+    """The notifications shown so far (run_test(notifications=True) keeps them)."""
+    return "\n".join(n.message for n in app._notifications)
+
+
+async def until_mode(client: HubClient, agent_id: str, mode: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT
+    while True:
+        [info] = [a for a in await client.agents(include_gone=True) if a.profile.id == agent_id]
+        if info.mode == mode:
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"{agent_id} is {info.mode}, not {mode}")
+        await asyncio.sleep(0.05)
+
+
+async def test_human_approves_a_plan(
+    hub: Hub, client: HubClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MOONSHOT_API_KEY", raising=False)  # the default coordinator model's
+    agents = [writer("writer-1")]
+    await asyncio.gather(*(a.start(hub.url) for a in agents))
+    try:
+        async with human_app(hub.url, review=0.9) as (app, pilot, _):
+            plan = Plan(tasks=[TaskSpec(id="p-draft", title="Draft", skills={"writing": 0.5})])
+            goal = await client.submit_goal(
+                GoalSpec(text="Write the launch post", approve_plan=True), plan
+            )
+            assert goal.state == "awaiting_approval"
+            await until("the goal listed", lambda: goal.id in app.model.goals)
+            assert app.select_row("goals-table", goal.id)
+            await pilot.press("a")
+            finished = await client.wait_goal(goal.id, timeout=WAIT)
+            assert finished.state == "done"
+            assert finished.deliverable == {"text": "draft by writer-1"}
+
+            # a goal in words, from the form: this hub has no model key, so planning fails
+            # and says why (the goal is kept, the app goes on)
+            await pilot.press("1", "G")
+            await until("the goal form", lambda: isinstance(app.screen, SubmitGoalScreen))
+            await pilot.press(*"Plan a party", "ctrl+s")
+            await until("two goals", lambda: len(app.model.goals) == 2)
+            [worded] = [g for g in app.model.goals.values() if g.spec.text == "Plan a party"]
+            assert worded.spec.approve_plan  # the form asks for approval by default
+            failed = await client.wait_goal(worded.id, timeout=WAIT)
+            assert failed.state == "failed" and "MOONSHOT_API_KEY" in (failed.error or "")
+    finally:
+        await asyncio.gather(*(a.stop() for a in agents))
