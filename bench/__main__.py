@@ -19,6 +19,8 @@ from typing import Any
 from .common import Row
 
 SCENARIOS = ("throughput", "latency", "matching", "recovery", "swarm", "footprint")
+#: Longest a scenario may take (seconds) before it is reported as an error.
+SCENARIO_TIMEOUT = 600
 
 
 def machine() -> dict[str, Any]:
@@ -46,7 +48,9 @@ async def run_all(names: list[str], quick: bool) -> list[Row]:
         print(f"== {name} ...", file=sys.stderr, flush=True)
         t = time.perf_counter()
         try:
-            rows += await module.run(quick)
+            rows += await asyncio.wait_for(module.run(quick), SCENARIO_TIMEOUT)
+        except TimeoutError:
+            rows.append(Row(name, "scenario", None, "", note=f"error: over {SCENARIO_TIMEOUT}s"))
         except Exception as exc:
             traceback.print_exc()
             rows.append(Row(name, "scenario", None, "", note=f"error: {type(exc).__name__}: {exc}"))

@@ -10,7 +10,7 @@ from taskiq_nats import NATSObjectStoreResultBackend, PullBasedJetStreamBroker
 URL = os.environ.get("BENCH_NATS_URL", "nats://127.0.0.1:4222")
 
 broker = PullBasedJetStreamBroker(
-    URL, subject="bench_tasks", stream_name="bench_tasks", pull_consume_batch=50
+    URL, subject="bench_tasks", stream_name="bench_tasks"
 ).with_result_backend(NATSObjectStoreResultBackend(URL, bucket_name="bench_results"))
 
 
