@@ -156,6 +156,9 @@ def hub_config(server: EmbeddedNats, data_dir: Path, **overrides: object) -> dic
         "data_dir": str(data_dir),
         "heartbeat_interval": 2.0,
         "missed_beats": 3,
+        # a benchmark client submits as fast as it can (one task at a time for latency):
+        # the per-participant submission limit (20/s by default) is lifted
+        "submit_rate": 1_000_000.0,
     }
     config.update(overrides)
     return config
