@@ -30,6 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 GROUP = "default"
 ECHO_SUBJECT = "bench.echo"
 TERMINAL = {"done", "failed", "cancelled"}
+#: The events a client waiting for tasks to end needs.
+ENDINGS = ("task.done", "task.failed", "task.cancelled")
 
 
 @dataclass
@@ -303,8 +305,10 @@ async def raw_rate(url: str, concurrency: int, n: int, payload: int = 300) -> fl
 class Watcher:
     """Every task event, as received (wall clock) with its hub timestamp, by task id."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, kinds: tuple[str, ...] = ()) -> None:
         self.url = url
+        self.kinds = kinds
+        """Only these event kinds (``task.done``...); all when empty."""
         self.nc: NATS | None = None
         self.seen: dict[str, dict[str, tuple[float, float, dict[str, Any]]]] = {}
         """task id → kind → (received at, hub ts, event)"""
@@ -317,7 +321,9 @@ class Watcher:
 
     async def start(self) -> None:
         self.nc = await nats.connect(self.url, pending_size=256 * 1024 * 1024)
-        await self.nc.subscribe(subjects.all_events(GROUP), cb=self._on_event)
+        wanted = [subjects.events(GROUP, k) for k in self.kinds] or [subjects.all_events(GROUP)]
+        for subject in wanted:
+            await self.nc.subscribe(subject, cb=self._on_event)
         await self.nc.flush()
 
     async def stop(self) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from agents_sdk import HubClient
 from protocols import TaskSpec
 
-from .common import Fleet, Row, Watcher, bus, hub_process
+from .common import ENDINGS, Fleet, Row, Watcher, bus, hub_process
 
 S = "swarm"
 
@@ -56,7 +56,7 @@ async def run_graph(
 ) -> tuple[float, int, int]:
     """(makespan s, tasks done, agents killed); kills one worker process when 40% are done."""
     per_proc = max(1, agents // 10)
-    watcher = Watcher(url)
+    watcher = Watcher(url, ENDINGS)
     await watcher.start()
     try:
         async with (

@@ -17,7 +17,18 @@ from typing import Any
 from agents_sdk import HubClient
 from protocols import TaskSpec
 
-from .common import Fleet, Proc, Row, Watcher, bus, echo_server, hub_process, missing, raw_rate
+from .common import (
+    ENDINGS,
+    Fleet,
+    Proc,
+    Row,
+    Watcher,
+    bus,
+    echo_server,
+    hub_process,
+    missing,
+    raw_rate,
+)
 
 S = "throughput"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -148,7 +159,7 @@ async def run(quick: bool) -> list[Row]:
             raw = await raw_rate(url, agents, max(n * 4, 5000))
         db = tmp / "hub" / "clawhub.db"
         async with hub_process(server, tmp / "hub"):
-            watcher = Watcher(url)
+            watcher = Watcher(url, ENDINGS)
             await watcher.start()
             try:
                 async with Fleet(url, agents, per_proc=50, log=tmp / "agents.log"):
