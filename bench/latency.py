@@ -113,8 +113,8 @@ async def one_size(agents: int, samples: int) -> list[Row]:
 
 
 async def run(quick: bool) -> list[Row]:
-    sizes = (10, 100) if quick else (10, 100, 1000)
-    samples = 30 if quick else 200
+    sizes = (10,) if quick else (10, 100, 1000)
+    samples = 20 if quick else 200
     rows: list[Row] = []
     for agents in sizes:
         rows += await one_size(agents, samples)

@@ -118,7 +118,7 @@ async def false_alarms(
 
 async def run(quick: bool) -> list[Row]:
     rounds = 1 if quick else 3
-    soak = 10.0 if quick else 60.0
+    soak = 5.0 if quick else 60.0
     rows: list[Row] = []
     async with bus() as (server, tmp):
         url = server.url

@@ -79,7 +79,7 @@ async def run_graph(
 
 
 async def run(quick: bool) -> list[Row]:
-    tasks, agents, width = (1000, 60, 50) if quick else (4000, 300, 100)
+    tasks, agents, width = (400, 30, 20) if quick else (4000, 300, 100)
     rows: list[Row] = []
     async with bus() as (server, tmp), hub_process(server, tmp / "hub"):
         specs, critical, work = graph(tasks, width, 5, timed=True, prefix="t")

@@ -150,8 +150,8 @@ async def _taskiq_batch(broker: Any, task: Any, n: int) -> list[object]:
 
 
 async def run(quick: bool) -> list[Row]:
-    agents = 100
-    n = 500 if quick else 3000
+    agents = 20 if quick else 100
+    n = 300 if quick else 3000
     rows: list[Row] = []
     async with bus() as (server, tmp):
         url = server.url
