@@ -14,7 +14,7 @@ import sys
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from clawhub.hub import Hub
+from clawhub.hub import Hub, tune_gc
 from clawhub.settings import HubSettings
 
 
@@ -25,6 +25,7 @@ async def serve(config: dict[str, object]) -> None:
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     await hub.start()
+    tune_gc()  # as `clawhub up` sets up its process
     print("READY", flush=True)
     await stop.wait()
     await hub.stop()

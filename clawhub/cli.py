@@ -107,11 +107,13 @@ def up(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
-    from .server import HubServer  # noqa: PLC0415 - the server half loads only when serving
+    from .hub import tune_gc  # noqa: PLC0415 - the server half loads only when serving
+    from .server import HubServer  # noqa: PLC0415
 
     async def serve() -> None:
         server = HubServer(settings, groups or None)
         await server.start()
+        tune_gc()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
