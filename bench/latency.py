@@ -28,7 +28,7 @@ async def one_size(agents: int, samples: int) -> list[Row]:
     async with bus() as (server, tmp):
         url = server.url
         async with echo_server(url):
-            raw = await raw_round_trips(url, max(200, samples))
+            raw = await raw_round_trips(url, max(1000, samples))
         raw50, raw99 = pct(raw, 50), pct(raw, 99)
         per_proc = 50 if agents <= 100 else 250
         async with hub_process(server, tmp / "hub"):
