@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from agents_sdk import HubClient
 from protocols import TaskSpec
 
@@ -34,26 +36,37 @@ S = "throughput"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
-async def hub_rate(url: str, watcher: Watcher, n: int, db: Path) -> float:
-    """Tasks per second for ``n`` no-op tasks, until the last one is committed as done."""
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time used so far by these processes."""
+    return sum(sum(psutil.Process(pid).cpu_times()[:2]) for pid in pids)
+
+
+async def hub_rate(
+    url: str, watcher: Watcher, n: int, db: Path, hub: int, agents: list[int]
+) -> tuple[float, float, float]:
+    """Tasks per second for ``n`` no-op tasks, until the last one is committed as done; and
+    the CPU seconds per task the hub process and the agent processes spent meanwhile."""
     async with HubClient(url, timeout=60) as client:
         warm = [TaskSpec(title=f"warm {i}", skills={"work": 0.5}) for i in range(200)]
         await client.submit(warm)
         await watcher.wait_count(len(warm), 60)
         watcher.reset()
         specs = [TaskSpec(title=f"t{i}", skills={"work": 0.5}, input=i) for i in range(n)]
+        hub0, agents0 = cpu_seconds([hub]), cpu_seconds(agents)
         t = time.perf_counter()
         for start in range(0, n, 500):
             await client.submit(specs[start : start + 500])
         await watcher.wait_count(n, 600)
         await client.history(limit=1, after=2**62)  # answered once everything is committed
         elapsed = time.perf_counter() - t
+        hub_cpu = (cpu_seconds([hub]) - hub0) / n
+        agents_cpu = (cpu_seconds(agents) - agents0) / n
     done = sum(1 for state in watcher.terminal.values() if state == "done")
     with contextlib.closing(sqlite3.connect(db)) as conn:
         stored = conn.execute("select count(*) from claw_tasks where state = 'done'").fetchone()[0]
     if done != n or stored != n + len(warm):
         raise RuntimeError(f"throughput run lost tasks: {done}/{n} done, {stored} stored")
-    return n / elapsed
+    return n / elapsed, hub_cpu, agents_cpu
 
 
 async def celery_rate(n: int, concurrency: int, tmp: Path) -> float:
@@ -158,12 +171,13 @@ async def run(quick: bool) -> list[Row]:
         async with echo_server(url):
             raw = await raw_rate(url, agents, max(n * 4, 5000))
         db = tmp / "hub" / "clawhub.db"
-        async with hub_process(server, tmp / "hub"):
+        async with hub_process(server, tmp / "hub") as hub:
             watcher = Watcher(url, ENDINGS)
             await watcher.start()
             try:
-                async with Fleet(url, agents, per_proc=50, log=tmp / "agents.log"):
-                    rate = await hub_rate(url, watcher, n, db)
+                async with Fleet(url, agents, per_proc=50, log=tmp / "agents.log") as fleet:
+                    pids = [p.pid for p in fleet.procs]
+                    rate, hub_cpu, agents_cpu = await hub_rate(url, watcher, n, db, hub.pid, pids)
             finally:
                 await watcher.stop()
         base = "raw nats-py req/reply"
@@ -183,6 +197,8 @@ async def run(quick: bool) -> list[Row]:
                 rate / raw >= 0.40,
             )
         )
+        for who, cpu in (("hub process", hub_cpu), ("agent processes", agents_cpu)):
+            rows.append(Row(S, f"CPU per task, {who}", cpu * 1e6, "µs", note="same run"))
         peers: list[tuple[str, object]] = []
         if importlib.util.find_spec("celery") is None or importlib.util.find_spec("redis") is None:
             rows.append(missing(S, "Celery + Redis", "celery[redis] is not installed"))
