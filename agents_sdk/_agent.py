@@ -402,8 +402,10 @@ class Agent:
             return
         if isinstance(message, Cancel):
             job = self._jobs.get((message.task_id, message.attempt))
-            if job is not None:
+            if job is not None and job.in_handler:
                 self._cancel_job(job, f"cancelled by the hub: {message.reason}")
+            # a finished job keeps delivering its result: the hub acknowledges it (taken or
+            # a duplicate) or refuses it as stale; either way it ends, and nothing is lost
             return
         assert isinstance(message, Assignment)
         reply, job = self._consider(message)
@@ -494,10 +496,13 @@ class Agent:
                     subjects.hub_result(self.group), result, ResultAck, self.request_timeout
                 )
             except RequestRefused as exc:
-                if exc.code != ErrorCode.UNKNOWN_AGENT:
+                if exc.code == ErrorCode.UNAVAILABLE:  # not committed: keep it, send again
+                    log.info("result of %s#%d not taken yet (%s); retrying", *job.key, exc)
+                elif exc.code == ErrorCode.UNKNOWN_AGENT:
+                    self._ensure_registering()
+                else:
                     log.warning("hub refused the result of %s#%d: %s", *job.key, exc)
                     return
-                self._ensure_registering()
             except (HubUnavailable, RequestTimeout, ProtocolError) as exc:
                 log.info("result of %s#%d not delivered (%s); retrying", *job.key, exc)
             else:

@@ -6,6 +6,7 @@ Shared by the real agent and ``agents_sdk.testing`` so both behave the same.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 from collections.abc import Callable
@@ -79,7 +80,15 @@ async def invoke(entry: Handler, ctx: TaskContext) -> object:
     if entry.is_async:
         result: object = await entry.func(ctx)
     else:
-        result = await asyncio.to_thread(entry.func, ctx)
+        thread = asyncio.ensure_future(asyncio.to_thread(entry.func, ctx))
+        try:
+            result = await asyncio.shield(thread)
+        except asyncio.CancelledError:
+            # a thread cannot be stopped: the attempt keeps its slot until the handler
+            # returns (``ctx.cancelled`` tells it to hurry), so capacity is never exceeded
+            with contextlib.suppress(Exception):
+                await thread
+            raise
         if inspect.isawaitable(result):
             result = await result
     return result

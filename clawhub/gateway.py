@@ -60,6 +60,7 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.UNAUTHORIZED: 401,
     ErrorCode.FORBIDDEN: 403,
     ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.UNAVAILABLE: 503,
     ErrorCode.INTERNAL: 500,
 }
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -72,6 +73,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (413, "Larger than max_message_bytes."),
         (422, "The request broke the schema."),
         (429, "Too many submissions: retry later."),
+        (503, "The hub could not make it durable (store down): nothing applied, retry."),
     )
 }
 

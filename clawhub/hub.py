@@ -444,8 +444,8 @@ class Hub:
         """The reply to send, once the writes behind it are committed."""
         try:
             await self.durable()
-        except StoreError as exc:
-            return ErrorReply(code=ErrorCode.INTERNAL, message=str(exc))
+        except StoreError as exc:  # nothing promised was made durable: the sender retries
+            return ErrorReply(code=ErrorCode.UNAVAILABLE, message=str(exc))
         return reply if reply is not None else Ok()
 
     def _callback(self, name: str) -> Callable[[Msg], Awaitable[None]]:

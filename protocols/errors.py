@@ -44,6 +44,9 @@ class ErrorCode(StrEnum):
     a human-only action such as approve, reassign or cancel)."""
     RATE_LIMITED = "rate_limited"
     """Too many submissions from this participant; slow down and retry."""
+    UNAVAILABLE = "unavailable"
+    """The hub could not make the request durable (its store failed): nothing was applied;
+    send it again later."""
     INTERNAL = "internal"
     """The hub failed while handling the request; the request was not applied."""
 

@@ -315,19 +315,12 @@ async def test_assignment_over_max_payload_is_reoffered_forever(tmp_path: Path) 
 # ---------------------------------------------------------------- the SDK
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: _agent.py:436-442/457 free a cancelled sync handler's slot while its thread"
-        " still runs; the agent runs more than capacity handlers"
-    ),
-)
-async def test_sync_handler_cancelled_keeps_running_while_a_new_one_starts(
+async def test_a_cancelled_sync_handler_keeps_its_slot_until_its_thread_returns(
     hub: Hub, nats_server: EmbeddedNats
 ) -> None:
     """A sync handler runs in a worker thread; a Cancel cancels the asyncio task but the
-    thread runs on. The job is dropped at once, its slot counts as free, and the agent
-    accepts the next task: more handlers run at once than ``capacity``."""
+    thread runs on. Fixed: the attempt keeps its slot until the thread returns, so the agent
+    declines the next task as busy instead of running more handlers than ``capacity``."""
     release = threading.Event()
     lock = threading.Lock()
     running = 0
@@ -368,20 +361,12 @@ async def test_sync_handler_cancelled_keeps_running_while_a_new_one_starts(
         await agent.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: _agent.py:486-489 treats the hub's internal (store failed) reply as final "
-        "and forgets an uncommitted result"
-    ),
-)
-async def test_sdk_drops_a_result_the_hub_could_not_commit(
+async def test_sdk_keeps_a_result_the_hub_could_not_commit(
     nats_server: EmbeddedNats, gated_store: GatedStore, tmp_path: Path
 ) -> None:
-    """While the store fails, ``Hub._respond`` answers the result with ``internal``. The SDK
-    treats every refusal but ``unknown_agent`` as final and forgets the result, although
-    nothing was committed: if the hub dies before the store recovers the output is lost
-    and the task waits for its stall timeout to be run again."""
+    """While the store fails, the hub answers the result with ``unavailable`` (nothing was
+    committed). Fixed: the SDK keeps the result and sends it again until it is taken, so
+    the output survives the outage."""
     hub = Hub(hub_settings(nats_server, tmp_path), store=gated_store)
     await hub.start()
     go = asyncio.Event()
