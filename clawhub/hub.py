@@ -478,7 +478,8 @@ class Hub:
         for _, msg, reply in done:
             answer = reply if reply is not None else Ok()
             if error is not None:
-                answer = ErrorReply(code=ErrorCode.INTERNAL, message=str(error))
+                # nothing promised was made durable: the sender retries
+                answer = ErrorReply(code=ErrorCode.UNAVAILABLE, message=str(error))
             with contextlib.suppress(Exception):
                 await msg.respond(encode(answer))
 
