@@ -590,6 +590,16 @@ class Hub:
             await self.nc.publish(
                 inbox, encode(assignment), reply=subjects.reply_to(self._offer_inbox, token)
             )
+        except nats.errors.MaxPayloadError as exc:  # can never be sent: fail, do not cycle
+            if self._offers.pop(token, None) is not None:
+                timer.cancel()
+                self.board.offer_undeliverable(
+                    rec.id,
+                    offer.attempt,
+                    offer.agent_id,
+                    f"the assignment is too large for the bus ({exc}); its input or its "
+                    "dependencies' outputs must be smaller",
+                )
         except Exception as exc:  # connection trouble: treat as no reply, re-offer
             if self._offers.pop(token, None) is not None:
                 timer.cancel()

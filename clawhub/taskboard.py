@@ -431,6 +431,15 @@ class TaskBoard:
         )
         self._save(rec)
 
+    def offer_undeliverable(self, task_id: str, attempt: int, agent_id: str, reason: str) -> None:
+        """The offer cannot be sent at all (larger than the bus allows): the task fails, as
+        no participant could ever receive it."""
+        rec = self._current(task_id, attempt, agent_id)
+        if rec is None or rec.state is not S.ASSIGNED:
+            return
+        self._end_attempt(rec, "revoked", reason, notify=False)
+        self._finish(rec, S.FAILED, reason)
+
     # ------------------------------------------------------------------ attempts ending
 
     def _end_attempt(

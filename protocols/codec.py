@@ -152,11 +152,48 @@ def _validate(model: type[M], obj: dict[str, Any]) -> M:
         raise ProtocolError(ErrorCode.INVALID, f"invalid {type_name(model)}: {errors}") from None
 
 
+def unstorable(value: object) -> str | None:
+    """What in ``value`` (parsed JSON) no store can keep: a NUL character or an unpaired
+    UTF-16 surrogate (JSON can escape both); None when it is clean."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "a NUL character"
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "an unpaired UTF-16 surrogate"
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
+
+
+def _check_text(data: bytes) -> None:
+    """Refuse text no store can keep; only escapes (``\\u``) can carry it into JSON."""
+    if b"\\u" not in data:
+        return
+    try:
+        problem = unstorable(json.loads(data))
+    except ValueError:
+        return  # not JSON: decoding says so
+    if problem:
+        raise ProtocolError(
+            ErrorCode.INVALID, f"text with {problem} is not accepted (no store can keep it)"
+        )
+
+
 def decode(data: bytes, *models: type[M]) -> M:
     """Parse ``data`` as one of ``models`` (chosen by its ``type`` field).
 
-    Raises ``ProtocolError`` with code ``malformed``, ``unknown_type`` or ``invalid``.
+    Raises ``ProtocolError`` with code ``malformed``, ``unknown_type`` or ``invalid`` (also
+    for text with a NUL character or an unpaired surrogate, which no store can keep).
     """
+    _check_text(data)
     head = _HEAD.match(data)
     if head is not None:  # the usual case: as ``encode`` wrote it
         kind = head.group(1).decode()
@@ -180,6 +217,11 @@ def decode_object(obj: object, *models: type[M]) -> M:
     """Like ``decode`` for JSON already parsed (a dict), e.g. a message inside an envelope."""
     if not isinstance(obj, dict):
         raise ProtocolError(ErrorCode.MALFORMED, "message is not a JSON object")
+    problem = unstorable(obj)
+    if problem:
+        raise ProtocolError(
+            ErrorCode.INVALID, f"text with {problem} is not accepted (no store can keep it)"
+        )
     kind = obj.get("type")
     for model in models:
         if kind == type_name(model):
@@ -192,6 +234,7 @@ def decode_object(obj: object, *models: type[M]) -> M:
 
 def decode_any(data: bytes) -> BaseModel:
     """Parse any known message."""
+    _check_text(data)
     head = _HEAD.match(data)
     if head is not None:
         known = _BY_TYPE.get(head.group(1).decode())

@@ -1,4 +1,5 @@
-"""Review findings: each test shows one bug and is marked ``xfail(strict=True)`` until fixed."""
+"""Review findings: each test shows one bug found in review (kept as a strict xfail until it
+was fixed) and now guards its fix."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ from clawhub.hub import Hub
 from clawhub.store import AgentRow, Row, Store, Write
 from protocols import (
     AgentProfile,
+    ErrorCode,
+    ErrorReply,
     Progress,
     ProtocolError,
     Register,
@@ -34,6 +37,7 @@ from protocols import (
     Submitted,
     TaskSpec,
     TaskState,
+    decode_any,
     encode,
     subjects,
 )
@@ -201,18 +205,12 @@ async def test_result_ack_is_sent_before_its_commit(
         await hub.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: a lone surrogate in an output (JsonValue) cannot be stored; hub.py:407 re-"
-        "queues the poisoned batch forever and the hub never commits again"
-    ),
-)
-async def test_lone_surrogate_in_output_wedges_the_store_writer(hub: Hub, nc: NATS) -> None:
-    """JSON ``"\\ud800"`` passes ``decode`` inside a ``JsonValue`` (the output), but the
-    store cannot encode it (SQLite: UnicodeEncodeError; PostgreSQL likewise). The batch is
-    re-queued at the front and retried forever, so nothing is ever committed again and
-    every later reply (submit, result) is an ``internal`` error."""
+async def test_lone_surrogate_in_output_is_refused_and_the_writer_goes_on(
+    hub: Hub, nc: NATS
+) -> None:
+    """JSON ``"\\ud800"`` would pass into a ``JsonValue`` (the output), but no store can
+    encode it; a batch holding it would be retried forever. Fixed: ``decode`` refuses such
+    text as ``invalid`` with a clear reason, and the hub keeps committing."""
     agent = FakeAgent(nc, "w1", {"python": 0.9})
     await agent.start()
     try:
@@ -221,7 +219,10 @@ async def test_lone_surrogate_in_output_wedges_the_store_writer(hub: Hub, nc: NA
         raw = encode(agent.result_msg("t1", offer.attempt, "PLACEHOLDER")).replace(
             b'"PLACEHOLDER"', b'"half a pair: \\ud83d"'
         )
-        await nc.request(subjects.hub_result(GROUP), raw, timeout=5)
+        answer = await nc.request(subjects.hub_result(GROUP), raw, timeout=5)
+        refused = decode_any(answer.data)
+        assert isinstance(refused, ErrorReply) and refused.code is ErrorCode.INVALID
+        assert "unpaired UTF-16 surrogate" in refused.message
         reply = await submit(nc, TaskSpec(id="t2", title="after the bad output"))
         assert isinstance(reply, Submitted), f"the hub no longer commits anything: {reply}"
         assert hub.write_errors == 0
@@ -229,19 +230,12 @@ async def test_lone_surrogate_in_output_wedges_the_store_writer(hub: Hub, nc: NA
         await agent.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: NUL in any text (log line, error, title) is refused by PostgreSQL; the "
-        "poisoned batch is retried forever (hub.py:407)"
-    ),
-)
-async def test_nul_in_a_log_line_wedges_the_postgres_writer(
+async def test_nul_in_a_log_line_is_refused_and_the_postgres_writer_goes_on(
     hub: Hub, nc: NATS, store: Store
 ) -> None:
     """PostgreSQL text cannot hold NUL. A log line (or handler error text, or task title)
-    containing ``\\x00`` is written as an event message; the batch fails, is retried
-    forever, and the hub never commits anything again."""
+    containing ``\\x00`` would poison the writer's batch. Fixed: refused at decoding, on
+    every store alike, and the hub keeps committing."""
     if store.engine.dialect.name != "postgresql":
         pytest.skip("SQLite stores NUL fine")
     agent = FakeAgent(nc, "w1", {"python": 0.9})
@@ -269,14 +263,7 @@ async def test_nul_in_a_log_line_wedges_the_postgres_writer(
 # ---------------------------------------------------------------- the bus
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: hub.py:496 treats MaxPayloadError as no_reply; a task whose Assignment "
-        "exceeds max_payload is re-offered forever and never fails"
-    ),
-)
-async def test_assignment_over_max_payload_is_reoffered_forever(tmp_path: Path) -> None:
+async def test_assignment_over_max_payload_fails_the_task(tmp_path: Path) -> None:
     """A task whose dependency outputs together exceed the server's max_payload can never be
     offered: ``nc.request`` raises ``MaxPayloadError``, ``_offer`` treats it as "no reply",
     and the task cycles ready → assigned → ready forever (declines do not count), never
@@ -304,6 +291,7 @@ async def test_assignment_over_max_payload_is_reoffered_forever(tmp_path: Path) 
                 f"join re-offered {len(rec.history)} times and still {rec.state.value}: "
                 f"{rec.history[-1].reason if rec.history else ''}"
             )
+            assert rec.state is S.FAILED and "too large for the bus" in (rec.error or "")
         finally:
             await agent.stop()
             await conn.drain()
