@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import inspect
 import json
 import logging
@@ -18,23 +17,17 @@ import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
 from typing import Any
 
 import nats
 import nats.errors
-from nats.aio.client import NO_RESPONDERS_STATUS
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from pydantic import BaseModel
 
 from protocols import (
     AGENT_CALLS,
-    Accept,
-    Assignment,
-    AttemptOutcome,
     Cancel,
-    Decline,
     Deregister,
     ErrorCode,
     ErrorReply,
@@ -44,49 +37,25 @@ from protocols import (
     ValidationStep,
     decode,
     encode,
-    is_identifier,
     subjects,
     type_name,
 )
 
 from .api import Handler, HubApi
-from .board import Board, Offer
+from .board import Board
 from .coordinator import Coordinator
 from .embedded import CLIENT_ACCOUNT, EmbeddedNats
 from .errors import BusError, StoreError
 from .limits import RateLimiter
+from .offers import Offers
+from .routing import RATE_LIMITED_VERBS, Route, sender_of, tune_gc
 from .settings import HubSettings
-from .store import Row, Store, resolve
+from .store import Row, Store
+from .writer import StoreWriter
 
 log = logging.getLogger("clawhub.hub")
 
-#: API verbs whose requests count against the per-requester submission rate limit.
-RATE_LIMITED_VERBS = frozenset({subjects.API_SUBMIT, subjects.API_GOAL_SUBMIT})
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """One subject the hub serves: the messages it accepts and the handler."""
-
-    subject: str
-    models: tuple[type[BaseModel], ...]
-    fn: Handler
-    limited: bool = False
-
-
-#: Allocations between two collections of the youngest generation (CPython: 700), and how
-#: many of those before the older generations are collected (10, 10).
-GC_THRESHOLDS = (20_000, 10, 10)
-
-
-def tune_gc() -> None:
-    """Set up the garbage collector for a process that serves a hub (``clawhub up`` calls
-    it once the hub is started): what is loaded by then is frozen (never scanned again), and
-    young collections run every 20,000 allocations instead of 700. The hub allocates a few
-    hundred small objects per task; with CPython's defaults, collections took ~15% of its
-    CPU under load (bench throughput: 523 -> 430 us of hub CPU per task)."""
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
+__all__ = ["Hub", "Route", "tune_gc"]
 
 
 class Hub:
@@ -123,34 +92,31 @@ class Hub:
         self.submit_limiter = RateLimiter(settings.submit_rate, settings.submit_burst)
         self.routes: dict[str, Route] = self._routes()
         """Every served subject by name: ``register``, ``heartbeat``... and ``api.<verb>``."""
-        self._pending: list[Row] = []
-        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
-        self._written = 0
-        """Rows queued so far (a sequence number); ``_committed``: rows committed so far."""
-        self._committed = 0
-        self._write_signal = asyncio.Event()
+        self.writer = StoreWriter(self.store)
         self._outbox: list[tuple[str, bytes]] = []
         self._event_subjects: dict[str, str] = {}
         self._outbox_signal = asyncio.Event()
         self._wake_event = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._offers: dict[str, tuple[Offer, asyncio.TimerHandle]] = {}
+        self.offers = Offers(self.board, self.group, self._bus)
         """Offers sent and not answered yet, by reply token."""
-        self._offer_inbox = ""
-        self._offer_seq = 0
-        self._answers: list[tuple[int, Msg, BaseModel | None]] = []
-        """Replies waiting for the commit of the writes queued before them (position)."""
         self._model_calls: set[asyncio.Task[None]] = set()
         self._stopping = False
-        self.write_errors = 0
 
     # ------------------------------------------------------------------ Sink
 
     def write(self, row: Row) -> None:
         """Queue a row for the store writer."""
-        self._pending.append(row)
-        self._written += 1
-        self._write_signal.set()
+        self.writer.write(row)
+
+    @property
+    def write_errors(self) -> int:
+        """Store writes that failed (each was retried)."""
+        return self.writer.errors
+
+    async def durable(self) -> None:
+        """Wait until every write queued so far is committed."""
+        await self.writer.durable()
 
     def publish(self, event: Event) -> None:
         """Queue an event for the bus (and hand it to the observers)."""
@@ -225,19 +191,19 @@ class Hub:
         g = self.group
         for name in self.routes:
             await self.nc.subscribe(self.routes[name].subject, cb=self._callback(name))
-        self._offer_inbox = self.nc.new_inbox()
-        await self.nc.subscribe(subjects.replies(self._offer_inbox), cb=self._on_offer_reply)
+        await self.offers.listen()
         await self.nc.flush()
         system_url = self.embedded.system_url if self.embedded else self.settings.nats_system_url
         if system_url:
             await self._watch_disconnects(system_url)
         loops: list[Callable[[], Coroutine[Any, Any, None]]] = [
-            self._writer,
+            self.writer.run,
             self._publisher,
             self._scheduler,
             self._watcher,
         ]
         self._tasks = [asyncio.create_task(loop()) for loop in loops]
+        self.writer.task = self._tasks[0]
         self._write_hub_file()
         ready, note = self.coordinator.status()
         if not ready:
@@ -356,9 +322,7 @@ class Hub:
         self._stopping = True
         with contextlib.suppress(Exception):
             self.board.emit("hub.stopped", message=self.hub_id)
-        for _, timer in self._offers.values():
-            timer.cancel()
-        self._offers.clear()
+        self.offers.clear()
         for task in self._model_calls:
             task.cancel()
         await self._flush_outbox()
@@ -370,7 +334,7 @@ class Hub:
         with contextlib.suppress(Exception):
             await self.durable()
         with contextlib.suppress(Exception):
-            await self._answer(self._committed)
+            await self.writer.answer(self.writer.committed)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -427,17 +391,17 @@ class Hub:
                         f"too many submissions from {requester}: retry in {wait:.2f}s",
                     )
                     if first:  # a flood is recorded once, not once per message
-                        self.board.refused(route.subject, exc, _sender(payload))
+                        self.board.refused(route.subject, exc, sender_of(payload))
                     return ErrorReply(code=exc.code, message=exc.message)
             answer = route.fn(message)
             return await answer if inspect.isawaitable(answer) else answer
         except ProtocolError as exc:
-            self.board.refused(route.subject, exc, _sender(payload))
+            self.board.refused(route.subject, exc, sender_of(payload))
             return ErrorReply(code=exc.code, message=exc.message)
         except Exception as exc:  # a bug must cost one message, never the hub
             log.exception("handler for %s failed", route.subject)
             err = ProtocolError(ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}")
-            self.board.refused(route.subject, err, _sender(payload))
+            self.board.refused(route.subject, err, sender_of(payload))
             return ErrorReply(code=err.code, message=err.message)
 
     async def settle(self, reply: BaseModel | None) -> BaseModel:
@@ -456,11 +420,7 @@ class Hub:
                 return
             # answer once the writes behind the reply are committed, without holding up the
             # next message: the writer answers all that its commit covers (group commit)
-            self._answers.append((self._written, msg, reply))
-            if self._committed >= self._written:
-                await self._answer(self._committed)
-            else:
-                self._write_signal.set()
+            await self.writer.reply_after_commit(msg, reply)
 
         return cb
 
@@ -468,76 +428,7 @@ class Hub:
         self.board.deregister(msg)
         return Ok(message="bye")
 
-    async def _answer(self, upto: int, error: StoreError | None = None) -> None:
-        """Send the replies whose writes, up to position ``upto``, are committed (or, with
-        ``error``, failed to be)."""
-        if not self._answers or self._answers[0][0] > upto:
-            return
-        done = [a for a in self._answers if a[0] <= upto]
-        self._answers = [a for a in self._answers if a[0] > upto]
-        for _, msg, reply in done:
-            answer = reply if reply is not None else Ok()
-            if error is not None:
-                # nothing promised was made durable: the sender retries
-                answer = ErrorReply(code=ErrorCode.UNAVAILABLE, message=str(error))
-            with contextlib.suppress(Exception):
-                await msg.respond(encode(answer))
-
     # ------------------------------------------------------------------ background loops
-
-    async def durable(self) -> None:
-        """Wait until every write queued so far is committed (including a batch that the
-        writer has already taken and is still committing)."""
-        target = self._written
-        if self._committed >= target:
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append((target, fut))
-        self._write_signal.set()
-        if self._tasks and not self._tasks[0].done():
-            await fut
-        else:  # the writer is not running (start-up or shutdown): write here
-            await self._write_once()
-
-    async def _write_once(self) -> None:
-        # rows of records are read here, in the loop that changes them, not in the thread
-        batch, self._pending = resolve(self._pending), []
-        upto = self._written
-        try:
-            if batch:
-                await asyncio.to_thread(self.store.apply, batch)
-        except StoreError as exc:
-            self.write_errors += 1
-            self._pending[:0] = batch  # keep them; try again
-            for target, w in self._waiters:
-                if target <= upto and not w.done():
-                    w.set_exception(exc)
-            self._waiters = [(t, w) for t, w in self._waiters if not w.done()]
-            await self._answer(upto, exc)
-            raise
-        self._committed = max(self._committed, upto)
-        for target, w in self._waiters:
-            if target <= self._committed and not w.done():
-                w.set_result(None)
-        self._waiters = [(t, w) for t, w in self._waiters if not w.done()]
-        await self._answer(self._committed)
-
-    async def _writer(self) -> None:
-        while True:
-            await self._write_signal.wait()
-            # let the work the same messages started go first (offers, events): the commit
-            # runs in a thread that competes with this loop for the GIL
-            for _ in range(3):
-                await asyncio.sleep(0)
-            self._write_signal.clear()
-            if not self._pending and not self._waiters and not self._answers:
-                continue
-            try:
-                await self._write_once()
-            except StoreError:
-                log.exception("store write failed; retrying")
-                await asyncio.sleep(0.5)
-                self._write_signal.set()
 
     async def _flush_outbox(self) -> None:
         batch, self._outbox = self._outbox, []
@@ -559,85 +450,16 @@ class Hub:
         while True:
             self._wake_event.clear()
             for offer in self.board.next_offers(time.monotonic()):
-                await self._offer(offer)
+                await self.offers.send(offer)
             retry = self.board.next_retry()
             timeout = None if retry is None else max(0.01, retry - time.monotonic())
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake_event.wait(), timeout)
 
-    async def _offer(self, offer: Offer) -> None:
-        """Send an offer as a request whose answer comes to ``_on_offer_reply`` (one reply
-        subscription and a timer, rather than a task awaiting each offer)."""
-        rec = offer.task
-        assignment = Assignment(
-            task_id=rec.id,
-            attempt=offer.attempt,
-            spec=rec.spec,
-            dependency_outputs=offer.dependency_outputs,
-            feedback=offer.feedback,
-            stall_timeout=offer.stall_timeout,
-            run_timeout=offer.run_timeout,
-        )
-        self._offer_seq += 1
-        token = str(self._offer_seq)
-        timer = asyncio.get_running_loop().call_later(
-            offer.accept_timeout, self._offer_unanswered, token
-        )
-        self._offers[token] = (offer, timer)
-        inbox = subjects.agent_inbox(self.group, offer.agent_id)
-        assert self.nc is not None
-        try:
-            await self.nc.publish(
-                inbox, encode(assignment), reply=subjects.reply_to(self._offer_inbox, token)
-            )
-        except nats.errors.MaxPayloadError as exc:  # can never be sent: fail, do not cycle
-            if self._offers.pop(token, None) is not None:
-                timer.cancel()
-                self.board.offer_undeliverable(
-                    rec.id,
-                    offer.attempt,
-                    offer.agent_id,
-                    f"the assignment is too large for the bus ({exc}); its input or its "
-                    "dependencies' outputs must be smaller",
-                )
-        except Exception as exc:  # connection trouble: treat as no reply, re-offer
-            if self._offers.pop(token, None) is not None:
-                timer.cancel()
-                self._refuse(offer, "no_reply", f"offer failed: {type(exc).__name__}: {exc}")
-
-    def _refuse(self, offer: Offer, outcome: AttemptOutcome, reason: str) -> None:
-        self.board.offer_refused(offer.task.id, offer.attempt, offer.agent_id, outcome, reason)
-
-    def _offer_unanswered(self, token: str) -> None:
-        entry = self._offers.pop(token, None)
-        if entry is not None:
-            offer = entry[0]
-            self._refuse(offer, "no_reply", f"no answer within {offer.accept_timeout:g}s")
-
-    async def _on_offer_reply(self, msg: Msg) -> None:
-        entry = self._offers.pop(subjects.reply_token(msg.subject), None)
-        if entry is None:
-            return  # answered already, or too late: the offer was withdrawn
-        offer, timer = entry
-        timer.cancel()
-        if msg.headers and msg.headers.get("Status") == NO_RESPONDERS_STATUS:
-            self._refuse(offer, "no_reply", "nobody listens on the agent's inbox")
-            return
-        rec = offer.task
-        try:
-            answer = decode(msg.data, Accept, Decline, ErrorReply)
-        except ProtocolError as exc:
-            self.board.refused(
-                subjects.agent_inbox(self.group, offer.agent_id), exc, offer.agent_id
-            )
-            self._refuse(offer, "no_reply", f"bad answer: {exc.message}")
-            return
-        if isinstance(answer, Accept):
-            self.board.offer_accepted(rec.id, offer.attempt, offer.agent_id)
-        elif isinstance(answer, Decline):
-            self._refuse(offer, "declined", answer.reason or "declined")
-        elif isinstance(answer, ErrorReply):
-            self._refuse(offer, "declined", f"{answer.code.value}: {answer.message}")
+    def _bus(self) -> NATS:
+        if self.nc is None:
+            raise BusError("the hub is not connected to NATS")
+        return self.nc
 
     async def _watcher(self) -> None:
         while True:
@@ -676,19 +498,3 @@ class Hub:
         log.info("hub reconnected to NATS")
         self.board.emit("hub.reconnected", message=f"{self.hub_id} back on {self.url}")
         self.wake()
-
-
-def _sender(data: bytes | BaseModel) -> str | None:
-    """Best-effort agent id of a refused message, for the event log."""
-    if isinstance(data, BaseModel):
-        data = data.model_dump_json().encode()
-    try:
-        obj = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if isinstance(obj, dict):
-        profile = obj.get("profile")
-        agent = obj.get("agent_id") or (profile.get("id") if isinstance(profile, dict) else None)
-        if isinstance(agent, str) and len(agent) <= 64:
-            return agent if is_identifier(agent) else None
-    return None
