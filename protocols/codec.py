@@ -173,18 +173,29 @@ def unstorable(value: object) -> str | None:
     return None
 
 
-def _check_text(data: bytes) -> None:
-    """Refuse text no store can keep; only escapes (``\\u``) can carry it into JSON."""
-    if b"\\u" not in data:
-        return
-    try:
-        problem = unstorable(json.loads(data))
-    except ValueError:
-        return  # not JSON: decoding says so
+def _refuse_unstorable(obj: object) -> None:
+    problem = unstorable(obj)
     if problem:
         raise ProtocolError(
             ErrorCode.INVALID, f"text with {problem} is not accepted (no store can keep it)"
         )
+
+
+def _escaped(data: bytes) -> bool:
+    """Only JSON escapes (``\\u``) can carry text no store can keep: such a payload takes
+    the checked path (parsed once, its text checked)."""
+    return b"\\u" in data
+
+
+def _pick(obj: dict[str, Any], models: tuple[type[M], ...]) -> M:
+    kind = obj.get("type")
+    for model in models:
+        if kind == type_name(model):
+            return _validate(model, obj)
+    expected = ", ".join(type_name(m) for m in models)
+    raise ProtocolError(
+        ErrorCode.UNKNOWN_TYPE, f"message type {kind!r} is not accepted here (expected {expected})"
+    )
 
 
 def decode(data: bytes, *models: type[M]) -> M:
@@ -193,8 +204,8 @@ def decode(data: bytes, *models: type[M]) -> M:
     Raises ``ProtocolError`` with code ``malformed``, ``unknown_type`` or ``invalid`` (also
     for text with a NUL character or an unpaired surrogate, which no store can keep).
     """
-    _check_text(data)
-    head = _HEAD.match(data)
+    escaped = _escaped(data)
+    head = None if escaped else _HEAD.match(data)
     if head is not None:  # the usual case: as ``encode`` wrote it
         kind = head.group(1).decode()
         for model in models:
@@ -203,45 +214,31 @@ def decode(data: bytes, *models: type[M]) -> M:
                 if fast is not None:
                     return fast
     obj = _load_object(data)
-    kind = obj.get("type")
-    for model in models:
-        if kind == type_name(model):
-            return _validate(model, obj)
-    expected = ", ".join(type_name(m) for m in models)
-    raise ProtocolError(
-        ErrorCode.UNKNOWN_TYPE, f"message type {kind!r} is not accepted here (expected {expected})"
-    )
+    if escaped:
+        _refuse_unstorable(obj)
+    return _pick(obj, models)
 
 
 def decode_object(obj: object, *models: type[M]) -> M:
     """Like ``decode`` for JSON already parsed (a dict), e.g. a message inside an envelope."""
     if not isinstance(obj, dict):
         raise ProtocolError(ErrorCode.MALFORMED, "message is not a JSON object")
-    problem = unstorable(obj)
-    if problem:
-        raise ProtocolError(
-            ErrorCode.INVALID, f"text with {problem} is not accepted (no store can keep it)"
-        )
-    kind = obj.get("type")
-    for model in models:
-        if kind == type_name(model):
-            return _validate(model, obj)
-    expected = ", ".join(type_name(m) for m in models)
-    raise ProtocolError(
-        ErrorCode.UNKNOWN_TYPE, f"message type {kind!r} is not accepted here (expected {expected})"
-    )
+    _refuse_unstorable(obj)
+    return _pick(obj, models)
 
 
 def decode_any(data: bytes) -> BaseModel:
     """Parse any known message."""
-    _check_text(data)
-    head = _HEAD.match(data)
+    escaped = _escaped(data)
+    head = None if escaped else _HEAD.match(data)
     if head is not None:
         known = _BY_TYPE.get(head.group(1).decode())
         fast = _fast(known, data) if known is not None else None
         if fast is not None:
             return fast
     obj = _load_object(data)
+    if escaped:
+        _refuse_unstorable(obj)
     kind = obj.get("type")
     model = _BY_TYPE.get(kind) if isinstance(kind, str) else None
     if model is None:
