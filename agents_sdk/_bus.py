@@ -94,13 +94,18 @@ async def request(
         raise RequestRefused(ErrorCode.OVERSIZE, str(exc)) from None
     except nats.errors.Error as exc:
         raise HubUnavailable(f"request on {subject} failed: {exc}") from None
-    answer = decode_any(msg.data)
+    return expect(decode_any(msg.data), reply, f" on {subject}")
+
+
+def expect(answer: BaseModel, reply: type[M], where: str = "") -> M:
+    """``answer`` as a ``reply``; ``RequestRefused`` for an ``ErrorReply``, ``ProtocolError``
+    for any other message."""
     if isinstance(answer, ErrorReply):
         raise refused(answer)
     if not isinstance(answer, reply):
         raise ProtocolError(
             ErrorCode.UNKNOWN_TYPE,
-            f"expected {type_name(reply)} on {subject}, got {type_name(type(answer))}",
+            f"expected {type_name(reply)}{where}, got {type_name(type(answer))}",
         )
     return answer
 

@@ -43,7 +43,7 @@ from protocols import (
     type_name,
 )
 
-from ._bus import connect, publish, refused, request
+from ._bus import connect, expect, publish, request
 from .errors import HubUnavailable, RequestRefused, RequestTimeout
 
 log = logging.getLogger("agents_sdk")
@@ -303,14 +303,7 @@ class WsTransport:
             raise RequestTimeout(f"{self.url} ({type_name(type(message))})", timeout) from None
         finally:
             self._pending.pop(call_id, None)
-        if isinstance(answer, ErrorReply):
-            raise refused(answer)
-        if not isinstance(answer, reply):
-            raise ProtocolError(
-                ErrorCode.UNKNOWN_TYPE,
-                f"expected {type_name(reply)}, got {type_name(type(answer))}",
-            )
-        return answer
+        return expect(answer, reply)
 
     async def publish(self, subject: str, message: BaseModel) -> bool:
         """Send without waiting for an answer."""
