@@ -193,10 +193,7 @@ class HubApi:
         return GoalList(goals=[self.hub.board.goal_status(g) for g in goals])
 
     def get_goal(self, msg: GetGoal) -> GoalStatus:
-        goal = self.hub.board.goals.get(msg.goal_id)
-        if goal is None:
-            raise ProtocolError(ErrorCode.UNKNOWN_TASK, f"no goal {msg.goal_id}")
-        return self.hub.board.goal_status(goal)
+        return self.hub.board.goal_status(self.hub.board.find_goal(msg.goal_id))
 
     def decide_plan(self, msg: DecidePlan) -> GoalStatus:
         return self.hub.board.goal_status(self.hub.board.decide_plan(msg))

@@ -63,7 +63,8 @@ class GoalBoard(ReviewBoard):
         states = {t: self.tasks[t].state for t in goal.task_ids if t in self.tasks}
         return goal.status(states)
 
-    def _goal(self, goal_id: str) -> GoalRecord:
+    def find_goal(self, goal_id: str) -> GoalRecord:
+        """The goal, or ``unknown_task`` (the code for any unknown id a request names)."""
         goal = self.goals.get(goal_id)
         if goal is None:
             raise ProtocolError(ErrorCode.UNKNOWN_TASK, f"no goal {goal_id}")
@@ -188,7 +189,7 @@ class GoalBoard(ReviewBoard):
 
     def decide_plan(self, msg: DecidePlan) -> GoalRecord:
         """A human approves (maybe an edited plan) or rejects a plan."""
-        goal = self._goal(msg.goal_id)
+        goal = self.find_goal(msg.goal_id)
         self.check_human(msg.by, "approve plans")
         if goal.state != "awaiting_approval" or goal.plan is None:
             raise ProtocolError(
@@ -209,7 +210,7 @@ class GoalBoard(ReviewBoard):
 
     def cancel_goal(self, msg: CancelGoal) -> GoalRecord:
         """Stop a goal and every open task of it."""
-        goal = self._goal(msg.goal_id)
+        goal = self.find_goal(msg.goal_id)
         if goal.state in GOAL_TERMINAL:
             raise ProtocolError(ErrorCode.CONFLICT, f"goal {goal.id} is already {goal.state}")
         why = f"cancelled by {msg.by or 'a client'}" + (f": {msg.reason}" if msg.reason else "")
