@@ -15,7 +15,7 @@ from agents_sdk import Agent, HubClient, RequestRefused, TaskContext
 from clawhub.embedded import EmbeddedNats
 from clawhub.hub import Hub
 from clawhub.store import Store
-from protocols import ErrorCode, TaskState, ValidationStep
+from protocols import ErrorCode, TaskState, ValidationStep, subjects
 
 S = TaskState
 HUMAN = ValidationStep(kind="human")
@@ -418,5 +418,46 @@ async def test_validation_resumes_after_a_hub_restart(
         finally:
             await second.stop()
             second.store.close()
+    finally:
+        await stopped([agent])
+
+
+async def test_bad_human_requests_get_clear_errors_are_recorded_and_lose_nothing(
+    make_hub: MakeHub,
+) -> None:
+    hub = await make_hub()
+    agent = worker("coder", {"python": 0.9})
+    await running([agent], hub.url)
+    try:
+        async with HubClient(hub.url) as client:
+            tid = await client.submit_task("x", skills={"python": 0.5}, validation=[HUMAN])
+            await in_state(client, tid, S.NEEDS_HUMAN)
+            idle = await client.submit_task("nobody can", skills={"cobol": 0.5})
+            ghost = "ghost"
+            cases = [
+                (lambda: client.decide("no-such-task", True, by="alice"), ErrorCode.UNKNOWN_TASK),
+                (lambda: client.decide(idle, True, by="alice"), ErrorCode.CONFLICT),
+                (lambda: client.reassign(idle, to=ghost, by="alice"), ErrorCode.UNKNOWN_AGENT),
+                (lambda: client.claim(idle, ghost), ErrorCode.UNKNOWN_AGENT),
+                (lambda: client.claim(idle, "coder"), ErrorCode.CONFLICT),  # lacks cobol
+                (lambda: client.claim(tid, "coder"), ErrorCode.CONFLICT),  # not ready
+                (lambda: client.set_agent_mode(ghost, "paused", by="a"), ErrorCode.UNKNOWN_AGENT),
+                (lambda: client.goal("g-nothing"), ErrorCode.UNKNOWN_TASK),
+                (lambda: client.decide_plan("g-nothing", True, by="a"), ErrorCode.UNKNOWN_TASK),
+            ]
+            for call, code in cases:
+                with pytest.raises(RequestRefused) as refused:
+                    await call()
+                assert refused.value.code is code, refused.value
+            # a malformed decision on the wire: refused as invalid and recorded
+            raw = b'{"type": "claw.v1.api.decide", "task_id": "' + tid.encode() + b'", "by": "a"}'
+            reply = await client.nc.request(subjects.api("default", subjects.API_DECIDE), raw)
+            assert b'"code":"invalid"' in reply.data.replace(b" ", b"")
+            log = await client.history(kind="message.refused")
+            assert {e.data["code"] for e in log} >= {"unknown_task", "unknown_agent", "invalid"}
+            # nothing was lost: the result still waits, and a good decision still works
+            status = await client.task(tid)
+            assert status.state is S.NEEDS_HUMAN and status.output == {"by": "coder", "attempt": 1}
+            assert (await client.decide(tid, True, by="alice")).state is S.DONE
     finally:
         await stopped([agent])
