@@ -14,7 +14,7 @@ import sys
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from clawhub.hub import Hub, tune_gc
+from clawhub.runtime import Hub, tune_gc
 from clawhub.settings import HubSettings
 
 

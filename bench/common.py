@@ -23,7 +23,7 @@ import nats
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
-from clawhub.embedded import EmbeddedNats
+from clawhub.runtime import EmbeddedNats
 from protocols import subjects
 
 ROOT = Path(__file__).resolve().parent.parent

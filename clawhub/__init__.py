@@ -1,7 +1,14 @@
 """Claw Hub: the coordination hub of a Claw Group.
 
-Registry, matcher, lifecycle, scheduler, lease watcher, validation and store around a NATS
-bus (embedded ``nats-server`` by default). Start one with ``clawhub up`` or ``Hub``.
+The rooms, each importing only those below it (an import-linter contract):
+
+- ``board``: the rules, no I/O (records, lifecycle, matching, attempts, validation, goals...);
+- ``store``: tables, row mapping, the ``Store``;
+- ``runtime``: the hub process (``Hub``: bus, routes, offers, scheduler, writer, models);
+- ``gateway``: REST, WebSocket, SSE, metrics, and the ``clawhub up`` process;
+- ``cli``: the ``clawhub`` command.
+
+Start a hub with ``clawhub up``, or in code with ``Hub`` (one group) or ``HubProcess``.
 
 Names load on first use, so the CLI's client commands do not pay for the store and the
 server half (SQLAlchemy, the board) they never touch.
@@ -14,17 +21,18 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .board import Board
-    from .embedded import EmbeddedNats
     from .errors import BusError, HubError, IllegalTransition, StoreError
-    from .hub import Hub
+    from .gateway import HubProcess
+    from .runtime import EmbeddedNats, Hub
     from .settings import HubSettings
     from .store import Store
 
 _WHERE = {
     "Board": ".board",
     "BusError": ".errors",
-    "EmbeddedNats": ".embedded",
-    "Hub": ".hub",
+    "EmbeddedNats": ".runtime",
+    "Hub": ".runtime",
+    "HubProcess": ".gateway",
     "HubError": ".errors",
     "HubSettings": ".settings",
     "IllegalTransition": ".errors",
@@ -38,6 +46,7 @@ __all__ = [
     "EmbeddedNats",
     "Hub",
     "HubError",
+    "HubProcess",
     "HubSettings",
     "IllegalTransition",
     "Store",

@@ -12,11 +12,10 @@ import pytest
 import sqlalchemy as sa
 from nats.aio.client import Client as NATS
 
-from clawhub.embedded import EmbeddedNats
-from clawhub.hub import Hub
-from clawhub.server import HubServer
+from clawhub.gateway import HubProcess
+from clawhub.runtime import EmbeddedNats, Hub
 from clawhub.settings import HubSettings
-from clawhub.store import Store, normalise_url
+from clawhub.store.store import Store, normalise_url
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -106,7 +105,7 @@ async def hub(nats_server: EmbeddedNats, store: Store, tmp_path: Path) -> AsyncI
 
 
 @pytest.fixture
-async def hub_server(tmp_path: Path, sqlite_store: Store) -> AsyncIterator[HubServer]:
+async def hub_server(tmp_path: Path, sqlite_store: Store) -> AsyncIterator[HubProcess]:
     """Two groups (alpha, beta) behind one embedded nats-server WITH authentication and one
     gateway on a free port: the fixture of the security and gateway tests."""
     settings = HubSettings(
@@ -122,7 +121,7 @@ async def hub_server(tmp_path: Path, sqlite_store: Store) -> AsyncIterator[HubSe
         submit_burst=20.0,
         gateway_port=0,
     )
-    server = HubServer(settings, ["alpha", "beta"], store=sqlite_store)
+    server = HubProcess(settings, ["alpha", "beta"], store=sqlite_store)
     await server.start()
     yield server
     await server.stop()
@@ -137,7 +136,7 @@ async def make_hub(
 ) -> AsyncIterator[MakeHub]:
     """Start hubs on the test's nats-server and SQLite store: ``await make_hub(mocks,
     **settings)``; ``mocks`` are the coordinator model's answers (litellm mock_response)."""
-    from clawhub.coordinator import Coordinator
+    from clawhub.runtime.coordinator import Coordinator
 
     hubs: list[Hub] = []
 

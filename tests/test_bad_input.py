@@ -16,7 +16,7 @@ import pytest
 from fakes import GROUP, WAIT, FakeAgent, ask
 from nats.aio.client import Client as NATS
 
-from clawhub.hub import Hub
+from clawhub.runtime import Hub
 from clawhub.store import EventRow
 from protocols import (
     AgentProfile,

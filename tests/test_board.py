@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from clawhub.board import Board, Offer
-from clawhub.records import AgentRecord, TaskRecord
+from clawhub.board.records import AgentRecord, TaskRecord
 from clawhub.settings import HubSettings
 from clawhub.store import AgentRow, EventRow, Row, TaskRow
 from protocols import (

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from agents_sdk import Agent, HubClient, TaskContext
-from clawhub.hub import Hub
+from clawhub.runtime import Hub
 from clawhub.store import Store
 from protocols import AgentList, Event, TaskList, TaskSpec, TaskState
 

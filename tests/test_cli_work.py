@@ -11,7 +11,7 @@ import pytest
 from test_cli import clawhub, clawhub_sync, worker
 
 from agents_sdk import HubClient
-from clawhub.hub import Hub
+from clawhub.runtime import Hub
 from clawhub.store import Store
 from protocols import GoalList, TaskState, ValidationStep
 

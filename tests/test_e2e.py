@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from agents_sdk import Agent, HubClient, TaskContext
-from clawhub.hub import Hub
+from clawhub.runtime import Hub
 from protocols import TaskSpec, TaskState
 
 SKILLS = ["python", "research", "writing", "review", "translate"]

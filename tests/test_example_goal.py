@@ -10,7 +10,7 @@ import sys
 from test_examples import EXAMPLES, ROOT, load_example
 
 from agents_sdk import Agent, HubClient
-from clawhub.hub import Hub
+from clawhub.runtime import Hub
 
 
 async def test_run_goal_example_with_the_plan_file(hub: Hub) -> None:

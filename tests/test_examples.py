@@ -19,7 +19,7 @@ from nats.aio.msg import Msg
 
 from agents_sdk import Agent, HubClient
 from agents_sdk.testing import run_task
-from clawhub.hub import Hub
+from clawhub.runtime import Hub
 from protocols import AgentInfo, Event, TaskSpec, TaskState, decode, subjects
 
 ROOT = Path(__file__).resolve().parent.parent

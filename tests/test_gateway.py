@@ -1,4 +1,4 @@
-"""The gateway against real parts: a HubServer (two groups, embedded nats-server with auth,
+"""The gateway against real parts: a HubProcess (two groups, embedded nats-server with auth,
 SQLite) and uvicorn on a free port; clients are httpx, raw ``websockets`` and the SDK."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import websockets
 from ws_agent import RawWsAgent
 
 from agents_sdk import Agent, TaskContext
-from clawhub.gateway_ws import parse_frame
-from clawhub.server import HubServer
+from clawhub.gateway import HubProcess
+from clawhub.gateway.ws import parse_frame
 from protocols import API, Event, ProtocolError, TaskSpec, TaskState, subjects
 
 
@@ -33,7 +33,7 @@ def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def test_raw_websocket_agent_completes_tasks(hub_server: HubServer) -> None:
+async def test_raw_websocket_agent_completes_tasks(hub_server: HubProcess) -> None:
     token, _ = await hub_server.create_token("alpha", "agent", "raw-ws")
     hub = hub_server.hubs["alpha"]
     agent = RawWsAgent(str(hub_server.ws_url), token, "raw-ws", {"python": 0.9})
@@ -71,7 +71,7 @@ def _list_events(**kw: Any) -> Any:
 
 @pytest.mark.parametrize("transport", ["nats", "ws"])
 async def test_sdk_agent_same_scenario_on_both_transports(
-    hub_server: HubServer, transport: str
+    hub_server: HubProcess, transport: str
 ) -> None:
     agent_id = f"sdk-{transport}"
     token, _ = await hub_server.create_token("alpha", "agent", agent_id)
@@ -114,7 +114,7 @@ async def test_sdk_agent_same_scenario_on_both_transports(
     await until(lambda: hub.board.agents[agent_id].state == "left")
 
 
-async def test_rest_reads_health_and_metrics(hub_server: HubServer) -> None:
+async def test_rest_reads_health_and_metrics(hub_server: HubProcess) -> None:
     admin = hub_server.admin_tokens["alpha"]
     async with httpx.AsyncClient(base_url=str(hub_server.gateway_url)) as http:
         health = await http.get("/healthz")
@@ -144,7 +144,7 @@ async def test_rest_reads_health_and_metrics(hub_server: HubServer) -> None:
     assert 'group="beta"' not in text  # a group's metrics only
 
 
-async def test_metrics_count_assignments_and_latency(hub_server: HubServer) -> None:
+async def test_metrics_count_assignments_and_latency(hub_server: HubProcess) -> None:
     token, _ = await hub_server.create_token("alpha", "agent", "m-agent")
     agent = Agent("m", id="m-agent", group="alpha", skills={"x": 1.0})
 
@@ -167,7 +167,7 @@ async def test_metrics_count_assignments_and_latency(hub_server: HubServer) -> N
         await agent.stop()
 
 
-async def test_event_stream_over_websocket_and_sse(hub_server: HubServer) -> None:
+async def test_event_stream_over_websocket_and_sse(hub_server: HubProcess) -> None:
     admin = hub_server.admin_tokens["alpha"]
     base = str(hub_server.gateway_url)
     ws_url = "ws" + base[4:] + f"/v1/ws/events?token={admin}&kinds=task.&after=0"
@@ -195,7 +195,7 @@ async def test_event_stream_over_websocket_and_sse(hub_server: HubServer) -> Non
                 break
 
 
-async def test_bad_frames_are_answered_and_recorded(hub_server: HubServer) -> None:
+async def test_bad_frames_are_answered_and_recorded(hub_server: HubProcess) -> None:
     token, _ = await hub_server.create_token("alpha", "agent", "bad-frames")
     hub = hub_server.hubs["alpha"]
     limit = hub.settings.max_message_bytes
@@ -231,11 +231,11 @@ async def test_bad_frames_are_answered_and_recorded(hub_server: HubServer) -> No
     assert {"malformed", "unknown_type", "oversize"} <= set(codes)
 
 
-def test_every_served_verb_has_a_typed_rest_route(hub_server: HubServer) -> None:
+def test_every_served_verb_has_a_typed_rest_route(hub_server: HubProcess) -> None:
     """New verbs in Hub.api_handlers appear in REST and OpenAPI with no gateway change."""
     gw = hub_server.gateway
     assert gw is not None
-    from clawhub.gateway import create_app
+    from clawhub.gateway.app import create_app
 
     spec = create_app(gw).openapi()
     hub = hub_server.hubs["alpha"]

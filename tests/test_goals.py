@@ -15,8 +15,7 @@ from conftest import MakeHub, hub_settings
 from fakes import FakeAgent, ask
 
 from agents_sdk import Agent, HubClient, RequestRefused, TaskContext
-from clawhub.embedded import EmbeddedNats
-from clawhub.hub import Hub
+from clawhub.runtime import EmbeddedNats, Hub
 from clawhub.store import Store
 from protocols import (
     ErrorCode,

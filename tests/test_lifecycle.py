@@ -6,8 +6,7 @@ import itertools
 
 import pytest
 
-from clawhub.errors import HubError, IllegalTransition
-from clawhub.lifecycle import (
+from clawhub.board.lifecycle import (
     HELD,
     after_failed_attempt,
     after_validation,
@@ -15,6 +14,7 @@ from clawhub.lifecycle import (
     initial_state,
     transition,
 )
+from clawhub.errors import HubError, IllegalTransition
 from protocols import TaskState
 
 S = TaskState

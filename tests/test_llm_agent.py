@@ -25,7 +25,7 @@ from nats.aio.msg import Msg
 from agents_sdk import Agent, HubClient, LLMAgent, RetryPolicy, TaskContext
 from agents_sdk.llm import provider_of
 from agents_sdk.testing import run_task
-from clawhub.hub import Hub
+from clawhub.runtime import Hub
 from protocols import (
     Event,
     Result,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from clawhub.matching import (
+from clawhub.board.matching import (
     Candidate,
     SkillIndex,
     is_local_model,
@@ -360,7 +360,7 @@ def test_ladder_ranks_one_skill_tasks_exactly_as_a_full_scan() -> None:
     from tempfile import mkdtemp
 
     from clawhub.board import Board
-    from clawhub.records import TaskRecord
+    from clawhub.board.records import TaskRecord
     from clawhub.settings import HubSettings
     from protocols import Register, TaskState
 

@@ -14,7 +14,7 @@ import pytest
 from agents_sdk import Agent, HubClient, Memory, TaskContext
 from agents_sdk.memory import AGENTS_DIR_ENV, default_data_dir
 from agents_sdk.testing import run_task
-from clawhub.hub import Hub
+from clawhub.runtime import Hub
 from protocols import TaskSpec, TaskState
 
 

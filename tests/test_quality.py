@@ -82,7 +82,7 @@ def test_protocols_loads_only_pydantic() -> None:
     assert loaded <= pydantic_family, sorted(loaded - pydantic_family)
 
 
-@pytest.mark.parametrize("module", ["clawhub.hub", "clawhub.cli", "clawhub.demo"])
+@pytest.mark.parametrize("module", ["clawhub.runtime.hub", "clawhub.cli", "clawhub.cli.demo"])
 def test_hub_never_loads_the_sdk(module: str) -> None:
     loaded = loaded_after(f"import {module}")
     assert "clawhub" in loaded and "nats" in loaded
@@ -92,7 +92,7 @@ def test_hub_never_loads_the_sdk(module: str) -> None:
 
 def test_cli_client_commands_stay_light() -> None:
     """``clawhub agents`` and friends never load the store or the server half."""
-    loaded = loaded_after("import clawhub, clawhub.cli, clawhub.client")
+    loaded = loaded_after("import clawhub, clawhub.cli, clawhub.cli.client")
     assert "typer" in loaded
     heavy = {"sqlalchemy", "sqlmodel", "agents_sdk"}
     assert not loaded & heavy, sorted(loaded & heavy)

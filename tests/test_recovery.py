@@ -17,8 +17,7 @@ from pathlib import Path
 from conftest import hub_settings
 
 from agents_sdk import Agent, HubClient, TaskContext
-from clawhub.embedded import EmbeddedNats
-from clawhub.hub import Hub
+from clawhub.runtime import EmbeddedNats, Hub
 from clawhub.settings import HubSettings
 from clawhub.store import Store
 from protocols import AgentInfo, TaskSpec, TaskState, TaskStatus, Timeouts

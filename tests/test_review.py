@@ -22,9 +22,8 @@ from test_board import settings as board_settings
 
 from agents_sdk import Agent, HubClient, TaskContext
 from clawhub.board import Board
-from clawhub.embedded import EmbeddedNats
 from clawhub.errors import StoreError
-from clawhub.hub import Hub
+from clawhub.runtime import EmbeddedNats, Hub
 from clawhub.store import AgentRow, Row, Store, Write
 from protocols import (
     AgentProfile,

@@ -1,5 +1,5 @@
 """Groups and security against real parts: an embedded nats-server WITH authentication, two
-groups (alpha, beta) in one HubServer, the gateway on a free port."""
+groups (alpha, beta) in one HubProcess, the gateway on a free port."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from test_gateway import auth, until
 from ws_agent import RawWsAgent
 
 from agents_sdk import Agent, HubClient, HubUnavailable, RequestRefused, TaskContext
-from clawhub.server import HubServer
+from clawhub.gateway import HubProcess
 from protocols import (
     CancelTask,
     SubmitTasks,
@@ -29,7 +29,7 @@ from protocols import (
 )
 
 
-async def nats_as(server: HubServer, token: str, errors: list[Exception]) -> NATS:
+async def nats_as(server: HubProcess, token: str, errors: list[Exception]) -> NATS:
     """A raw nats-py connection as the token's NATS user."""
     token_id, secret = split_token(token)
 
@@ -46,7 +46,7 @@ async def nats_as(server: HubServer, token: str, errors: list[Exception]) -> NAT
     )
 
 
-async def test_bad_and_revoked_tokens_are_refused_on_every_path(hub_server: HubServer) -> None:
+async def test_bad_and_revoked_tokens_are_refused_on_every_path(hub_server: HubProcess) -> None:
     token, row = await hub_server.create_token("alpha", "agent", "doomed")
     base = str(hub_server.gateway_url)
     async with httpx.AsyncClient(base_url=base) as http:
@@ -110,7 +110,7 @@ def _appender(errors: list[Exception]) -> Any:
     return append
 
 
-async def test_revocation_by_the_cli_reaches_a_running_server(hub_server: HubServer) -> None:
+async def test_revocation_by_the_cli_reaches_a_running_server(hub_server: HubProcess) -> None:
     """``clawhub token revoke`` in another process: the token table is re-read."""
     token, row = await hub_server.create_token("alpha", "human")
     other = type(hub_server.tokens)(hub_server.store)  # another process's view of the store
@@ -129,7 +129,7 @@ async def test_revocation_by_the_cli_reaches_a_running_server(hub_server: HubSer
 
 
 async def test_group_a_cannot_see_take_or_complete_group_b_tasks_on_nats(
-    hub_server: HubServer,
+    hub_server: HubProcess,
 ) -> None:
     beta = hub_server.hubs["beta"]
     [secret_task] = beta.board.submit(
@@ -182,7 +182,7 @@ async def test_group_a_cannot_see_take_or_complete_group_b_tasks_on_nats(
 
 
 async def test_group_a_cannot_see_take_or_complete_group_b_tasks_on_rest_and_ws(
-    hub_server: HubServer,
+    hub_server: HubProcess,
 ) -> None:
     beta = hub_server.hubs["beta"]
     beta.board.submit([TaskSpec(id="beta-job", title="beta", skills={"x": 0.1}, input="secret")])
@@ -241,7 +241,7 @@ async def test_group_a_cannot_see_take_or_complete_group_b_tasks_on_rest_and_ws(
                 break
 
 
-async def test_only_humans_and_admins_approve_reassign_and_cancel(hub_server: HubServer) -> None:
+async def test_only_humans_and_admins_approve_reassign_and_cancel(hub_server: HubProcess) -> None:
     hub = hub_server.hubs["alpha"]
     [task_id] = hub.board.submit([TaskSpec(title="keep", skills={"rare": 1.0})])
     agent_token, _ = await hub_server.create_token("alpha", "agent", "worker")
@@ -266,7 +266,7 @@ async def test_only_humans_and_admins_approve_reassign_and_cancel(hub_server: Hu
 
 
 async def test_a_flood_is_rate_limited_without_hurting_another_group(
-    hub_server: HubServer,
+    hub_server: HubProcess,
 ) -> None:
     flooder, _ = await hub_server.create_token("alpha", "human")
     token_b, _ = await hub_server.create_token("beta", "agent", "beta-worker")
@@ -319,7 +319,7 @@ def _events(kind: str) -> Any:
     return ListEvents(kind=kind)
 
 
-async def test_hub_client_needs_a_token_under_auth(hub_server: HubServer) -> None:
+async def test_hub_client_needs_a_token_under_auth(hub_server: HubProcess) -> None:
     with pytest.raises(HubUnavailable):
         async with HubClient(hub_server.url, group="alpha", timeout=2):
             pass

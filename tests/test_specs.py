@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from clawhub.gateway import openapi_document
-from clawhub.gateway_ws import parse_frame
-from clawhub.server import HubServer
+from clawhub.gateway import HubProcess
+from clawhub.gateway.app import openapi_document
+from clawhub.gateway.ws import parse_frame
 from protocols import (
     API,
     MESSAGE_TYPES,
@@ -82,7 +82,7 @@ def test_asyncapi_covers_every_verb_and_message_and_its_refs_resolve() -> None:
         assert _resolve(doc, ref) is not None, ref
 
 
-async def test_schemathesis_finds_no_server_error(hub_server: HubServer, tmp_path: Path) -> None:
+async def test_schemathesis_finds_no_server_error(hub_server: HubProcess, tmp_path: Path) -> None:
     admin = hub_server.admin_tokens["alpha"]
     spec = tmp_path / "openapi.json"
     spec.write_text(openapi_document())

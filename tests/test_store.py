@@ -13,9 +13,8 @@ from fakes import WAIT, FakeAgent, ask
 from nats.aio.client import Client as NATS
 from pydantic import BaseModel
 
-from clawhub.embedded import EmbeddedNats
 from clawhub.errors import StoreError
-from clawhub.hub import Hub
+from clawhub.runtime import EmbeddedNats, Hub
 from clawhub.store import AgentRow, EventRow, Store, TaskRow
 from protocols import (
     AgentProfile,

@@ -17,7 +17,7 @@ import pytest
 from tui_sample import sample_model
 
 from agents_sdk import HubClient
-from clawhub.hub import Hub
+from clawhub.runtime import Hub
 from clawhub.store import Store
 from protocols import AgentInfo, AgentProfile, AttemptInfo, Event, TaskSpec, TaskState, TaskStatus
 from tui import KEYMAP, ClawTui, GroupModel, human_id

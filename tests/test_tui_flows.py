@@ -14,8 +14,7 @@ from textual.pilot import Pilot
 from textual.widgets import Select
 
 from agents_sdk import Agent, HubClient, TaskContext
-from clawhub.embedded import EmbeddedNats
-from clawhub.hub import Hub
+from clawhub.runtime import EmbeddedNats, Hub
 from clawhub.store import Store
 from protocols import (
     Constraints,

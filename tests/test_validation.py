@@ -12,8 +12,7 @@ import pytest
 from conftest import MakeHub, hub_settings
 
 from agents_sdk import Agent, HubClient, RequestRefused, TaskContext
-from clawhub.embedded import EmbeddedNats
-from clawhub.hub import Hub
+from clawhub.runtime import EmbeddedNats, Hub
 from clawhub.store import Store
 from protocols import ErrorCode, TaskState, ValidationStep, subjects
 

@@ -1,0 +1,5 @@
+"""``python -m clawhub.cli``: the ``clawhub`` command."""
+
+from .app import main
+
+main()

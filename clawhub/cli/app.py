@@ -1,0 +1,434 @@
+"""The ``clawhub`` command: run a hub, talk to a running one, run the demo."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+from protocols import (
+    AgentList,
+    CancelTask,
+    Event,
+    EventList,
+    ListAgents,
+    ListEvents,
+    ListTasks,
+    ProtocolError,
+    SubmitTasks,
+    Submitted,
+    TaskList,
+    TaskSpec,
+    TaskState,
+    TaskStatus,
+    asyncapi,
+    decode,
+    message_schemas,
+    render,
+    subjects,
+)
+
+from ..errors import HubError
+from . import tokens, work
+from .client import call, resolve_token, resolve_url
+from .options import (
+    DataDirOpt,
+    GroupOpt,
+    JsonOpt,
+    UrlOpt,
+    agents_table,
+    build_settings,
+    client_run,
+    console,
+    event_line,
+    fail,
+    parse_skills,
+    tasks_table,
+    wait_for,
+)
+
+app = typer.Typer(
+    name="clawhub",
+    help="Claw Hub: the open coordination hub for groups of AI agents and humans.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.command()
+def up(
+    nats_url: Annotated[
+        str | None,
+        typer.Option("--nats-url", help="Use this NATS server instead of embedding one."),
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Port of the embedded nats-server (0 = free).")
+    ] = None,
+    store_url: Annotated[
+        str | None, typer.Option("--store-url", help="Store URL (sqlite:///... postgresql://...).")
+    ] = None,
+    data_dir: DataDirOpt = None,
+    group: Annotated[
+        list[str] | None,
+        typer.Option("--group", help="Claw Group to serve (repeatable: one hub per group)."),
+    ] = None,
+    gateway_port: Annotated[
+        int | None, typer.Option("--gateway-port", help="Port of the HTTP/WebSocket gateway.")
+    ] = None,
+    auth: Annotated[
+        bool | None,
+        typer.Option("--auth/--no-auth", help="Require tokens on the embedded nats-server."),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Log more.")] = False,
+) -> None:
+    """Run the hub (embedded nats-server + SQLite + gateway unless configured) until Ctrl-C."""
+    groups = list(group or [])
+    settings = build_settings(
+        nats_url=nats_url,
+        nats_port=port,
+        store_url=store_url,
+        data_dir=data_dir,
+        group=groups[0] if groups else None,
+        gateway_port=gateway_port,
+        auth=auth,
+    )
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+    from ..gateway.process import HubProcess  # noqa: PLC0415
+    from ..runtime.gc import tune_gc  # noqa: PLC0415 - the server half loads only when serving
+
+    async def serve() -> None:
+        server = HubProcess(settings, groups or None)
+        await server.start()
+        tune_gc()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        embedded = server.embedded
+        console.print(f"[bold green]Claw Hub[/] serving {', '.join(server.groups)}")
+        auth_note = "  (embedded, tokens required)" if embedded and embedded.auth else ""
+        if embedded and not embedded.auth:
+            auth_note = "  (embedded, no auth)"
+        console.print(f"  NATS     {server.url}{auth_note}")
+        if server.gateway_url:
+            console.print(
+                f"  gateway  {server.gateway_url}  (REST /docs, WebSocket {server.ws_url})"
+            )
+        console.print(f"  store    {server.store.display_url}")
+        console.print(f"  data     {settings.data_dir}  (hub.json holds an admin token per group)")
+        console.print(
+            "  agents:  clawhub token create --group G --role agent --agent-id ID, then "
+            f"Agent(...).run({server.url!r}, token=...)"
+        )
+        console.print("  Ctrl-C to stop")
+        try:
+            await stop.wait()
+        finally:
+            await server.stop()
+            console.print("hub stopped")
+
+    try:
+        asyncio.run(serve())
+    except HubError as exc:
+        raise fail(str(exc)) from None
+
+
+@app.command()
+def agents(
+    url: UrlOpt = None,
+    data_dir: DataDirOpt = None,
+    group: GroupOpt = None,
+    all_: Annotated[bool, typer.Option("--all", help="Include lost and departed.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the participants of a running hub."""
+
+    async def fn(nc: Any, g: str) -> AgentList:
+        return await call(
+            nc, subjects.api(g, subjects.API_AGENTS), ListAgents(include_gone=all_), AgentList
+        )
+
+    result: AgentList = client_run(url, data_dir, group, fn)
+    if as_json:
+        console.print_json(result.model_dump_json())
+    else:
+        console.print(agents_table(result.agents))
+
+
+@app.command()
+def tasks(
+    url: UrlOpt = None,
+    data_dir: DataDirOpt = None,
+    group: GroupOpt = None,
+    state: Annotated[list[TaskState] | None, typer.Option("--state", help="Filter.")] = None,
+    limit: Annotated[int, typer.Option(help="Most tasks shown.")] = 200,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the tasks of a running hub, with attempts and reasons."""
+
+    async def fn(nc: Any, g: str) -> TaskList:
+        return await call(
+            nc,
+            subjects.api(g, subjects.API_TASKS),
+            ListTasks(states=state or [], limit=limit),
+            TaskList,
+        )
+
+    result: TaskList = client_run(url, data_dir, group, fn)
+    if as_json:
+        console.print_json(result.model_dump_json())
+    else:
+        console.print(tasks_table(result.tasks))
+
+
+@app.command()
+def submit(
+    title: Annotated[str | None, typer.Argument(help="Task title.")] = None,
+    skill: Annotated[
+        list[str] | None,
+        typer.Option("--skill", "-s", help="Required skill as name=min_level (repeatable)."),
+    ] = None,
+    input_: Annotated[str | None, typer.Option("--input", help="Input as JSON.")] = None,
+    instructions: Annotated[str, typer.Option(help="What to do.")] = "",
+    depends_on: Annotated[
+        list[str] | None,
+        typer.Option("--depends-on", help="Task id this one waits for (repeatable)."),
+    ] = None,
+    priority: Annotated[int, typer.Option(help="Higher runs first.")] = 0,
+    max_attempts: Annotated[int, typer.Option(help="Failed attempts before giving up.")] = 3,
+    task_id: Annotated[str | None, typer.Option("--id", help="Choose the task id.")] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option("--file", help="JSON file with a list of task specs (a task graph)."),
+    ] = None,
+    wait: Annotated[bool, typer.Option(help="Wait until the tasks finish.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 300.0,
+    url: UrlOpt = None,
+    data_dir: DataDirOpt = None,
+    group: GroupOpt = None,
+) -> None:
+    """Submit a task (or a graph from --file) to a running hub."""
+    try:
+        if file is not None:
+            raw = json.loads(file.read_text())
+            specs = [TaskSpec.model_validate(s) for s in (raw if isinstance(raw, list) else [raw])]
+        elif title:
+            specs = [
+                TaskSpec(
+                    id=task_id,
+                    title=title,
+                    instructions=instructions,
+                    input=json.loads(input_) if input_ else None,
+                    skills=parse_skills(skill or []),
+                    depends_on=depends_on or [],
+                    priority=priority,
+                    max_attempts=max_attempts,
+                )
+            ]
+        else:
+            raise fail("give a TITLE or --file", 2)
+    except (ValueError, ValidationError, OSError) as exc:
+        raise fail(f"bad task: {exc}", 2) from None
+
+    async def fn(nc: Any, g: str) -> list[TaskStatus]:
+        done = await call(
+            nc, subjects.api(g, subjects.API_SUBMIT), SubmitTasks(tasks=specs), Submitted
+        )
+        for i in done.ids:
+            console.print(f"submitted {i}")
+        if not wait:
+            return []
+        return await wait_for(nc, g, done.ids, timeout)
+
+    finished: list[TaskStatus] = client_run(url, data_dir, group, fn)
+    if wait:
+        console.print(tasks_table(finished, "Finished"))
+        if any(t.state is not TaskState.DONE for t in finished):
+            raise typer.Exit(1)
+
+
+@app.command()
+def cancel(
+    task_id: str,
+    reason: Annotated[str, typer.Option(help="Why.")] = "",
+    as_: work.AsOpt = None,
+    url: UrlOpt = None,
+    data_dir: DataDirOpt = None,
+    group: GroupOpt = None,
+) -> None:
+    """Cancel a task that has not finished."""
+
+    async def fn(nc: Any, g: str) -> TaskStatus:
+        return await call(
+            nc,
+            subjects.api(g, subjects.API_CANCEL),
+            CancelTask(task_id=task_id, reason=reason, by=work.whoami(as_)),
+            TaskStatus,
+        )
+
+    status: TaskStatus = client_run(url, data_dir, group, fn)
+    console.print(f"{status.id} {status.state.value}")
+
+
+@app.command()
+def events(
+    task: Annotated[str | None, typer.Option("--task", help="Only this task's events.")] = None,
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="Only kinds starting with this (task.revoked).")
+    ] = None,
+    after: Annotated[int, typer.Option(help="Only events after this sequence number.")] = 0,
+    limit: Annotated[int, typer.Option(help="Most events shown.")] = 1000,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Then stream new ones.")] = False,
+    url: UrlOpt = None,
+    data_dir: DataDirOpt = None,
+    group: GroupOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The event log: every assignment, detection (lost, stalled) and retry, with its reason."""
+
+    async def fn(nc: Any, g: str) -> None:
+        query = ListEvents(task_id=task, kind=kind, after=after, limit=limit)
+        stored = await call(nc, subjects.api(g, subjects.API_EVENTS), query, EventList)
+        for ev in stored.events:
+            typer.echo(ev.model_dump_json() if as_json else event_line(ev))
+        if not follow:
+            return
+        seen = stored.events[-1].seq if stored.events else after
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+
+        async def on_event(msg: Any) -> None:
+            with contextlib.suppress(ProtocolError):
+                queue.put_nowait(decode(msg.data, Event))
+
+        await nc.subscribe(subjects.all_events(g), cb=on_event)
+        while True:
+            ev = await queue.get()
+            if (ev.seq and ev.seq <= seen) or (task and ev.task_id != task):
+                continue
+            if kind and not ev.kind.startswith(kind):
+                continue
+            typer.echo(ev.model_dump_json() if as_json else event_line(ev))
+
+    with contextlib.suppress(KeyboardInterrupt):
+        client_run(url, data_dir, group, fn)
+
+
+@app.command()
+def schema(
+    out: Annotated[Path, typer.Option(help="Folder to write the JSON Schemas to.")] = Path(
+        "protocols/schema"
+    ),
+    asyncapi_path: Annotated[
+        Path, typer.Option("--asyncapi", help="Where the AsyncAPI 3 document of NATS goes.")
+    ] = Path("protocols/asyncapi.json"),
+    openapi_path: Annotated[
+        Path, typer.Option("--openapi", help="Where the gateway's OpenAPI document goes.")
+    ] = Path("clawhub/openapi.json"),
+    check: Annotated[bool, typer.Option(help="Only check the files are up to date.")] = False,
+) -> None:
+    """Export (or check) the JSON Schema of every wire message, the AsyncAPI document of the
+    NATS subjects and the OpenAPI document of the gateway."""
+    from ..gateway.app import openapi_document  # noqa: PLC0415 - builds the app offline
+
+    schemas = message_schemas()
+    files = {out / name: render(body) for name, body in schemas.items()}
+    files[asyncapi_path] = render(asyncapi())
+    files[openapi_path] = openapi_document()
+    stale = []
+    for path, text in files.items():
+        if check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(str(path))
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    if check:
+        extra = sorted(str(p) for p in out.glob("*.json") if p.name not in schemas)
+        if stale or extra:
+            raise fail(f"schemas out of date: {', '.join(stale + extra)}; run `clawhub schema`")
+        console.print(f"{len(schemas)} schemas up to date in {out}, and the API documents")
+    else:
+        console.print(f"wrote {len(schemas)} schemas to {out}, {asyncapi_path} and {openapi_path}")
+
+
+@app.command()
+def tui(
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="Your display name (default: CLAWHUB_USER or $USER)."),
+    ] = None,
+    skills: Annotated[
+        str, typer.Option("--skills", help="What you can do, with levels: review=0.9,writing=0.6")
+    ] = "",
+    capacity: Annotated[int, typer.Option(help="Tasks you hold at once.")] = 3,
+    id: Annotated[
+        str | None, typer.Option("--id", help="Your participant id (default: from the name).")
+    ] = None,
+    log: Annotated[Path | None, typer.Option("--log", help="Write the TUI's log here.")] = None,
+    url: UrlOpt = None,
+    data_dir: DataDirOpt = None,
+    group: GroupOpt = None,
+) -> None:
+    """Join the group as a human participant in the terminal UI (runs `python -m tui`)."""
+    settings = build_settings(data_dir=data_dir, group=group)
+    try:
+        target = resolve_url(settings, url)
+    except HubError as exc:
+        raise fail(str(exc)) from None
+    # The hub package never imports the TUI: it runs as its own program. The token goes in
+    # the environment (CLAWHUB_TOKEN, read by the SDK), never on a command line.
+    token = resolve_token(settings)
+    env = {**os.environ, "CLAWHUB_TOKEN": token} if token else None
+    argv = [sys.executable, "-m", "tui", "--url", target, "--group", settings.group]
+    argv += ["--capacity", str(capacity), "--skills", skills]
+    if name:
+        argv += ["--name", name]
+    if id:
+        argv += ["--id", id]
+    if log:
+        argv += ["--log", str(log)]
+    try:
+        code = subprocess.call(argv, env=env)
+    except KeyboardInterrupt:
+        code = 130
+    raise typer.Exit(code)
+
+
+@app.command()
+def demo(
+    timeout: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 120.0,
+    keep: Annotated[bool, typer.Option(help="Keep the demo's data folder.")] = False,
+) -> None:
+    """Start a hub and a fleet of example agents, run a task graph, print who did what."""
+    from .demo import run_demo  # noqa: PLC0415 - loads the server half
+
+    code = asyncio.run(run_demo(console, timeout=timeout, keep=keep))
+    raise typer.Exit(code)
+
+
+work.register(app)
+tokens.register(app)
+
+
+def main() -> None:
+    """Entry point of the ``clawhub`` script."""
+    with contextlib.suppress(KeyboardInterrupt):
+        app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,96 @@
+"""A small request/reply client for the CLI (the hub package may not import the SDK)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypeVar
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from pydantic import BaseModel
+
+from protocols import ErrorReply, decode, encode, split_token, subjects
+
+from ..errors import BusError, HubError
+from ..settings import HubSettings, read_hub_file
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def resolve_token(settings: HubSettings) -> str | None:
+    """The token of client commands: ``CLAWHUB_TOKEN``, else the admin token of the group in
+    ``data_dir/hub.json`` (written by ``clawhub up``), else none (a hub without auth)."""
+    if settings.token:
+        return settings.token
+    info = read_hub_file(Path(settings.data_dir)) or {}
+    tokens = info.get("tokens")
+    if isinstance(tokens, dict) and isinstance(tokens.get(settings.group), str):
+        return str(tokens[settings.group])
+    return None
+
+
+def resolve_url(settings: HubSettings, url: str | None) -> str:
+    """The hub's NATS URL: ``--url``, else ``CLAWHUB_NATS_URL``, else ``data_dir/hub.json``."""
+    if url:
+        return url
+    if settings.nats_url:
+        return settings.nats_url
+    info = read_hub_file(Path(settings.data_dir))
+    if info and isinstance(info.get("url"), str):
+        return str(info["url"])
+    raise BusError(
+        f"no running hub found (no --url, no CLAWHUB_NATS_URL, no {settings.data_dir}/hub.json);"
+        " start one with `clawhub up`"
+    )
+
+
+async def connect(url: str, token: str | None = None) -> NATS:
+    """Connect to the bus (as the token's NATS user, if any), with a clear error when
+    nothing listens there."""
+    extra: dict[str, str] = {}
+    if token:
+        try:
+            token_id, secret = split_token(token)
+        except ValueError as exc:
+            raise HubError(f"bad token: {exc}") from None
+        extra = {
+            "user": token_id,
+            "password": secret,
+            "inbox_prefix": subjects.inbox_prefix(token_id),
+        }
+    try:
+        return await nats.connect(
+            url,
+            **extra,
+            connect_timeout=3,
+            max_reconnect_attempts=1,  # nats-py reads 0 as "forever"
+            reconnect_time_wait=0.2,
+            allow_reconnect=False,
+            name="clawhub-cli",
+            error_cb=_quiet,
+        )
+    except Exception as exc:
+        raise BusError(f"cannot connect to NATS at {url}: {exc}") from exc
+
+
+async def _quiet(exc: Exception) -> None:
+    """Connection errors surface as one ``BusError``, not a traceback per retry."""
+
+
+async def call(
+    nc: NATS, subject: str, message: BaseModel, reply: type[M], timeout: float = 10.0
+) -> M:
+    """Request ``message`` on ``subject``; return the reply, or raise ``HubError``."""
+    try:
+        msg = await nc.request(subject, encode(message), timeout=timeout)
+    except NoRespondersError:
+        raise BusError(f"no hub answers on {subject} (is `clawhub up` running?)") from None
+    except NatsTimeout:
+        raise BusError(f"the hub did not answer on {subject} within {timeout:g}s") from None
+    answer = decode(msg.data, reply, ErrorReply)
+    if isinstance(answer, ErrorReply):
+        raise HubError(f"refused ({answer.code.value}): {answer.message}")
+    assert isinstance(answer, reply)
+    return answer
