@@ -33,7 +33,7 @@ class NullSink:
     def publish(self, event: Event) -> None:
         pass
 
-    def cancel(self, agent_id: str, message: Cancel) -> None:
+    def send_cancel(self, agent_id: str, message: Cancel) -> None:
         pass
 
     def wake(self) -> None:

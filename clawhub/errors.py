@@ -4,15 +4,17 @@
 
     protocols.ClawHubError
     ├── protocols.ProtocolError      a message was refused (has ``code``)
+    │   └── TokenError               a token was missing, malformed, unknown or revoked
     └── HubError                     the hub itself could not do something
         ├── BusError                 the embedded nats-server would not start, or NATS is gone
         ├── StoreError               the store could not be opened or written
-        └── IllegalTransition        a lifecycle transition that the state machine forbids
+        ├── IllegalTransition        a lifecycle transition that the state machine forbids
+        └── ModelUnavailable         the coordinator model cannot be called (no API key)
 """
 
 from __future__ import annotations
 
-from protocols import ClawHubError, TaskState
+from protocols import ClawHubError, ErrorCode, ProtocolError, TaskState
 
 
 class HubError(ClawHubError):
@@ -35,3 +37,14 @@ class IllegalTransition(HubError):
         self.task_id = task_id
         self.src = src
         self.dst = dst
+
+
+class ModelUnavailable(HubError):
+    """The coordinator model cannot be called (no API key for its provider)."""
+
+
+class TokenError(ProtocolError):
+    """A token was missing, malformed, unknown or revoked (code ``unauthorized``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.UNAUTHORIZED, message)

@@ -17,6 +17,7 @@ from clawhub.board import Board, Offer
 from clawhub.board.records import AgentRecord, TaskRecord
 from clawhub.settings import HubSettings
 from clawhub.store import AgentRow, EventRow, Row, TaskRow
+from clawhub.store.mapping import agent_records, agent_row, task_records, task_row
 from protocols import (
     AgentProfile,
     AttemptInfo,
@@ -72,7 +73,7 @@ class RecordingSink:
     def publish(self, event: Event) -> None:
         self.events.append(event)
 
-    def cancel(self, agent_id: str, message: Cancel) -> None:
+    def send_cancel(self, agent_id: str, message: Cancel) -> None:
         self.cancels.append((agent_id, message))
 
     def wake(self) -> None:
@@ -250,7 +251,7 @@ def test_depending_on_a_known_failed_task_fails_at_once(board: Board) -> None:
     rec = board.tasks["b"]
     assert rec.state is S.FAILED
     assert rec.error == "dependency a cancelled"
-    assert "b" not in board._ready
+    assert "b" not in board.state.ready
 
 
 @pytest.mark.parametrize(
@@ -285,7 +286,7 @@ def test_bad_batches_are_refused_whole(
     assert board.tasks == before_tasks
     assert len(sink.rows) == before_rows
     assert len(sink.events) == before_events
-    assert list(board._ready) == ["known"]
+    assert list(board.state.ready) == ["known"]
     # the refused ids are still free
     board.submit([task("a"), task("b")])
     assert board.tasks["a"].state is S.READY
@@ -493,7 +494,7 @@ def test_failed_attempts_retry_then_fail_with_history(board: Board, sink: Record
         (2, "w1", "error"),
     ]
     assert sink.task_rows()["a"].state == "failed"
-    assert "a" not in board._ready
+    assert "a" not in board.state.ready
 
 
 def test_stale_attempt_result_is_refused(board: Board, sink: RecordingSink) -> None:
@@ -591,7 +592,7 @@ def test_cancel_a_ready_task(board: Board, sink: RecordingSink) -> None:
     assert rec.state is S.CANCELLED
     assert rec.error == "changed my mind"
     assert sink.cancels == []
-    assert "a" not in board._ready
+    assert "a" not in board.state.ready
     assert sink.task_rows()["a"].state == "cancelled"
 
 
@@ -928,14 +929,14 @@ def test_sweep_fails_a_task_past_its_deadline(board: Board, sink: RecordingSink)
     assert board.tasks["held"].state is S.RUNNING
     board.tasks["held"].spec.deadline = time.time() - 1
     board.tasks["queued"].spec.deadline = time.time() - 1
-    board._deadlines["queued"] = board.tasks["queued"]
+    board.state.deadlines["queued"] = board.tasks["queued"]
     board.sweep()
     held = board.tasks["held"]
     assert (held.state, held.error) == (S.FAILED, "deadline passed")
     assert held.history[-1].outcome == "timed_out"
     assert ("w1", "held", offer.attempt) in {(a, c.task_id, c.attempt) for a, c in sink.cancels}
     assert board.tasks["queued"].state is S.FAILED
-    assert board._deadlines == {}
+    assert board.state.deadlines == {}
 
 
 def test_submit_with_a_past_deadline_fails_on_the_next_sweep(board: Board) -> None:
@@ -1048,7 +1049,11 @@ def test_load_restores_states_from_rows(tmp_path: Path) -> None:
     ]
     sink = RecordingSink()
     board = Board(GROUP, settings(tmp_path), sink, "hub-2")
-    board.load([r.row(GROUP) for r in recs], [a.row(GROUP) for a in agents], last_seq=41)
+    board.load(
+        task_records(task_row(r, GROUP) for r in recs),
+        agent_records(agent_row(a, GROUP) for a in agents),
+        last_seq=41,
+    )
 
     t = board.tasks
     assert t["done"].state is S.DONE
@@ -1109,7 +1114,11 @@ def test_load_round_trip_of_a_live_board(tmp_path: Path) -> None:
 
     sink2 = RecordingSink()
     second = Board(GROUP, settings(tmp_path), sink2, "hub-2")
-    second.load(sink1.task_rows().values(), sink1.agent_rows().values(), last_seq=last_seq)
+    second.load(
+        task_records(sink1.task_rows().values()),
+        agent_records(sink1.agent_rows().values()),
+        last_seq=last_seq,
+    )
     after = {i: (r.state, r.attempt, r.failures, r.assigned_to) for i, r in second.tasks.items()}
     assert after == before
     assert second.tasks["a"].excluded == {"w1"}

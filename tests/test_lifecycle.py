@@ -9,7 +9,6 @@ import pytest
 from clawhub.board.lifecycle import (
     HELD,
     after_failed_attempt,
-    after_validation,
     can_transition,
     initial_state,
     transition,
@@ -19,7 +18,7 @@ from protocols import TaskState
 
 S = TaskState
 
-#: The lifecycle of DESIGN.md written out by hand: every allowed ``src -> dst``.
+#: The lifecycle of the design (shared/DESIGN.md) written out by hand: every allowed ``src -> dst``.
 EXPECTED: set[tuple[TaskState, TaskState]] = {
     (S.PENDING, S.READY),
     (S.PENDING, S.FAILED),
@@ -143,19 +142,3 @@ def test_initial_state(deps: list[TaskState], expected: TaskState) -> None:
 )
 def test_after_failed_attempt(failures: int, max_attempts: int, expected: TaskState) -> None:
     assert after_failed_attempt(failures, max_attempts) is expected
-
-
-@pytest.mark.parametrize(
-    ("valid", "failures", "max_attempts", "expected"),
-    [
-        (True, 0, 3, S.DONE),
-        (True, 5, 3, S.DONE),
-        (False, 1, 3, S.READY),
-        (False, 3, 3, S.FAILED),
-        (False, 1, 1, S.FAILED),
-    ],
-)
-def test_after_validation(
-    valid: bool, failures: int, max_attempts: int, expected: TaskState
-) -> None:
-    assert after_validation(valid, failures, max_attempts) is expected

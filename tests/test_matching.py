@@ -367,7 +367,7 @@ def test_ladder_ranks_one_skill_tasks_exactly_as_a_full_scan() -> None:
     class Sink:
         def write(self, row: object) -> None: ...
         def publish(self, event: object) -> None: ...
-        def cancel(self, agent_id: str, message: object) -> None: ...
+        def send_cancel(self, agent_id: str, message: object) -> None: ...
         def wake(self) -> None: ...
 
     rnd = random.Random(3)
@@ -405,11 +405,11 @@ def test_ladder_ranks_one_skill_tasks_exactly_as_a_full_scan() -> None:
         full = rank(task, [c for c in everyone if c.profile.id not in rec.excluded])
         if not full:
             full = rank(task, everyone)
-        walked = board._rank(rec)
+        walked = board.matcher.rank(rec)
         assert walked == full[: len(walked)], case
         assert walked[:3] == full[:3], case
         first = [s.agent_id for s in full if s.agent_id not in rec.declined][:1]
         assert [s.agent_id for s in walked if s.agent_id not in rec.declined][:1] == first, case
-        assert board.ladder.free == sum(
+        assert board.state.ladder.free == sum(
             a.free for a in board.agents.values() if a.state == "online" and a.free > 0
         )

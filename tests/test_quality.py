@@ -1,10 +1,13 @@
-"""The code-quality gates, as tests: lint, format, strict typing, and the layering of
-DESIGN.md, checked statically (import-linter) and at run time (what an import loads)."""
+"""The code-quality gates, as tests: lint, format, strict typing, and the layering of the
+design (shared/DESIGN.md), checked statically (import-linter) and at run time (what an
+import loads)."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -43,8 +46,12 @@ def test_tool_passes(command: tuple[str, ...]) -> None:
 
 
 def test_import_linter_checks_every_contract() -> None:
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"][
+        "contracts"
+    ]
+    assert len(contracts) >= 9
     proc = run_tool("lint-imports")
-    assert "4 kept, 0 broken" in proc.stdout, proc.stdout + proc.stderr
+    assert f"{len(contracts)} kept, 0 broken" in proc.stdout, proc.stdout + proc.stderr
 
 
 # -- run-time layering (agents_sdk is checked in test_sdk_unit.py) -----------------------------
@@ -90,6 +97,31 @@ def test_hub_never_loads_the_sdk(module: str) -> None:
     assert not loaded & forbidden, sorted(loaded & forbidden)
 
 
+def test_the_rule_core_loads_no_io_library() -> None:
+    """``import clawhub.board`` (every rule) loads no database, bus, web or model library."""
+    loaded = loaded_after("import clawhub.board")
+    assert "clawhub" in loaded and "pydantic" in loaded
+    io = {"sqlalchemy", "sqlmodel", "nats", "fastapi", "uvicorn", "starlette", "litellm"}
+    assert not loaded & io, sorted(loaded & io)
+
+
+def test_no_module_or_class_grows_past_its_limit() -> None:
+    """Modules stay under ~500 lines and classes under ~600 (split them along a seam)."""
+    too_long: list[str] = []
+    for package in ("protocols", "clawhub", "agents_sdk", "tui"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            text = path.read_text()
+            lines = text.count("\n")
+            if lines > 520:
+                too_long.append(f"{path.relative_to(ROOT)}: {lines} lines")
+            for node in ast.walk(ast.parse(text)):
+                if isinstance(node, ast.ClassDef) and node.end_lineno is not None:
+                    size = node.end_lineno - node.lineno + 1
+                    if size > 600:
+                        too_long.append(f"{path.relative_to(ROOT)}: class {node.name}: {size}")
+    assert not too_long, too_long
+
+
 def test_cli_client_commands_stay_light() -> None:
     """``clawhub agents`` and friends never load the store or the server half."""
     loaded = loaded_after("import clawhub, clawhub.cli, clawhub.cli.client")
@@ -99,7 +131,7 @@ def test_cli_client_commands_stay_light() -> None:
 
 
 def test_examples_use_public_modules_only() -> None:
-    """DESIGN.md: examples import anything *public*, never a private ``_module``."""
+    """The design (shared/DESIGN.md): examples import anything *public*, never a private ``_module``."""
     private = []
     for path in sorted((ROOT / "examples").glob("*.py")):
         for line in path.read_text().splitlines():

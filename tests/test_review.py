@@ -25,6 +25,7 @@ from clawhub.board import Board
 from clawhub.errors import StoreError
 from clawhub.runtime import EmbeddedNats, Hub
 from clawhub.store import AgentRow, Row, Store, Write
+from clawhub.store.mapping import agent_record
 from protocols import (
     AgentProfile,
     ErrorCode,
@@ -118,7 +119,7 @@ def test_agent_restarted_with_the_hub_may_register_a_new_session(tmp_path: Path)
         state="online",
         last_seen=time.time() - 30,
     )
-    board.load([], [row], 0)
+    board.load([], [agent_record(row)], 0)
     try:
         ack = board.register(Register(profile=profile, session="new-session"))
     except ProtocolError as exc:

@@ -10,6 +10,8 @@ uvicorn or litellm); a test checks it.
 from __future__ import annotations
 
 from .board import Board
-from .sink import FAILED_OUTCOMES, Offer, Sink, new_task_id
+from .graph import new_task_id
+from .lifecycle import FAILED_OUTCOMES
+from .sink import Offer, Sink
 
 __all__ = ["FAILED_OUTCOMES", "Board", "Offer", "Sink", "new_task_id"]

@@ -1,289 +1,323 @@
-"""The board: every task and participant, and every rule that moves them. No I/O.
+"""The board: one Claw Group's state and every rule that moves it. No I/O.
 
-The hub feeds it messages and clock ticks; it answers with replies, and tells the hub what
-to write, publish and cancel through a ``Sink``. Keeping the rules here, synchronous and free
-of the bus, makes each one testable on its own and every change atomic in the event loop.
+The hub feeds it messages and clock ticks; it answers with replies and tells the hub what to
+write, publish and cancel through a ``Sink``. Keeping the rules synchronous and free of the
+bus makes each one testable on its own and every change atomic in the event loop.
+
+``Board`` is a façade over collaborators that share one ``GroupState`` and one ``Journal``
+and hand work on through explicit listeners, wired in ``Board.__init__``:
+
+============== ==================================================================
+``matcher``     ready tasks → the best participant → an ``Offer`` (``offers``)
+``attempts``    submit, cancel, an attempt from offer to result, a task's end
+``validation``  a good result through schema / reviewer / judge / human to done
+``humans``      decide, reassign, claim, pause/resume/drain, chat
+``planner``     goals: planning, approval, the task graph, the deliverable, budgets
+``participants`` register, heartbeat, deregister, lost
+``watcher``     the lease sweep: lost, stalled, timed out, deadlines
+============== ==================================================================
+
+The path of a result, top to bottom::
+
+    Board.result ─► Attempts.result      fenced: attempt, holder, session
+        error ─► Attempts.retry_or_fail  ready again, or failed when attempts are spent
+        good  ─► validating ─► Attempts.deliver = Validation.deliver
+                   no steps ─► Attempts.accept_at_once ─► Attempts.finish(done)
+                   steps    ─► Validation.advance, one step at a time:
+                                schema   decided at once
+                                reviewer a review task; its end comes back through
+                                         Attempts.finished ─► Validation.review_finished
+                                judge    Sink.judge; the model's answer ─► Board.judge_verdict
+                                human    needs_human; a person ─► Board.decide
+                   accepted ─► Attempts.finish(done);  rejected ─► Attempts.retry_or_fail
+    Attempts.finish ─► Attempts.finished listeners: Validation.review_finished,
+                       Planner.task_finished ─► then the dependents: ready, or failed
+    Attempts.add_usage ─► Attempts.spent listeners: Planner.spent (the goal's budget)
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 
+from pydantic import JsonValue
+
 from protocols import (
-    Cancel,
+    AttemptOutcome,
+    CancelGoal,
+    ClaimTask,
+    DecidePlan,
+    DecideTask,
     Deregister,
-    ErrorCode,
+    Event,
+    GoalStatus,
     Heartbeat,
+    Plan,
+    PostChat,
+    Progress,
     ProtocolError,
+    ReassignTask,
     Register,
     RegisterAck,
-    TaskRef,
-    TaskState,
+    Result,
+    ResultAck,
+    SetAgentMode,
+    SubmitGoal,
+    TaskSpec,
+    Usage,
 )
 
-from ..store.store import AgentRow, GoalRow, TaskRow
-from .goalboard import GoalBoard
-from .lifecycle import HELD, initial_state
+from ..settings import HubSettings
+from .attempts import Attempts
+from .goals import Planner
+from .humans import Humans
+from .offers import Matcher
+from .participants import Participants
 from .plans import GoalRecord
 from .records import AgentRecord, TaskRecord
-from .sink import FAILED_OUTCOMES, Offer, Sink, new_task_id
+from .recovery import recover
+from .sink import Offer, Sink
+from .state import GroupState, Journal
+from .validation import Validation
+from .watcher import Watcher
 
-S = TaskState
 
-__all__ = ["FAILED_OUTCOMES", "Board", "Offer", "Sink", "new_task_id"]
+class Board:
+    """State and rules of one Claw Group (see the module docstring for who does what)."""
 
+    def __init__(self, group: str, settings: HubSettings, sink: Sink, hub_id: str) -> None:
+        self.group = group
+        self.settings = settings
+        self.sink = sink
+        self.hub_id = hub_id
+        self.state = GroupState(sink)
+        self.journal = Journal(group, sink)
+        state, journal = self.state, self.journal
+        self.tasks: dict[str, TaskRecord] = state.tasks
+        self.agents: dict[str, AgentRecord] = state.agents
+        self.goals: dict[str, GoalRecord] = state.goals
+        self.index = state.index
 
-class Board(GoalBoard):
-    """State and rules of one Claw Group: tasks (``TaskBoard``), participants, the lease
-    watcher and recovery after a restart."""
+        self.matcher = Matcher(state, journal, settings)
+        self.attempts = Attempts(state, journal, sink)
+        self.validation = Validation(state, journal, settings, sink, self.attempts)
+        self.humans = Humans(state, journal, sink, self.attempts, self.validation, self.matcher)
+        self.planner = Planner(
+            state, journal, settings, sink, self.attempts, cancel_task=self.validation.cancel
+        )
+        self.participants = Participants(state, journal, settings, sink, self.attempts, hub_id)
+        self.watcher = Watcher(state, settings, self.participants, self.attempts)
+
+        # the hand-offs, in the order they run
+        self.attempts.deliver = self.validation.deliver  # a good result is validated
+        self.attempts.finished.append(self.validation.review_finished)  # a review's verdict
+        self.attempts.finished.append(self.planner.task_finished)  # a goal's progress
+        self.attempts.spent.append(self.planner.spent)  # a goal's budget
+        self.matcher.cost_limit = self.planner.cost_limit  # ... limits who may be chosen
+
+    @property
+    def bus_up(self) -> bool:
+        """False while the hub is cut off from NATS: nobody is judged lost meanwhile."""
+        return self.state.bus_up
+
+    @bus_up.setter
+    def bus_up(self, value: bool) -> None:
+        self.state.bus_up = value
+
+    # ------------------------------------------------------------------ the journal
+
+    def emit(
+        self,
+        kind: str,
+        *,
+        task: TaskRecord | None = None,
+        task_id: str | None = None,
+        agent_id: str | None = None,
+        attempt: int | None = None,
+        message: str = "",
+        data: dict[str, JsonValue] | None = None,
+        store: bool = True,
+    ) -> Event:
+        """Publish an event and, unless ``store`` is false, append it to the event log."""
+        return self.journal.emit(
+            kind,
+            task=task,
+            task_id=task_id,
+            agent_id=agent_id,
+            attempt=attempt,
+            message=message,
+            data=data,
+            store=store,
+        )
+
+    def refused(self, subject: str, error: ProtocolError, agent_id: str | None = None) -> None:
+        """Record a refused message in the event log (bad input is never silent)."""
+        self.journal.refused(subject, error, agent_id)
+
+    # ------------------------------------------------------------------ tasks and attempts
+
+    def submit(self, specs: list[TaskSpec]) -> list[str]:
+        """Add a batch of tasks (a graph). All or nothing."""
+        return self.attempts.submit(specs)
+
+    def cancel_task(self, task_id: str, reason: str) -> TaskRecord:
+        """Cancel a task that has not finished (and the review of it, if one is under way)."""
+        return self.validation.cancel(task_id, reason)
+
+    def next_offers(self, now: float) -> list[Offer]:
+        """Match ready tasks to participants with free capacity; mark each one assigned."""
+        return self.matcher.next_offers(now)
+
+    def next_retry(self) -> float | None:
+        """Earliest monotonic time a backed-off ready task may be offered again."""
+        return self.matcher.next_retry()
+
+    def offer_accepted(self, task_id: str, attempt: int, agent_id: str) -> None:
+        """The participant accepted: the attempt runs."""
+        self.attempts.offer_accepted(task_id, attempt, agent_id)
+
+    def offer_refused(
+        self, task_id: str, attempt: int, agent_id: str, outcome: AttemptOutcome, reason: str
+    ) -> None:
+        """The participant declined, or did not reply in time: try the next candidate."""
+        self.attempts.offer_refused(task_id, attempt, agent_id, outcome, reason)
+
+    def offer_undeliverable(self, task_id: str, attempt: int, agent_id: str, reason: str) -> None:
+        """The offer cannot be sent at all: the task fails."""
+        self.attempts.offer_undeliverable(task_id, attempt, agent_id, reason)
+
+    def progress(self, msg: Progress) -> None:
+        """Progress or a log line from the holder: resets the stall timer."""
+        self.attempts.progress(msg)
+
+    def result(self, msg: Result) -> ResultAck:
+        """A result (see the module docstring for its path)."""
+        return self.attempts.result(msg)
+
+    def judge_verdict(
+        self,
+        task_id: str,
+        attempt: int,
+        *,
+        by: str,
+        accepted: bool | None,
+        reasons: str,
+        usage: Usage | None = None,
+    ) -> None:
+        """The judge model's answer (``accepted`` None: it gave no usable verdict)."""
+        self.validation.judge_verdict(
+            task_id, attempt, by=by, accepted=accepted, reasons=reasons, usage=usage
+        )
+
+    # ------------------------------------------------------------------ humans
+
+    def check_human(self, who: str | None, what: str) -> None:
+        """Refuse ``what`` (``forbidden``) when ``who`` is a known agent."""
+        self.humans.check_human(who, what)
+
+    def decide(self, msg: DecideTask) -> TaskRecord:
+        """A human approves or rejects a result waiting in ``needs_human``."""
+        return self.humans.decide(msg)
+
+    def reassign(self, msg: ReassignTask) -> TaskRecord:
+        """Take a task back from its holder (no failure counted) and offer it again."""
+        return self.humans.reassign(msg)
+
+    def claim(self, msg: ClaimTask) -> TaskRecord:
+        """A participant takes a ready task: it is offered to them next."""
+        return self.humans.claim(msg)
+
+    def set_mode(self, msg: SetAgentMode) -> AgentRecord:
+        """Pause, resume or drain a participant."""
+        return self.humans.set_mode(msg)
+
+    def chat(self, msg: PostChat) -> None:
+        """A line in the group's shared channel."""
+        self.humans.chat(msg)
+
+    # ------------------------------------------------------------------ goals
+
+    def submit_goal(self, msg: SubmitGoal) -> GoalRecord:
+        """A new goal: run its given plan, or ask the coordinator model for one."""
+        return self.planner.submit(msg)
+
+    def plan_ready(
+        self, goal_id: str, plan: Plan | None, problem: str, usage: Usage, answer: str
+    ) -> None:
+        """The coordinator model answered (``plan`` None: unusable, ``problem`` says why)."""
+        self.planner.plan_ready(goal_id, plan, problem, usage, answer)
+
+    def plan_failed(self, goal_id: str, reason: str) -> None:
+        """The coordinator model cannot be asked: the goal fails."""
+        self.planner.plan_failed(goal_id, reason)
+
+    def decide_plan(self, msg: DecidePlan) -> GoalRecord:
+        """A human approves (maybe an edited plan) or rejects a plan."""
+        return self.planner.decide_plan(msg)
+
+    def cancel_goal(self, msg: CancelGoal) -> GoalRecord:
+        """Stop a goal and every open task of it."""
+        return self.planner.cancel(msg)
+
+    def find_goal(self, goal_id: str) -> GoalRecord:
+        """The goal, or ``unknown_task``."""
+        return self.planner.find(goal_id)
+
+    def goal_status(self, goal: GoalRecord) -> GoalStatus:
+        """The wire view of one goal."""
+        return self.planner.status(goal)
+
+    def group_skills(self) -> dict[str, float]:
+        """Every skill of the group's known participants, with its highest level."""
+        return self.planner.group_skills()
+
+    def group_usage(self) -> Usage:
+        """Model usage of the whole group: every task (judging included), plus planning."""
+        return self.planner.group_usage()
 
     # ------------------------------------------------------------------ participants
 
     def lost_after(self) -> float:
         """Seconds of silence after which a participant is lost."""
-        return self.settings.heartbeat_interval * self.settings.missed_beats
+        return self.participants.lost_after()
 
     def register(self, msg: Register) -> RegisterAck:
         """A participant joins, or re-joins after a reconnect."""
-        profile = msg.profile
-        now = time.monotonic()
-        old = self.agents.get(profile.id)
-        if (
-            old is not None
-            and old.state == "online"
-            and old.session != msg.session
-            and old.heard
-            and now - old.last_beat <= self.lost_after()
-        ):
-            raise ProtocolError(
-                ErrorCode.WRONG_SESSION,
-                f"agent id {profile.id} is held by another live session; pick another id or "
-                f"wait {self.lost_after():.0f}s for it to be declared lost",
-            )
-        if old is not None and old.session != msg.session:
-            for task_id in list(old.held):
-                self.revoke(self.tasks[task_id], "lost", "agent restarted (new session)")
-        agent = old or AgentRecord(profile=profile, session=msg.session)
-        rejoin = old is not None and old.session == msg.session
-        agent.profile = profile
-        agent.session = msg.session
-        agent.state = "online"
-        agent.last_beat = now
-        agent.last_seen = time.time()
-        agent.heard = True
-        revoked: list[TaskRef] = []
-        for ref in msg.running:
-            rec = self._current(ref.task_id, ref.attempt, profile.id)
-            if rec is None:
-                revoked.append(ref)
-            else:
-                agent.held[rec.id] = rec.attempt
-                rec.last_progress = now
-        self.agents[profile.id] = agent
-        self.index.add(profile)
-        self._save_agent(agent)
-        self.emit(
-            "agent.rejoined" if rejoin else "agent.registered",
-            agent_id=profile.id,
-            message=f"{profile.name} ({profile.kind}, {profile.model or 'plain code'}, "
-            f"{profile.device})",
-            data={"skills": dict(profile.skills), "capacity": profile.capacity},
-        )
-        self.sink.wake()
-        return RegisterAck(
-            agent_id=profile.id,
-            hub_id=self.hub_id,
-            heartbeat_interval=self.settings.heartbeat_interval,
-            missed_beats=self.settings.missed_beats,
-            max_message_bytes=self.settings.max_message_bytes,
-            revoked=revoked,
-        )
+        return self.participants.register(msg)
 
     def heartbeat(self, msg: Heartbeat) -> None:
-        """A heartbeat: the participant is alive; cancel attempts it runs but no longer holds."""
-        agent = self.agents.get(msg.agent_id)
-        if agent is None or agent.state == "left":
-            raise ProtocolError(ErrorCode.UNKNOWN_AGENT, f"unknown agent {msg.agent_id}")
-        if agent.session != msg.session:
-            raise ProtocolError(
-                ErrorCode.WRONG_SESSION, f"heartbeat from a stale session of {msg.agent_id}"
-            )
-        agent.last_beat = time.monotonic()
-        agent.last_seen = time.time()
-        agent.heard = True
-        if agent.state != "online":
-            agent.state = "online"
-            self.index.add(agent.profile)
-            self._save_agent(agent)
-            self.emit("agent.back", agent_id=agent.id, message="heart-beating again")
-            self.sink.wake()
-        for ref in msg.running:
-            if self._current(ref.task_id, ref.attempt, agent.id) is None:
-                self.sink.cancel(
-                    agent.id,
-                    Cancel(
-                        task_id=ref.task_id,
-                        attempt=ref.attempt,
-                        reason="this attempt is no longer yours",
-                        ts=time.time(),
-                    ),
-                )
+        """A heartbeat: the participant is alive."""
+        self.participants.heartbeat(msg)
 
     def deregister(self, msg: Deregister) -> None:
         """A participant leaves on purpose; what it held goes back to ready."""
-        agent = self.agents.get(msg.agent_id)
-        if agent is None:
-            raise ProtocolError(ErrorCode.UNKNOWN_AGENT, f"unknown agent {msg.agent_id}")
-        if agent.session != msg.session:
-            raise ProtocolError(ErrorCode.WRONG_SESSION, f"stale session of {msg.agent_id}")
-        for task_id in list(agent.held):
-            self.revoke(self.tasks[task_id], "revoked", f"agent left: {msg.reason or 'stopped'}")
-        agent.state = "left"
-        self.index.remove(agent.id)
-        self._save_agent(agent)
-        self.emit("agent.left", agent_id=agent.id, message=msg.reason)
+        self.participants.deregister(msg)
 
     def agent_lost(self, agent_id: str, reason: str) -> None:
         """A participant is gone (missed beats, closed connection): revoke all it held."""
-        agent = self.agents.get(agent_id)
-        if agent is None or agent.state != "online":
-            return
-        agent.state = "lost"
-        self.index.remove(agent_id)
-        held = list(agent.held)
-        for task_id in held:
-            self.revoke(self.tasks[task_id], "lost", f"agent {agent_id} lost: {reason}")
-        agent.reliability *= 0.5 if not held else 1.0
-        self._save_agent(agent)
-        self.emit("agent.lost", agent_id=agent_id, message=reason, data={"revoked": list(held)})
-
-    # ------------------------------------------------------------------ the lease watcher
+        self.participants.lost(agent_id, reason)
 
     def sweep(self) -> None:
-        """Detect lost participants, stalled and timed-out attempts, and passed deadlines."""
-        now = time.monotonic()
-        gap = now - self._last_sweep if self._last_sweep else 0.0
-        self._last_sweep = now
-        if gap > 2 * self.settings.sweep_interval + 0.05 or not self.bus_up:
-            # the hub itself was paused (busy loop, suspended laptop) or cut off from the bus:
-            # beats and progress sent meanwhile never reached it, so that time must not count;
-            # a watcher that stays late still ages every timer by one interval per sweep
-            pause = gap if not self.bus_up else gap - self.settings.sweep_interval
-            for agent in self.agents.values():
-                agent.last_beat += pause
-            for rec in self._active.values():
-                rec.last_progress += pause
-                rec.started += pause
-            if not self.bus_up:
-                return
-        limit = self.lost_after()
-        for agent in list(self.agents.values()):
-            if agent.state == "online" and now - agent.last_beat > limit:
-                self.agent_lost(
-                    agent.id,
-                    f"no heartbeat for {now - agent.last_beat:.1f}s "
-                    f"({self.settings.missed_beats} missed)",
-                )
-        for rec in list(self._active.values()):
-            if rec.state is not S.RUNNING:
-                continue
-            holder = self.agents.get(rec.assigned_to or "")
-            # people send no progress: only run timeouts and deadlines apply to them
-            human = holder is not None and holder.human
-            t = rec.spec.timeouts
-            stall = t.stall or self.settings.stall_timeout
-            run = t.run or self.settings.run_timeout
-            if not human and now - rec.last_progress > stall:
-                self.revoke(
-                    rec,
-                    "stalled",
-                    f"no progress for {now - rec.last_progress:.1f}s (stall timeout {stall:g}s)",
-                )
-            elif run is not None and now - rec.started > run:
-                self.revoke(rec, "timed_out", f"attempt ran past its {run:g}s run timeout")
-        wall = time.time()
-        for rec in list(self._deadlines.values()):
-            deadline = rec.spec.deadline
-            if deadline is not None and wall > deadline and not rec.state.terminal:
-                if rec.state in HELD:
-                    self._end_attempt(rec, "timed_out", "deadline passed", notify=True)
-                self._finish(rec, S.FAILED, "deadline passed")
+        """The lease watcher's pass: lost, stalled, timed out, deadlines."""
+        self.watcher.sweep()
 
     # ------------------------------------------------------------------ recovery
 
     def load(
         self,
-        task_rows: Iterable[TaskRow],
-        agent_rows: Iterable[AgentRow],
+        tasks: Iterable[TaskRecord],
+        agents: Iterable[AgentRecord],
         last_seq: int,
-        goal_rows: Iterable[GoalRow] = (),
+        goals: Iterable[GoalRecord] = (),
     ) -> None:
-        """Rebuild the board from the store after a restart."""
-        self._event_seq = last_seq
-        for goal_row in goal_rows:
-            goal = GoalRecord.from_row(goal_row)
-            self.goals[goal.id] = goal
-            self._goal_seq = max(self._goal_seq, goal.seq)
-        now = time.monotonic()
-        for row in agent_rows:
-            agent = AgentRecord.from_row(row)
-            agent.last_beat = now  # a grace window to re-attach
-            agent.heard = False  # ... but a new process under its id is not refused
-            self.agents[agent.id] = agent
-            if agent.state == "online":
-                self.index.add(agent.profile)
-        recs = [TaskRecord.from_row(r) for r in task_rows]
-        for rec in recs:
-            self.tasks[rec.id] = rec
-            self._task_seq = max(self._task_seq, rec.seq)
-        for rec in recs:
-            for dep in rec.spec.depends_on:
-                if dep in self.tasks:
-                    self.tasks[dep].dependents.append(rec.id)
-            if rec.spec.deadline is not None and not rec.state.terminal:
-                self._deadlines[rec.id] = rec
-        recovered = 0
-        validating: list[TaskRecord] = []
-        for rec in recs:
-            if rec.state is S.READY:
-                self._enqueue(rec)
-            elif rec.state is S.ASSIGNED:
-                # the offer died with the old hub: offer again, without counting a failure
-                holder = self.agents.get(rec.assigned_to or "")
-                self._active[rec.id] = rec
-                if holder is not None:
-                    holder.held[rec.id] = rec.attempt
-                self._end_attempt(rec, "revoked", "hub restarted during the offer", notify=True)
-                self._move(rec, S.READY)
-                self._save(rec)
-            elif rec.state is S.RUNNING:
-                holder = self.agents.get(rec.assigned_to or "")
-                rec.started = rec.last_progress = now
-                self._active[rec.id] = rec
-                if holder is not None and holder.state == "online":
-                    holder.held[rec.id] = rec.attempt
-                else:
-                    self.revoke(rec, "lost", "holder not online after hub restart")
-            elif rec.state is S.VALIDATING:
-                validating.append(rec)
-            elif rec.state is S.PENDING:
-                deps = [self.tasks[d].state for d in rec.spec.depends_on if d in self.tasks]
-                start = initial_state(deps)
-                if start is S.READY:
-                    self._move(rec, S.READY)
-                    self._save(rec)
-                elif start is S.FAILED:
-                    self._finish(rec, S.FAILED, "a dependency failed or was cancelled")
-            if not rec.state.terminal:
-                recovered += 1
-        for rec in validating:
-            self.resume_validation(rec)
-        for goal in self.goals.values():
-            if goal.state == "planning":
-                self.sink.plan(goal.id, "")  # the planning call died with the old hub
-        self.emit(
-            "hub.recovered",
-            message=f"{recovered} open tasks, {len(self.agents)} agents",
-            data={"open_tasks": recovered},
+        """Rebuild the board from what the store kept, after a restart."""
+        recover(
+            self.state,
+            self.journal,
+            self.attempts,
+            self.validation,
+            self.planner,
+            tasks=tasks,
+            agents=agents,
+            last_seq=last_seq,
+            goals=goals,
         )

@@ -1,4 +1,4 @@
-"""The task state machine of DESIGN.md, as pure functions."""
+"""The task state machine (the lifecycle in the design, shared/DESIGN.md), as pure functions."""
 
 from __future__ import annotations
 
@@ -23,6 +23,9 @@ TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
 
 #: States in which a participant holds the task.
 HELD = frozenset({S.ASSIGNED, S.RUNNING})
+
+#: Attempt outcomes that count against the participant (its record and reliability).
+FAILED_OUTCOMES: frozenset[str] = frozenset({"rejected", "error", "lost", "stalled", "timed_out"})
 
 
 def can_transition(src: TaskState, dst: TaskState) -> bool:
@@ -49,10 +52,3 @@ def initial_state(dep_states: list[TaskState]) -> TaskState:
 def after_failed_attempt(failures: int, max_attempts: int) -> TaskState:
     """Where a task goes after an attempt that counts as failed (``failures`` includes it)."""
     return S.FAILED if failures >= max_attempts else S.READY
-
-
-def after_validation(valid: bool, failures: int, max_attempts: int) -> TaskState:
-    """Where a validating task goes: done, or retried/failed on a rejected output."""
-    if valid:
-        return S.DONE
-    return after_failed_attempt(failures, max_attempts)

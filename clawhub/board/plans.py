@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 from dataclasses import dataclass, field
 
@@ -20,9 +19,9 @@ from protocols import (
     Usage,
 )
 
-from ..store.store import GOALS, GoalRow, Write, dumps
+from .graph import topological
+from .rows import GOALS, Write, dumps
 from .schemas import schema_problem
-from .sink import topological
 
 #: Longest plan-local task id (the board id is ``<goal id>-<local id>``).
 MAX_LOCAL_ID = 40
@@ -108,40 +107,6 @@ class GoalRecord:
                 "updated_at": self.updated_at,
             },
         )
-
-    @classmethod
-    def from_row(cls, row: GoalRow) -> GoalRecord:
-        """Rebuild from the store."""
-        return cls(
-            id=row.id,
-            seq=row.seq,
-            spec=GoalSpec.model_validate_json(row.spec),
-            state=_goal_state(row.state),
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            plan=Plan.model_validate_json(row.plan) if row.plan else None,
-            task_ids=list(json.loads(row.task_ids)),
-            usage=Usage.model_validate_json(row.usage or "{}"),
-            planning_usage=Usage.model_validate_json(row.planning_usage or "{}"),
-            deliverable=None if row.deliverable is None else json.loads(row.deliverable),
-            error=row.error,
-            planning_attempts=row.planning_attempts,
-        )
-
-
-def _goal_state(value: str) -> GoalState:
-    states: tuple[GoalState, ...] = (
-        "planning",
-        "awaiting_approval",
-        "running",
-        "done",
-        "failed",
-        "cancelled",
-    )
-    for state in states:
-        if value == state:
-            return state
-    return "failed"
 
 
 def plan_problems(

@@ -1,9 +1,9 @@
-"""In-memory records of tasks and participants, and their conversion to wire and rows."""
+"""In-memory records of tasks and participants, and their wire views and stored values (the
+store maps those values to its rows: ``clawhub.store.mapping``)."""
 
 from __future__ import annotations
 
 import functools
-import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -26,7 +26,7 @@ from protocols import (
     Verdict,
 )
 
-from ..store.store import AGENTS, TASKS, AgentRow, Later, TaskRow, Write, dumps
+from .rows import AGENTS, TASKS, Later, Write, dumps
 
 _NO_CONSTRAINTS = Constraints()
 _HISTORY = TypeAdapter(list[AttemptInfo])
@@ -136,35 +136,6 @@ class TaskRecord:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         }
-
-    def row(self, group: str) -> TaskRow:
-        """The store row."""
-        return TaskRow(**self.write(group).values)
-
-    @classmethod
-    def from_row(cls, row: TaskRow) -> TaskRecord:
-        """Rebuild from the store."""
-        extra = json.loads(row.extra or "{}")
-        return cls(
-            id=row.id,
-            seq=row.seq,
-            spec=TaskSpec.model_validate_json(row.spec),
-            state=TaskState(row.state),
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            attempt=row.attempt,
-            failures=row.failures,
-            assigned_to=row.assigned_to,
-            output=None if row.output is None else json.loads(row.output),
-            error=row.error,
-            history=[AttemptInfo.model_validate(h) for h in json.loads(row.history)],
-            excluded=set(json.loads(row.excluded)),
-            verdicts=[Verdict.model_validate(v) for v in json.loads(row.verdicts or "[]")],
-            usage=Usage.model_validate_json(row.usage or "{}"),
-            validation_step=extra.get("validation_step"),
-            review_task=extra.get("review_task"),
-            pinned=extra.get("pinned"),
-        )
 
 
 #: ``AgentRecord`` fields the matcher ranks by (a change re-ranks the participant).
@@ -337,34 +308,3 @@ class AgentRecord:
                 "stalled": self.stalled,
             },
         )
-
-    def row(self, group: str) -> AgentRow:
-        """The store row."""
-        return AgentRow(**self.write(group).values)
-
-    @classmethod
-    def from_row(cls, row: AgentRow) -> AgentRecord:
-        """Rebuild from the store."""
-        state: AgentState = (
-            "online" if row.state == "online" else ("left" if row.state == "left" else "lost")
-        )
-        return cls(
-            profile=AgentProfile.model_validate_json(row.profile),
-            session=row.session,
-            state=state,
-            reliability=row.reliability,
-            completed=row.completed,
-            failed=row.failed,
-            last_seen=row.last_seen,
-            mode=_mode(row.mode),
-            usage=Usage.model_validate_json(row.usage or "{}"),
-            stalled=row.stalled,
-        )
-
-
-def _mode(value: str) -> AgentMode:
-    if value == "paused":
-        return "paused"
-    if value == "draining":
-        return "draining"
-    return "active"

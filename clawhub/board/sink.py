@@ -1,32 +1,28 @@
-"""What the board hands the hub: effects to carry out (``Sink``) and offers to send."""
+"""What the board hands the hub: the effects to carry out (``Sink``) and the offers to send."""
 
 from __future__ import annotations
 
-import random
-import secrets
 from dataclasses import dataclass
 from typing import Protocol
 
 from pydantic import JsonValue
 
-from protocols import Cancel, ErrorCode, Event, ProtocolError, TaskSpec, ValidationStep, Verdict
+from protocols import Cancel, Event, ValidationStep, Verdict
 
-from ..store.store import Row
 from .records import TaskRecord
-
-FAILED_OUTCOMES: frozenset[str] = frozenset({"rejected", "error", "lost", "stalled", "timed_out"})
+from .rows import Change
 
 
 class Sink(Protocol):
     """Where the board's effects go (the hub implements it)."""
 
-    def write(self, row: Row) -> None:
+    def write(self, row: Change) -> None:
         """Persist a row (in order)."""
 
     def publish(self, event: Event) -> None:
         """Publish an event on the bus."""
 
-    def cancel(self, agent_id: str, message: Cancel) -> None:
+    def send_cancel(self, agent_id: str, message: Cancel) -> None:
         """Tell a participant to stop an attempt."""
 
     def wake(self) -> None:
@@ -53,37 +49,3 @@ class Offer:
     run_timeout: float | None
     dependency_outputs: dict[str, JsonValue]
     feedback: list[Verdict]
-
-
-#: Task ids need to be unpredictable only as far as they must not collide: a generator
-#: seeded from the OS once does that, without a getrandom system call per task.
-_IDS = random.Random(secrets.randbits(128))
-
-
-def new_task_id() -> str:
-    """A fresh task id (48 random bits, as ``secrets.token_hex(6)`` gave)."""
-    return f"t-{_IDS.getrandbits(48):012x}"
-
-
-def topological(batch: dict[str, TaskSpec]) -> list[str]:
-    """Ids of a batch with dependencies first; a cycle is refused."""
-    order: list[str] = []
-    state: dict[str, int] = {}
-
-    def visit(node: str, path: list[str]) -> None:
-        mark = state.get(node)
-        if mark == 2:
-            return
-        if mark == 1:
-            cycle = " -> ".join([*path[path.index(node) :], node])
-            raise ProtocolError(ErrorCode.INVALID, f"dependency cycle: {cycle}")
-        state[node] = 1
-        for dep in batch[node].depends_on:
-            if dep in batch:
-                visit(dep, [*path, node])
-        state[node] = 2
-        order.append(node)
-
-    for node in batch:
-        visit(node, [])
-    return order

@@ -1,18 +1,17 @@
-"""The hub's API: what clients, humans and the gateway may ask (one handler per verb of
-``protocols.subjects.API_VERBS``), and the calls to the coordinator model.
+"""The hub's API: what clients, humans and the gateway may ask, one handler per verb of
+``protocols.subjects.API_VERBS``.
 
 Every handler takes the request message and returns the reply message (or raises
-``ProtocolError``); the hub serves them on NATS (``Hub.start``) and any other front end can
-call the same ``routes()``.
+``ProtocolError``); the hub serves them on NATS (``Hub.start``) and every other front end
+calls the same handlers through ``Hub.handle``. ``HubApi`` is given what it reads (the
+board, the store, the coordinator's status) and nothing else of the hub.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -47,26 +46,30 @@ from protocols import (
     Submitted,
     TaskList,
     TaskStatus,
-    Usage,
-    ValidationStep,
     subjects,
 )
 
-from .coordinator import ModelUnavailable
-
-if TYPE_CHECKING:
-    from .hub import Hub
-
-log = logging.getLogger("clawhub.api")
-
-Handler = Callable[[Any], BaseModel | Awaitable[BaseModel] | None]
+from ..board import Board
+from ..store import Store
+from .coordinator import Coordinator
+from .routes import Handler
 
 
 class HubApi:
     """The API handlers of one hub."""
 
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
+    def __init__(
+        self,
+        board: Board,
+        store: Store,
+        coordinator: Coordinator,
+        durable: Callable[[], Awaitable[None]],
+    ) -> None:
+        """``durable``: wait until every write queued so far is committed."""
+        self.board = board
+        self.store = store
+        self.coordinator = coordinator
+        self.durable = durable
 
     def routes(self) -> list[tuple[str, tuple[type[BaseModel], ...], Handler]]:
         """``(verb, accepted request models, handler)`` for every API verb."""
@@ -92,33 +95,31 @@ class HubApi:
         ]
 
     def submit(self, msg: SubmitTasks) -> Submitted:
-        return Submitted(ids=self.hub.board.submit(msg.tasks))
+        return Submitted(ids=self.board.submit(msg.tasks))
 
     def list_agents(self, msg: ListAgents) -> AgentList:
         agents = [
-            a.info()
-            for a in self.hub.board.agents.values()
-            if msg.include_gone or a.state == "online"
+            a.info() for a in self.board.agents.values() if msg.include_gone or a.state == "online"
         ]
         return AgentList(agents=agents)
 
     def list_tasks(self, msg: ListTasks) -> TaskList:
         wanted = set(msg.states)
-        recs = [r for r in self.hub.board.tasks.values() if not wanted or r.state in wanted]
+        recs = [r for r in self.board.tasks.values() if not wanted or r.state in wanted]
         recs.sort(key=lambda r: r.seq)
         return TaskList(tasks=[r.status() for r in recs[: msg.limit]])
 
     def get_task(self, msg: GetTask) -> BaseModel:
-        rec = self.hub.board.tasks.get(msg.task_id)
+        rec = self.board.tasks.get(msg.task_id)
         if rec is None:
             raise ProtocolError(ErrorCode.UNKNOWN_TASK, f"no task {msg.task_id}")
         return rec.status()
 
     async def list_events(self, msg: ListEvents) -> EventList:
-        await self.hub.durable()  # what happened so far is in the log before it is read
+        await self.durable()  # what happened so far is in the log before it is read
         rows = await asyncio.to_thread(
-            self.hub.store.events,
-            self.hub.group,
+            self.store.events,
+            self.board.group,
             task_id=msg.task_id,
             kind=msg.kind,
             after=msg.after,
@@ -142,96 +143,61 @@ class HubApi:
         )
 
     def cancel_task(self, msg: CancelTask) -> BaseModel:
-        self.hub.board.check_human(msg.by, "cancel tasks")
+        self.board.check_human(msg.by, "cancel tasks")
         reason = msg.reason or "cancelled"
         if msg.by:
             reason = f"{reason} (by {msg.by})"
-        return self.hub.board.cancel_task(msg.task_id, reason).status()
+        return self.board.cancel_task(msg.task_id, reason).status()
 
     def decide(self, msg: DecideTask) -> TaskStatus:
-        return self.hub.board.decide(msg).status()
+        return self.board.decide(msg).status()
 
     def reassign(self, msg: ReassignTask) -> TaskStatus:
-        return self.hub.board.reassign(msg).status()
+        return self.board.reassign(msg).status()
 
     def claim(self, msg: ClaimTask) -> TaskStatus:
-        return self.hub.board.claim(msg).status()
+        return self.board.claim(msg).status()
 
     def agent_mode(self, msg: SetAgentMode) -> AgentInfo:
-        return self.hub.board.set_mode(msg).info()
+        return self.board.set_mode(msg).info()
 
     def chat(self, msg: PostChat) -> Ok:
-        self.hub.board.chat(msg)
+        self.board.chat(msg)
         return Ok()
 
     def group(self, _msg: GetGroup) -> GroupInfo:
         tasks: dict[str, int] = {}
-        for rec in self.hub.board.tasks.values():
+        for rec in self.board.tasks.values():
             tasks[rec.state.value] = tasks.get(rec.state.value, 0) + 1
         goals: dict[str, int] = {}
-        for goal in self.hub.board.goals.values():
+        for goal in self.board.goals.values():
             goals[goal.state] = goals.get(goal.state, 0) + 1
-        ready, note = self.hub.coordinator.status()
+        ready, note = self.coordinator.status()
         return GroupInfo(
-            group=self.hub.group,
-            hub_id=self.hub.hub_id,
+            group=self.board.group,
+            hub_id=self.board.hub_id,
             tasks=tasks,
             goals=goals,
-            agents_online=sum(1 for a in self.hub.board.agents.values() if a.state == "online"),
-            agents_total=len(self.hub.board.agents),
-            usage=self.hub.board.group_usage(),
-            coordinator_model=self.hub.coordinator.model,
+            agents_online=sum(1 for a in self.board.agents.values() if a.state == "online"),
+            agents_total=len(self.board.agents),
+            usage=self.board.group_usage(),
+            coordinator_model=self.coordinator.model,
             coordinator_ready=ready,
             coordinator_note="" if ready else note,
         )
 
     def submit_goal(self, msg: SubmitGoal) -> GoalStatus:
-        return self.hub.board.goal_status(self.hub.board.submit_goal(msg))
+        return self.board.goal_status(self.board.submit_goal(msg))
 
     def list_goals(self, msg: ListGoals) -> GoalList:
-        goals = sorted(self.hub.board.goals.values(), key=lambda g: g.seq)[: msg.limit]
-        return GoalList(goals=[self.hub.board.goal_status(g) for g in goals])
+        goals = sorted(self.board.goals.values(), key=lambda g: g.seq)[: msg.limit]
+        return GoalList(goals=[self.board.goal_status(g) for g in goals])
 
     def get_goal(self, msg: GetGoal) -> GoalStatus:
-        return self.hub.board.goal_status(self.hub.board.find_goal(msg.goal_id))
+        return self.board.goal_status(self.board.find_goal(msg.goal_id))
 
     def decide_plan(self, msg: DecidePlan) -> GoalStatus:
-        return self.hub.board.goal_status(self.hub.board.decide_plan(msg))
+        return self.board.goal_status(self.board.decide_plan(msg))
 
     def cancel_goal(self, msg: CancelGoal) -> GoalStatus:
-        return self.hub.board.goal_status(self.hub.board.cancel_goal(msg))
-
-    # ------------------------------------------------------------------ the coordinator model
-
-    async def judge(self, task_id: str, attempt: int, step: ValidationStep) -> None:
-        rec = self.hub.board.tasks.get(task_id)
-        if rec is None:
-            return
-        try:
-            accepted, reasons, by, usage = await self.hub.coordinator.judge(
-                rec.spec, rec.output, step
-            )
-        except Exception as exc:  # a failing judge must never leave the task hanging
-            log.exception("judging %s failed", task_id)
-            accepted, reasons, usage = None, f"{type(exc).__name__}: {exc}", Usage()
-            by = f"model:{step.model or self.hub.coordinator.model}"
-        self.hub.board.judge_verdict(
-            task_id, attempt, by=by, accepted=accepted, reasons=reasons, usage=usage
-        )
-
-    async def plan(self, goal_id: str, feedback: str) -> None:
-        goal = self.hub.board.goals.get(goal_id)
-        if goal is None:
-            return
-        skills = self.hub.board.group_skills()
-        try:
-            plan, problem, usage, answer = await self.hub.coordinator.plan(
-                goal.spec, skills, feedback, goal.last_answer
-            )
-        except ModelUnavailable as exc:
-            self.hub.board.plan_failed(goal_id, f"cannot plan goal {goal_id}: {exc}")
-            return
-        except Exception as exc:  # provider errors count as a failed try
-            log.warning("planning %s failed: %s", goal_id, exc)
-            plan, problem, usage, answer = None, f"{type(exc).__name__}: {exc}", Usage(), ""
-        self.hub.board.plan_ready(goal_id, plan, problem, usage, answer)
+        return self.board.goal_status(self.board.cancel_goal(msg))

@@ -42,6 +42,7 @@ from protocols import (
     subjects,
 )
 
+from ..errors import TokenError
 from ..store.store import Store, TokenRow
 from .nats_server import NatsUser
 
@@ -130,13 +131,6 @@ def nats_permissions(row: TokenRow) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 def _sha(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
-
-
-class TokenError(ProtocolError):
-    """A token was missing, malformed, unknown or revoked."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(ErrorCode.UNAUTHORIZED, message)
 
 
 class Tokens:

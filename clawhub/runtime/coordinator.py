@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from protocols import GoalSpec, Plan, TaskSpec, Usage, ValidationStep, describe_errors
 
+from ..errors import ModelUnavailable
 from ..settings import HubSettings
 
 log = logging.getLogger("clawhub.coordinator")
@@ -51,10 +52,6 @@ BARE_PREFIXES: dict[str, str] = {
     "o3": "openai",
     "claude": "anthropic",
 }
-
-
-class ModelUnavailable(Exception):
-    """The model cannot be called (no API key for its provider)."""
 
 
 def missing_key(model: str) -> str | None:

@@ -41,16 +41,19 @@ from protocols import (
     type_name,
 )
 
-from ..board.board import Board
+from ..board import Board
 from ..errors import BusError, StoreError
 from ..settings import HubSettings
-from ..store.store import Row, Store
-from .api import Handler, HubApi
+from ..store import Row, Store
+from ..store.mapping import agent_records, goal_records, task_records
+from .api import HubApi
 from .coordinator import Coordinator
+from .disconnects import watch_disconnects
 from .limits import RateLimiter
-from .nats_server import CLIENT_ACCOUNT, EmbeddedNats
+from .models import ModelCalls
+from .nats_server import EmbeddedNats
 from .offers import Offers
-from .routes import RATE_LIMITED_VERBS, Route, sender_of
+from .routes import RATE_LIMITED_VERBS, Handler, Route, sender_of
 from .writer import StoreWriter
 
 log = logging.getLogger("clawhub.hub")
@@ -75,12 +78,13 @@ class Hub:
         ``HubProcess`` writes one for all its groups)."""
         self.settings = settings
         self.coordinator = coordinator or Coordinator(settings)
-        self.api = HubApi(self)
         self.group = settings.group
         self.hub_id = "hub-" + secrets.token_hex(4)
         self._own_store = store is None
         self.store = store or Store(settings.resolved_store_url())
         self.board = Board(self.group, settings, self, self.hub_id)
+        self.api = HubApi(self.board, self.store, self.coordinator, self.durable)
+        self.models = ModelCalls(self.board, self.coordinator)
         self.embedded: EmbeddedNats | None = embedded
         self._own_embedded = embedded is None
         self._hub_file = hub_file
@@ -130,7 +134,7 @@ class Hub:
             except Exception:  # an observer must never break the board
                 log.exception("event observer failed")
 
-    def cancel(self, agent_id: str, message: Cancel) -> None:
+    def send_cancel(self, agent_id: str, message: Cancel) -> None:
         """Queue a cancel for a participant's inbox."""
         self._send(subjects.agent_inbox(self.group, agent_id), encode(message))
 
@@ -140,11 +144,11 @@ class Hub:
 
     def judge(self, task_id: str, attempt: int, step: ValidationStep) -> None:
         """Ask the judge model about a result, in the background."""
-        self._background(self.api.judge(task_id, attempt, step))
+        self._background(self.models.judge(task_id, attempt, step))
 
     def plan(self, goal_id: str, feedback: str) -> None:
         """Ask the coordinator model for a goal's plan, in the background."""
-        self._background(self.api.plan(goal_id, feedback))
+        self._background(self.models.plan(goal_id, feedback))
 
     def _background(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
@@ -182,7 +186,7 @@ class Hub:
             goals = await asyncio.to_thread(self.store.load_goals, self.group)
         except Exception as exc:
             raise StoreError(f"cannot read store {self.store.display_url}: {exc}") from exc
-        self.board.load(rows, agents, last, goals)
+        self.board.load(task_records(rows), agent_records(agents), last, goal_records(goals))
         try:
             self.nc = await asyncio.wait_for(self._connect(), self.settings.connect_timeout)
         except (TimeoutError, OSError, nats.errors.Error) as exc:
@@ -233,7 +237,7 @@ class Hub:
             name: Route(agent_subjects[name], (AGENT_CALLS[name].request,), fn)
             for name, fn in self.agent_handlers().items()
         }
-        for verb, models, fn in self.api.routes():  # clawhub/api.py: one handler per verb
+        for verb, models, fn in self.api.routes():  # runtime/api.py: one handler per verb
             routes[f"api.{verb}"] = Route(
                 subjects.api(g, verb), models, fn, verb in RATE_LIMITED_VERBS
             )
@@ -271,30 +275,13 @@ class Hub:
 
     async def _watch_disconnects(self, system_url: str) -> None:
         """Hear the moment an agent's connection closes (crash, kill, network gone)."""
-        self._sys = await nats.connect(
-            system_url,
-            name=f"clawhub-sys:{self.hub_id}",
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
-        )
 
-        async def on_disconnect(msg: Msg) -> None:
-            try:
-                info = json.loads(msg.data)
-                name = str(info.get("client", {}).get("name", ""))
-                parsed = subjects.parse_agent_connection_name(name)
-                if parsed is None:
-                    return
-                agent_id, session = parsed
-                agent = self.board.agents.get(agent_id)
-                if agent is not None and agent.session == session and not self._stopping:
-                    reason = info.get("reason") or "connection closed"
-                    self.board.agent_lost(agent_id, f"connection closed ({reason})")
-            except Exception:  # a bad advisory must never stop the hub
-                log.exception("bad disconnect advisory")
+        def closed(agent_id: str, session: str, reason: str) -> None:
+            agent = self.board.agents.get(agent_id)
+            if agent is not None and agent.session == session and not self._stopping:
+                self.board.agent_lost(agent_id, f"connection closed ({reason})")
 
-        await self._sys.subscribe(subjects.system_disconnects(CLIENT_ACCOUNT), cb=on_disconnect)
-        await self._sys.flush()
+        self._sys = await watch_disconnects(system_url, f"clawhub-sys:{self.hub_id}", closed)
 
     def _write_hub_file(self) -> None:
         if not self._hub_file:

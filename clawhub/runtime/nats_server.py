@@ -298,11 +298,6 @@ class EmbeddedNats:
         if proc is not None and proc.stderr:
             proc.stderr.close()
 
-    def restart(self) -> str:
-        """Stop and start again on the same port."""
-        self.stop()
-        return self.start()
-
     def __enter__(self) -> EmbeddedNats:
         self.start()
         return self

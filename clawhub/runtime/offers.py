@@ -24,7 +24,7 @@ from protocols import (
     subjects,
 )
 
-from ..board.board import Board, Offer
+from ..board import Board, Offer
 
 
 class Offers:

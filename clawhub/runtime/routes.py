@@ -4,13 +4,16 @@ refused message."""
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel
 
 from protocols import is_identifier, subjects
 
-from .api import Handler
+#: A route's handler: the request message in, the reply out (None: publish-only).
+Handler = Callable[[Any], BaseModel | Awaitable[BaseModel] | None]
 
 #: API verbs whose requests count against the per-requester submission rate limit.
 RATE_LIMITED_VERBS = frozenset({subjects.API_SUBMIT, subjects.API_GOAL_SUBMIT})

@@ -1,4 +1,4 @@
-"""The durable store: SQLModel tables on SQLite (default, WAL) or PostgreSQL (by URL).
+"""The durable store: the tables (``tables``) on SQLite (default, WAL) or PostgreSQL (by URL).
 
 The hub keeps its working state in memory and writes every change here through a single
 writer (``Store.apply`` runs a batch in one transaction). A restarted hub reads open tasks,
@@ -8,169 +8,19 @@ known participants and the event sequence back with the ``load_*`` methods.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import TypeAdapter
 from sqlalchemy import Engine, Table, event, func, inspect, make_url, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
-from sqlmodel import Field, SQLModel, col, create_engine
+from sqlmodel import SQLModel, col, create_engine
 
+from ..board.rows import EVENTS, Later, Write, dumps, resolve
 from ..errors import StoreError
-
-TASKS = "claw_tasks"
-EVENTS = "claw_events"
-AGENTS = "claw_agents"
-TOKENS = "claw_tokens"
-GOALS = "claw_goals"
-
-
-class TaskRow(SQLModel, table=True):
-    """One task, as last written."""
-
-    __tablename__ = TASKS
-
-    group: str = Field(primary_key=True, max_length=64)
-    id: str = Field(primary_key=True, max_length=64)
-    seq: int = Field(index=True, description="Submission order.")
-    state: str = Field(index=True, max_length=20)
-    attempt: int = 0
-    failures: int = 0
-    assigned_to: str | None = Field(default=None, max_length=64)
-    spec: str = Field(description="TaskSpec as JSON.")
-    output: str | None = Field(default=None, description="Output as JSON.")
-    error: str | None = None
-    excluded: str = Field(default="[]", description="Excluded participant ids (JSON list).")
-    history: str = Field(default="[]", description="AttemptInfo list as JSON.")
-    verdicts: str = Field(default="[]", description="Verdict list as JSON.")
-    usage: str = Field(default="{}", description="Usage as JSON.")
-    extra: str = Field(default="{}", description="Validation step, review task, pin (JSON).")
-    created_at: float = 0.0
-    updated_at: float = 0.0
-
-
-class EventRow(SQLModel, table=True):
-    """The append-only event log."""
-
-    __tablename__ = EVENTS
-
-    group: str = Field(primary_key=True, max_length=64)
-    seq: int = Field(primary_key=True)
-    ts: float
-    kind: str = Field(index=True, max_length=100)
-    task_id: str | None = Field(default=None, index=True, max_length=64)
-    agent_id: str | None = Field(default=None, max_length=64)
-    attempt: int | None = None
-    state: str | None = Field(default=None, max_length=20)
-    message: str = ""
-    data: str = Field(default="{}", description="Details as JSON.")
-
-
-class AgentRow(SQLModel, table=True):
-    """One participant, as last seen."""
-
-    __tablename__ = AGENTS
-
-    group: str = Field(primary_key=True, max_length=64)
-    id: str = Field(primary_key=True, max_length=64)
-    profile: str = Field(description="AgentProfile as JSON.")
-    session: str = Field(max_length=64)
-    state: str = Field(max_length=20)
-    reliability: float = 1.0
-    completed: int = 0
-    failed: int = 0
-    last_seen: float = 0.0
-    mode: str = Field(default="active", max_length=20)
-    usage: str = Field(default="{}", description="Usage as JSON.")
-    stalled: int = 0
-
-
-class GoalRow(SQLModel, table=True):
-    """One goal, as last written."""
-
-    __tablename__ = GOALS
-
-    group: str = Field(primary_key=True, max_length=64)
-    id: str = Field(primary_key=True, max_length=64)
-    seq: int = Field(index=True, description="Submission order.")
-    state: str = Field(max_length=20)
-    spec: str = Field(description="GoalSpec as JSON.")
-    plan: str | None = Field(default=None, description="Plan as JSON.")
-    task_ids: str = Field(default="[]", description="Board task ids (JSON list).")
-    usage: str = Field(default="{}", description="Usage as JSON.")
-    planning_usage: str = Field(default="{}", description="Usage of planning calls as JSON.")
-    deliverable: str | None = Field(default=None, description="Final output as JSON.")
-    error: str | None = None
-    planning_attempts: int = 0
-    created_at: float = 0.0
-    updated_at: float = 0.0
-
-
-class TokenRow(SQLModel, table=True):
-    """An access token: its id, group and role, and hashes of its secret (never the secret).
-
-    ``secret_hash`` (SHA-256; the secret is 192 random bits) checks REST and WebSocket calls;
-    ``nats_hash`` (bcrypt) goes into the embedded nats-server's configuration."""
-
-    __tablename__ = TOKENS
-
-    id: str = Field(primary_key=True, max_length=64)
-    group: str = Field(index=True, max_length=64)
-    role: str = Field(max_length=20)
-    agent_id: str | None = Field(default=None, max_length=64)
-    note: str = Field(default="", max_length=200)
-    secret_hash: str = Field(max_length=128)
-    nats_hash: str = Field(max_length=128)
-    created_at: float = 0.0
-    revoked_at: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Write:
-    """One row to write, as plain values (cheaper to build than a SQLModel instance)."""
-
-    table: str
-    values: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Later:
-    """A row of a record whose values are read when the writer takes its batch: then the
-    record's latest state, serialised once however often it was saved in that batch."""
-
-    table: str
-    key: tuple[str, str]
-    """(group, id): the row's primary key."""
-    build: Callable[[], dict[str, Any]]
-
-    @property
-    def values(self) -> dict[str, Any]:
-        """The record's values now."""
-        return self.build()
-
-
-def resolve(batch: Sequence[Row]) -> list[Row]:
-    """``batch`` with each ``Later`` read (the last one of each key; the earlier ones would
-    be overwritten by it). Call it where the records live (the hub's loop), not in the
-    writer thread."""
-    seen: set[tuple[str, str, str]] = set()
-    out: list[Row] = []
-    for row in reversed(batch):
-        if isinstance(row, Later):
-            key = (row.table, *row.key)
-            if key in seen:
-                continue
-            seen.add(key)
-            out.append(Write(row.table, row.build()))
-        else:
-            out.append(row)
-    out.reverse()
-    return out
-
+from .tables import AgentRow, EventRow, GoalRow, TaskRow, TokenRow
 
 Row = TaskRow | EventRow | AgentRow | GoalRow | Write | Later
 ROW_TYPES: tuple[type[SQLModel], ...] = (TaskRow, EventRow, AgentRow, GoalRow, TokenRow)
@@ -391,9 +241,6 @@ class Store:
         self.engine.dispose()
 
 
-_JSON: TypeAdapter[Any] = TypeAdapter(Any)
-
-
 def _params(
     rows: list[dict[str, Any]], order: list[str], defaults: dict[str, Any], positional: bool
 ) -> list[Any]:
@@ -408,12 +255,6 @@ def _params(
     return [{k: row.get(k, defaults.get(k)) for k in order} for row in rows]
 
 
-def dumps(value: Any) -> str:
-    """Compact JSON for a text column (pydantic's Rust encoder: 2-3x the standard library's
-    speed on the hub's small documents; the same text but for float exponents, ``1e-7``)."""
-    return _JSON.dump_json(value).decode()
-
-
 def _sql_literal(value: Any) -> str:
     """A column default as SQL (numbers and strings only: what our models use)."""
     if isinstance(value, bool):
@@ -421,3 +262,20 @@ def _sql_literal(value: Any) -> str:
     if isinstance(value, int | float):
         return repr(value)
     return "'" + str(value).replace("'", "''") + "'"
+
+
+__all__ = [
+    "ROW_TYPES",
+    "AgentRow",
+    "EventRow",
+    "GoalRow",
+    "Later",
+    "Row",
+    "Store",
+    "TaskRow",
+    "TokenRow",
+    "Write",
+    "dumps",
+    "normalise_url",
+    "resolve",
+]

@@ -1,5 +1,5 @@
 """Goals on the board: planning (by the coordinator model, or a given plan), approval of
-plans by humans, running the task graph, progress, the deliverable, and budgets.
+plans by humans, running the task graph, progress, the deliverable, and budgets. No I/O.
 
 ::
 
@@ -7,11 +7,17 @@ plans by humans, running the task graph, progress, the deliverable, and budgets.
         │ invalid plan: sent back to the model (plan_tries), then ─► failed
         │ no key for the model ─► failed          any task failed / budget spent ─► failed
                                                    cancel ─► cancelled
+
+The planner hears of its tasks through two listeners: ``task_finished`` (an
+``Attempts.finished`` listener: progress, the deliverable, a failed task) and ``spent``
+(an ``Attempts.spent`` listener: the budget), and limits the matcher through
+``cost_limit``.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from pydantic import JsonValue
 
@@ -30,54 +36,77 @@ from protocols import (
 )
 
 from ..settings import HubSettings
+from .attempts import Attempts
+from .humans import require_human
 from .plans import GoalRecord, goal_tasks, new_goal_id, plan_problems, refuse
 from .records import TaskRecord
-from .reviewboard import ReviewBoard
 from .sink import Sink
+from .state import GroupState, Journal
 
 S = TaskState
 
+#: Cancel a task (``Validation.cancel``: a result under validation is settled too).
+CancelTask = Callable[[str, str], TaskRecord]
 
-class GoalBoard(ReviewBoard):
-    """Goals and their task graphs."""
 
-    def __init__(self, group: str, settings: HubSettings, sink: Sink, hub_id: str) -> None:
-        super().__init__(group, settings, sink, hub_id)
-        self.goals: dict[str, GoalRecord] = {}
-        self._goal_seq = 0
+class Planner:
+    """Goals from planning to the deliverable, and what they may spend."""
 
-    # ------------------------------------------------------------------ helpers
+    def __init__(
+        self,
+        state: GroupState,
+        journal: Journal,
+        settings: HubSettings,
+        sink: Sink,
+        attempts: Attempts,
+        cancel_task: CancelTask,
+    ) -> None:
+        self.state = state
+        self.journal = journal
+        self.settings = settings
+        self.sink = sink
+        self.attempts = attempts
+        self.cancel_task = cancel_task
+
+    # ------------------------------------------------------------------ views
 
     def group_skills(self) -> dict[str, float]:
         """Every skill of the group's known participants, with its highest level."""
         skills: dict[str, float] = {}
-        for agent in self.agents.values():
+        for agent in self.state.agents.values():
             if agent.state == "left":
                 continue
             for name, level in agent.profile.skills.items():
                 skills[name] = max(level, skills.get(name, 0.0))
         return skills
 
-    def goal_status(self, goal: GoalRecord) -> GoalStatus:
+    def status(self, goal: GoalRecord) -> GoalStatus:
         """The wire view of one goal."""
-        states = {t: self.tasks[t].state for t in goal.task_ids if t in self.tasks}
+        tasks = self.state.tasks
+        states = {t: tasks[t].state for t in goal.task_ids if t in tasks}
         return goal.status(states)
 
-    def find_goal(self, goal_id: str) -> GoalRecord:
+    def find(self, goal_id: str) -> GoalRecord:
         """The goal, or ``unknown_task`` (the code for any unknown id a request names)."""
-        goal = self.goals.get(goal_id)
+        goal = self.state.goals.get(goal_id)
         if goal is None:
             raise ProtocolError(ErrorCode.UNKNOWN_TASK, f"no goal {goal_id}")
         return goal
 
-    def _save_goal(self, goal: GoalRecord) -> None:
-        goal.updated_at = time.time()
-        self.sink.write(goal.write(self.group))
+    def group_usage(self) -> Usage:
+        """Model usage of the whole group: every task (judging included), plus planning."""
+        total = Usage()
+        for rec in self.state.tasks.values():
+            if rec.usage.calls or rec.usage.cost or rec.usage.prompt_tokens:
+                total = total.plus(rec.usage)
+        for goal in self.state.goals.values():
+            total = total.plus(goal.planning_usage)
+        return total
 
-    def _goal_event(
+    def _event(
         self, kind: str, goal: GoalRecord, message: str, data: dict[str, JsonValue] | None = None
     ) -> None:
-        self.emit(
+        self.journal.emit(
             kind, message=message, data={"goal": goal.id, "state": goal.state, **(data or {})}
         )
 
@@ -86,37 +115,37 @@ class GoalBoard(ReviewBoard):
     ) -> None:
         goal.state = state
         goal.error = error
-        self._goal_event(f"goal.{state}", goal, message)
-        self._save_goal(goal)
+        self._event(f"goal.{state}", goal, message)
+        self.journal.save_goal(goal)
 
     # ------------------------------------------------------------------ submit and plan
 
-    def submit_goal(self, msg: SubmitGoal) -> GoalRecord:
+    def submit(self, msg: SubmitGoal) -> GoalRecord:
         """A new goal: run its given plan, or ask the coordinator model for one."""
         spec = msg.goal
         goal_id = spec.id or new_goal_id()
-        if goal_id in self.goals:
+        if goal_id in self.state.goals:
             raise ProtocolError(ErrorCode.CONFLICT, f"goal {goal_id} already exists")
         if msg.plan is not None:
             errors, _ = plan_problems(msg.plan, goal_id, spec, None)
             if errors:
                 raise refuse(errors)
         now = time.time()
-        self._goal_seq += 1
+        self.state.goal_seq += 1
         goal = GoalRecord(
             id=goal_id,
-            seq=self._goal_seq,
+            seq=self.state.goal_seq,
             spec=spec.model_copy(update={"id": goal_id}),
             state="planning",
             created_at=now,
             updated_at=now,
         )
-        self.goals[goal_id] = goal
-        self._goal_event("goal.submitted", goal, spec.text[:500])
+        self.state.goals[goal_id] = goal
+        self._event("goal.submitted", goal, spec.text[:500])
         if msg.plan is not None:
             self._take_plan(goal, msg.plan, "given")
         else:
-            self._save_goal(goal)
+            self.journal.save_goal(goal)
             self.sink.plan(goal_id, "")
         return goal
 
@@ -124,7 +153,7 @@ class GoalBoard(ReviewBoard):
         """A usable plan: wait for a human's approval if asked for, else start it."""
         _, flags = plan_problems(plan, goal.id, goal.spec, set(self.group_skills()))
         goal.plan = plan
-        self._goal_event(
+        self._event(
             "goal.planned",
             goal,
             f"{len(plan.tasks)} tasks ({source})"
@@ -134,11 +163,11 @@ class GoalBoard(ReviewBoard):
         if goal.spec.approve_plan and source != "approved":
             self._set(goal, "awaiting_approval", "the plan waits for a human's approval")
             return
-        self._start_goal(goal, plan)
+        self._start(goal, plan)
 
-    def _start_goal(self, goal: GoalRecord, plan: Plan) -> None:
+    def _start(self, goal: GoalRecord, plan: Plan) -> None:
         try:
-            goal.task_ids = self.submit(goal_tasks(goal, plan))
+            goal.task_ids = self.attempts.submit(goal_tasks(goal, plan))
         except ProtocolError as exc:
             self._set(goal, "failed", f"its tasks were refused: {exc.message}", exc.message)
             return
@@ -148,7 +177,7 @@ class GoalBoard(ReviewBoard):
         self, goal_id: str, plan: Plan | None, problem: str, usage: Usage, answer: str
     ) -> None:
         """The coordinator model answered (``plan`` None: unusable, ``problem`` says why)."""
-        goal = self.goals.get(goal_id)
+        goal = self.state.goals.get(goal_id)
         if goal is None or goal.state != "planning":
             return
         goal.planning_attempts += 1
@@ -164,7 +193,7 @@ class GoalBoard(ReviewBoard):
                 self._take_plan(goal, plan, "model")
                 return
             problem = "; ".join(errors)
-        self._goal_event(
+        self._event(
             "goal.plan_invalid",
             goal,
             f"plan {goal.planning_attempts} unusable: {problem}"[:2000],
@@ -177,20 +206,20 @@ class GoalBoard(ReviewBoard):
                 f"no usable plan after {goal.planning_attempts} tries; last: {problem}"[:5000],
             )
             return
-        self._save_goal(goal)
+        self.journal.save_goal(goal)
         self.sink.plan(goal_id, problem)
 
     def plan_failed(self, goal_id: str, reason: str) -> None:
         """The coordinator model cannot be asked (no key, provider down): the goal fails."""
-        goal = self.goals.get(goal_id)
+        goal = self.state.goals.get(goal_id)
         if goal is None or goal.state != "planning":
             return
         self._set(goal, "failed", reason[:2000], reason[:5000])
 
     def decide_plan(self, msg: DecidePlan) -> GoalRecord:
         """A human approves (maybe an edited plan) or rejects a plan."""
-        goal = self.find_goal(msg.goal_id)
-        self.check_human(msg.by, "approve plans")
+        goal = self.find(msg.goal_id)
+        require_human(self.state.agents, msg.by, "approve plans")
         if goal.state != "awaiting_approval" or goal.plan is None:
             raise ProtocolError(
                 ErrorCode.CONFLICT, f"goal {goal.id} is {goal.state}, not waiting for approval"
@@ -204,13 +233,13 @@ class GoalBoard(ReviewBoard):
             errors, _ = plan_problems(plan, goal.id, goal.spec, None)
             if errors:
                 raise refuse(errors)
-        self._goal_event("goal.plan_approved", goal, f"approved by {msg.by}")
+        self._event("goal.plan_approved", goal, f"approved by {msg.by}")
         self._take_plan(goal, plan, "approved")
         return goal
 
-    def cancel_goal(self, msg: CancelGoal) -> GoalRecord:
+    def cancel(self, msg: CancelGoal) -> GoalRecord:
         """Stop a goal and every open task of it."""
-        goal = self.find_goal(msg.goal_id)
+        goal = self.find(msg.goal_id)
         if goal.state in GOAL_TERMINAL:
             raise ProtocolError(ErrorCode.CONFLICT, f"goal {goal.id} is already {goal.state}")
         why = f"cancelled by {msg.by or 'a client'}" + (f": {msg.reason}" if msg.reason else "")
@@ -220,20 +249,28 @@ class GoalBoard(ReviewBoard):
 
     def _close_tasks(self, goal: GoalRecord, why: str) -> None:
         for task_id in goal.task_ids:
-            rec = self.tasks.get(task_id)
+            rec = self.state.tasks.get(task_id)
             if rec is not None and not rec.state.terminal:
                 self.cancel_task(task_id, f"goal {goal.id}: {why}")
 
+    def replan(self) -> None:
+        """After a restart: ask again for the plans whose call died with the old hub."""
+        for goal in self.state.goals.values():
+            if goal.state == "planning":
+                self.sink.plan(goal.id, "")
+
     # ------------------------------------------------------------------ progress and money
 
-    def _finished(self, rec: TaskRecord) -> None:
-        super()._finished(rec)
-        goal = self.goals.get(rec.spec.goal) if rec.spec.goal else None
+    def task_finished(self, rec: TaskRecord) -> None:
+        """``Attempts.finished`` listener: a goal's task ended (progress, the deliverable,
+        or the goal fails with it)."""
+        goal = self.state.goals.get(rec.spec.goal) if rec.spec.goal else None
         if goal is None or goal.state != "running" or rec.id not in goal.task_ids:
             return
+        tasks = self.state.tasks
         if rec.state is S.DONE:
-            done = sum(1 for t in goal.task_ids if self.tasks[t].state is S.DONE)
-            self._goal_event(
+            done = sum(1 for t in goal.task_ids if tasks[t].state is S.DONE)
+            self._event(
                 "goal.progress",
                 goal,
                 f"{done}/{len(goal.task_ids)} tasks done",
@@ -248,15 +285,15 @@ class GoalBoard(ReviewBoard):
         self._set(goal, "failed", why[:2000], why[:5000])
         self._close_tasks(goal, "the goal failed")
 
-    def _add_usage(self, rec: TaskRecord, agent_id: str | None, usage: Usage | None) -> None:
-        super()._add_usage(rec, agent_id, usage)
-        goal = self.goals.get(rec.spec.goal) if rec.spec.goal else None
-        if goal is not None and usage is not None:
+    def spent(self, rec: TaskRecord, usage: Usage) -> None:
+        """``Attempts.spent`` listener: money spent on a goal's task counts to its budget."""
+        goal = self.state.goals.get(rec.spec.goal) if rec.spec.goal else None
+        if goal is not None:
             self._spend(goal, usage)
 
     def _spend(self, goal: GoalRecord, usage: Usage) -> None:
         goal.usage = goal.usage.plus(usage)
-        self._save_goal(goal)
+        self.journal.save_goal(goal)
         budget = goal.spec.budget
         if budget is None or goal.usage.cost <= budget or goal.state in GOAL_TERMINAL:
             return
@@ -264,18 +301,10 @@ class GoalBoard(ReviewBoard):
         self._set(goal, "failed", why, why)
         self._close_tasks(goal, why)
 
-    def _cost_limit(self, rec: TaskRecord) -> float | None:
-        goal = self.goals.get(rec.spec.goal) if rec.spec.goal else None
+    def cost_limit(self, rec: TaskRecord) -> float | None:
+        """``Matcher.cost_limit``: the most a participant may cost for a goal's task (what
+        is left of the goal's budget)."""
+        goal = self.state.goals.get(rec.spec.goal) if rec.spec.goal else None
         if goal is None or goal.spec.budget is None:
             return None
         return max(0.0, goal.spec.budget - goal.usage.cost)
-
-    def group_usage(self) -> Usage:
-        """Model usage of the whole group: every task (judging included), plus planning."""
-        total = Usage()
-        for rec in self.tasks.values():
-            if rec.usage.calls or rec.usage.cost or rec.usage.prompt_tokens:
-                total = total.plus(rec.usage)
-        for goal in self.goals.values():
-            total = total.plus(goal.planning_usage)
-        return total

@@ -1,0 +1,168 @@
+"""Participants joining, beating and leaving: register (and re-register after a reconnect),
+heartbeat, deregister, and lost (missed beats or a closed connection). No I/O."""
+
+from __future__ import annotations
+
+import time
+
+from protocols import (
+    Cancel,
+    Deregister,
+    ErrorCode,
+    Heartbeat,
+    ProtocolError,
+    Register,
+    RegisterAck,
+    TaskRef,
+)
+
+from ..settings import HubSettings
+from .attempts import Attempts
+from .records import AgentRecord
+from .sink import Sink
+from .state import GroupState, Journal
+
+
+class Participants:
+    """Who is in the group and whether they are alive."""
+
+    def __init__(
+        self,
+        state: GroupState,
+        journal: Journal,
+        settings: HubSettings,
+        sink: Sink,
+        attempts: Attempts,
+        hub_id: str,
+    ) -> None:
+        self.state = state
+        self.journal = journal
+        self.settings = settings
+        self.sink = sink
+        self.attempts = attempts
+        self.hub_id = hub_id
+
+    def lost_after(self) -> float:
+        """Seconds of silence after which a participant is lost."""
+        return self.settings.heartbeat_interval * self.settings.missed_beats
+
+    def register(self, msg: Register) -> RegisterAck:
+        """A participant joins, or re-joins after a reconnect."""
+        state = self.state
+        profile = msg.profile
+        now = time.monotonic()
+        old = state.agents.get(profile.id)
+        if (
+            old is not None
+            and old.state == "online"
+            and old.session != msg.session
+            and old.heard
+            and now - old.last_beat <= self.lost_after()
+        ):
+            raise ProtocolError(
+                ErrorCode.WRONG_SESSION,
+                f"agent id {profile.id} is held by another live session; pick another id or "
+                f"wait {self.lost_after():.0f}s for it to be declared lost",
+            )
+        if old is not None and old.session != msg.session:
+            for task_id in list(old.held):
+                self.attempts.revoke(state.tasks[task_id], "lost", "agent restarted (new session)")
+        agent = old or AgentRecord(profile=profile, session=msg.session)
+        rejoin = old is not None and old.session == msg.session
+        agent.profile = profile
+        agent.session = msg.session
+        agent.state = "online"
+        agent.last_beat = now
+        agent.last_seen = time.time()
+        agent.heard = True
+        revoked: list[TaskRef] = []
+        for ref in msg.running:
+            rec = state.current(ref.task_id, ref.attempt, profile.id)
+            if rec is None:
+                revoked.append(ref)
+            else:
+                agent.held[rec.id] = rec.attempt
+                rec.last_progress = now
+        state.agents[profile.id] = agent
+        state.index.add(profile)
+        self.journal.save_agent(agent)
+        self.journal.emit(
+            "agent.rejoined" if rejoin else "agent.registered",
+            agent_id=profile.id,
+            message=f"{profile.name} ({profile.kind}, {profile.model or 'plain code'}, "
+            f"{profile.device})",
+            data={"skills": dict(profile.skills), "capacity": profile.capacity},
+        )
+        self.sink.wake()
+        return RegisterAck(
+            agent_id=profile.id,
+            hub_id=self.hub_id,
+            heartbeat_interval=self.settings.heartbeat_interval,
+            missed_beats=self.settings.missed_beats,
+            max_message_bytes=self.settings.max_message_bytes,
+            revoked=revoked,
+        )
+
+    def heartbeat(self, msg: Heartbeat) -> None:
+        """A heartbeat: the participant is alive; cancel attempts it runs but no longer holds."""
+        agent = self.state.agents.get(msg.agent_id)
+        if agent is None or agent.state == "left":
+            raise ProtocolError(ErrorCode.UNKNOWN_AGENT, f"unknown agent {msg.agent_id}")
+        if agent.session != msg.session:
+            raise ProtocolError(
+                ErrorCode.WRONG_SESSION, f"heartbeat from a stale session of {msg.agent_id}"
+            )
+        agent.last_beat = time.monotonic()
+        agent.last_seen = time.time()
+        agent.heard = True
+        if agent.state != "online":
+            agent.state = "online"
+            self.state.index.add(agent.profile)
+            self.journal.save_agent(agent)
+            self.journal.emit("agent.back", agent_id=agent.id, message="heart-beating again")
+            self.sink.wake()
+        for ref in msg.running:
+            if self.state.current(ref.task_id, ref.attempt, agent.id) is None:
+                self.sink.send_cancel(
+                    agent.id,
+                    Cancel(
+                        task_id=ref.task_id,
+                        attempt=ref.attempt,
+                        reason="this attempt is no longer yours",
+                        ts=time.time(),
+                    ),
+                )
+
+    def deregister(self, msg: Deregister) -> None:
+        """A participant leaves on purpose; what it held goes back to ready."""
+        agent = self.state.agents.get(msg.agent_id)
+        if agent is None:
+            raise ProtocolError(ErrorCode.UNKNOWN_AGENT, f"unknown agent {msg.agent_id}")
+        if agent.session != msg.session:
+            raise ProtocolError(ErrorCode.WRONG_SESSION, f"stale session of {msg.agent_id}")
+        for task_id in list(agent.held):
+            self.attempts.revoke(
+                self.state.tasks[task_id], "revoked", f"agent left: {msg.reason or 'stopped'}"
+            )
+        agent.state = "left"
+        self.state.index.remove(agent.id)
+        self.journal.save_agent(agent)
+        self.journal.emit("agent.left", agent_id=agent.id, message=msg.reason)
+
+    def lost(self, agent_id: str, reason: str) -> None:
+        """A participant is gone (missed beats, closed connection): revoke all it held."""
+        agent = self.state.agents.get(agent_id)
+        if agent is None or agent.state != "online":
+            return
+        agent.state = "lost"
+        self.state.index.remove(agent_id)
+        held = list(agent.held)
+        for task_id in held:
+            self.attempts.revoke(
+                self.state.tasks[task_id], "lost", f"agent {agent_id} lost: {reason}"
+            )
+        agent.reliability *= 0.5 if not held else 1.0
+        self.journal.save_agent(agent)
+        self.journal.emit(
+            "agent.lost", agent_id=agent_id, message=reason, data={"revoked": list(held)}
+        )

@@ -1,0 +1,48 @@
+"""The disconnect advisories of the embedded nats-server's system account: the moment an
+agent's connection closes (crash, kill, network gone), without waiting for missed beats."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+
+from protocols import subjects
+
+from .nats_server import CLIENT_ACCOUNT
+
+log = logging.getLogger("clawhub.hub")
+
+#: Called with ``(agent_id, session, reason)`` of a closed agent connection.
+Closed = Callable[[str, str, str], None]
+
+
+async def watch_disconnects(system_url: str, name: str, closed: Closed) -> NATS:
+    """Connect to the system account at ``system_url`` and call ``closed`` for every agent
+    connection (named ``claw-agent:<id>:<session>``) that closes. Returns the connection."""
+    sys_nc = await nats.connect(
+        system_url,
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+    )
+
+    async def on_disconnect(msg: Msg) -> None:
+        try:
+            info = json.loads(msg.data)
+            client_name = str(info.get("client", {}).get("name", ""))
+            parsed = subjects.parse_agent_connection_name(client_name)
+            if parsed is None:
+                return
+            agent_id, session = parsed
+            closed(agent_id, session, info.get("reason") or "connection closed")
+        except Exception:  # a bad advisory must never stop the hub
+            log.exception("bad disconnect advisory")
+
+    await sys_nc.subscribe(subjects.system_disconnects(CLIENT_ACCOUNT), cb=on_disconnect)
+    await sys_nc.flush()
+    return sys_nc
