@@ -131,7 +131,8 @@ def test_cli_client_commands_stay_light() -> None:
 
 
 def test_examples_use_public_modules_only() -> None:
-    """The design (shared/DESIGN.md): examples import anything *public*, never a private ``_module``."""
+    """The design (shared/DESIGN.md): examples import anything *public*, never a private
+    ``_module``."""
     private = []
     for path in sorted((ROOT / "examples").glob("*.py")):
         for line in path.read_text().splitlines():
