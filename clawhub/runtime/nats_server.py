@@ -298,6 +298,12 @@ class EmbeddedNats:
         if proc is not None and proc.stderr:
             proc.stderr.close()
 
+    def restart(self) -> str:
+        """Stop and start again on the same port (every client reconnects to the URL it
+        knows; the recovery tests use it to restart the bus under a running hub)."""
+        self.stop()
+        return self.start()
+
     def __enter__(self) -> EmbeddedNats:
         self.start()
         return self
