@@ -64,11 +64,8 @@ def blocks(page: Path) -> list[Block]:
                 i += 1
             before = [x.strip() for x in lines[:start] if x.strip()]
             mark = MARKER.match(before[-1]) if before else None
-            found.append(
-                Block(
-                    page, start + 1, lang, "\n".join(body) + "\n", mark.groups() if mark else None
-                )
-            )
+            marker = (mark.group(1), mark.group(2)) if mark else None
+            found.append(Block(page, start + 1, lang, "\n".join(body) + "\n", marker))
         i += 1
     return found
 
@@ -243,6 +240,10 @@ def wait_for(text: str, read: Callable[[], str], proc: subprocess.Popen[bytes], 
         time.sleep(0.1)
 
 
+def log_reader(log: Path) -> Callable[[], str]:
+    return lambda: log.read_text(errors="replace")
+
+
 def ctrl_c(proc: subprocess.Popen[bytes]) -> int:
     """What Ctrl-C in its terminal does: SIGINT to the step's process group."""
     if proc.poll() is None:
@@ -342,7 +343,7 @@ def test_the_readme_walkthrough_runs_as_pasted(checkout: tuple[Path, dict[str, s
                     )
                 background.append((step, proc, log))
                 assert step.ready, step.block.where
-                wait_for(step.ready, lambda log=log: log.read_text(errors="replace"), proc, 60)
+                wait_for(step.ready, log_reader(log), proc, 60)
             elif step.interactive:
                 code_, screen, agents = run_in_pty(step, cwd, env)
                 assert code_ == 0, screen
