@@ -5,7 +5,7 @@ VENV ?= .venv
 STAMP := $(VENV)/.stamp-install
 BENCH_STAMP := $(VENV)/.stamp-bench
 
-.PHONY: demo test bench up schema
+.PHONY: demo test bench up schema docs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,3 +32,7 @@ up: $(STAMP)
 
 schema: $(STAMP)
 	$(VENV)/bin/clawhub schema --out protocols/schema
+
+# the docs site (MkDocs, Material theme) into site/; strict: any warning fails the build
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict

@@ -1,5 +1,5 @@
 """``clawhub tui`` and ``python -m tui``: the real program in a pseudo-terminal against a real
-hub, the model's pure derivations, and the README's key table."""
+hub, the model's pure derivations, and the key table of docs/humans.md."""
 
 from __future__ import annotations
 
@@ -235,10 +235,10 @@ def test_events_are_kept_once_and_chat_lines_join_the_chat() -> None:
     assert model.events_added == 1 and model.chat_added == 1
 
 
-def test_readme_lists_every_key() -> None:
-    readme = (ROOT / "README.md").read_text()
+def test_docs_list_every_key() -> None:
+    page = (ROOT / "docs" / "humans.md").read_text()
     for where, key, what in KEYMAP:
-        assert f"| {where} | `{key}` | {what} |" in readme, (where, key)
+        assert f"| {where} | `{key}` | {what} |" in page, (where, key)
 
 
 async def test_a_dimmed_key_says_why() -> None:

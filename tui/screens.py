@@ -19,7 +19,7 @@ from protocols import GoalSpec, TaskSpec, ValidationStep
 from .model import GroupModel, WorkItem, parse_skills
 from .render import task_detail, work_detail
 
-#: Every key, where it works and what it does: the help screen and the README show this.
+#: Every key, where it works and what it does: the help screen and docs/humans.md show this.
 KEYMAP: tuple[tuple[str, str, str], ...] = (
     ("anywhere", "?", "this help"),
     ("anywhere", "1 … 6", "tabs: Tasks, Agents, My work, Events, Chat, Goals"),
