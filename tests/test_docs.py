@@ -27,7 +27,7 @@ import pytest
 
 from agents_sdk import Agent, HubClient
 from agents_sdk.testing import run_task
-from clawhub.hub import Hub
+from clawhub.runtime import Hub
 from clawhub.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
