@@ -7,12 +7,14 @@
     └── HubError                     the hub itself could not do something
         ├── BusError                 the embedded nats-server would not start, or NATS is gone
         ├── StoreError               the store could not be opened or written
-        └── IllegalTransition        a lifecycle transition that the state machine forbids
+        ├── IllegalTransition        a lifecycle transition that the state machine forbids
+        ├── RequestRefused           the hub answered a CLI request with an ErrorReply (``code``)
+        └── CallerRefused            the gateway refused a REST caller's token (``error``)
 """
 
 from __future__ import annotations
 
-from protocols import ClawHubError, TaskState
+from protocols import ClawHubError, ErrorCode, ProtocolError, TaskState
 
 
 class HubError(ClawHubError):
@@ -35,3 +37,21 @@ class IllegalTransition(HubError):
         self.task_id = task_id
         self.src = src
         self.dst = dst
+
+
+class RequestRefused(HubError):
+    """The hub answered a request of the CLI with an ``ErrorReply``."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(f"refused ({code.value}): {message}")
+        self.code = code
+        self.reason = message
+
+
+class CallerRefused(HubError):
+    """The gateway refused the token of a REST caller (none, unknown, revoked, or its group
+    is not served here); the app answers with ``error`` as an ``ErrorReply``."""
+
+    def __init__(self, error: ProtocolError) -> None:
+        super().__init__(error.message)
+        self.error = error

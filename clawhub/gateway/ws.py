@@ -55,7 +55,8 @@ from protocols import (
 
 from ..runtime.auth import Principal, check_api, check_participant
 from ..runtime.hub import Hub
-from .app import Caller, Gateway
+from .caller import Caller, connection_token
+from .state import Gateway
 
 log = logging.getLogger("clawhub.gateway")
 
@@ -67,18 +68,11 @@ CLOSE_FULL = 1013
 STREAM_QUEUE = 10_000
 
 
-def _token(ws: WebSocket) -> str | None:
-    auth = ws.headers.get("authorization", "")
-    if auth.lower().startswith("bearer "):
-        return auth[7:].strip()
-    return ws.query_params.get("token")
-
-
 async def _admit(gw: Gateway, ws: WebSocket) -> Principal | None:
     """Accept the socket; check the token and the connection limits (closing if refused)."""
     await ws.accept()
     try:
-        who = gw.principal(_token(ws))
+        who = gw.principal(connection_token(ws))
     except ProtocolError as exc:
         code = CLOSE_UNAUTHORIZED if exc.code is ErrorCode.UNAUTHORIZED else CLOSE_FORBIDDEN
         await _refuse(ws, exc, code)
