@@ -47,6 +47,7 @@ from . import tokens, work
 from .client import call, resolve_token
 from .options import (
     TALKS_TO_HUB,
+    ReasonOpt,
     SharedOptions,
     fail,
     parse_skills,
@@ -171,7 +172,7 @@ def tasks(
     shared.show(result, lambda: console.print(tasks_table(result.tasks)))
 
 
-async def wait_for(nc: NATS, group: str, ids: list[str], timeout: float) -> list[TaskStatus]:
+async def _wait_for_tasks(nc: NATS, group: str, ids: list[str], timeout: float) -> list[TaskStatus]:
     """Poll until every task is terminal (the event stream is for the SDK's ``wait``)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -243,7 +244,7 @@ def submit(
             console.print(f"submitted {i}")
         if not wait:
             return []
-        return await wait_for(nc, group, done.ids, timeout)
+        return await _wait_for_tasks(nc, group, done.ids, timeout)
 
     finished = shared.run(submit_and_wait)
     if wait:
@@ -254,9 +255,7 @@ def submit(
 
 @app.command()
 @shared_options(*TALKS_TO_HUB, "as_")
-def cancel(
-    task_id: str, reason: Annotated[str, typer.Option(help="Why.")] = "", *, shared: SharedOptions
-) -> None:
+def cancel(task_id: str, reason: ReasonOpt = "", *, shared: SharedOptions) -> None:
     """Cancel a task that has not finished."""
     msg = CancelTask(task_id=task_id, reason=reason, by=shared.actor)
     status = shared.request(subjects.API_CANCEL, msg, TaskStatus)

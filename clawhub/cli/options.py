@@ -8,8 +8,8 @@ A command names the shared options it takes and receives them as one ``SharedOpt
 
 so ``clawhub approve T1 --url nats://... --group g --as alice`` parses as it always did,
 while the command's own signature holds only its own options. ``SharedOptions`` also
-builds the settings once (``CLAWHUB_*`` plus these overrides, STYLE.md item 12) and runs a
-client session against the hub those settings find.
+builds the settings once (``CLAWHUB_*`` plus these overrides) and runs a client session
+against the hub those settings find.
 """
 
 from __future__ import annotations
@@ -58,6 +58,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a t
 StoreOpt = Annotated[
     str | None, typer.Option("--store-url", help="Store URL (default: the hub's SQLite file).")
 ]
+
+#: ``--reason`` of the commands that record why (each declares it itself).
+ReasonOpt = Annotated[str, typer.Option(help="Why.")]
 
 #: The name of each shared option, as a command asks for it.
 Shared = Literal["url", "data_dir", "group", "as_", "as_json", "store_url"]

@@ -41,10 +41,8 @@ from protocols import (
 
 from ..errors import HubError
 from .client import call
-from .options import TALKS_TO_HUB, SharedOptions, fail, shared_options
+from .options import TALKS_TO_HUB, ReasonOpt, SharedOptions, fail, shared_options
 from .views import console, goal_table, print_goal, print_task
-
-ReasonOpt = Annotated[str, typer.Option(help="Why.")]
 
 # -------------------------------------------------------------------- tasks and people
 

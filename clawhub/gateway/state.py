@@ -3,7 +3,9 @@ connection counts, and the one way a call reaches a hub (``Gateway.call``)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel
@@ -30,6 +32,23 @@ class Gateway:
     def __post_init__(self) -> None:
         for group, hub in self.hubs.items():
             self.metrics.setdefault(group, Metrics(hub))
+
+    def sockets_full(self, group: str) -> bool:
+        """Whether the gateway, or ``group``, holds as many WebSockets as it may."""
+        return self.ws_total >= self.settings.ws_max_connections or (
+            self.ws_by_group[group] >= self.settings.ws_max_per_group
+        )
+
+    @contextlib.contextmanager
+    def socket_open(self, group: str) -> Iterator[None]:
+        """Count one open WebSocket of ``group`` while the block runs."""
+        self.ws_total += 1
+        self.ws_by_group[group] += 1
+        try:
+            yield
+        finally:
+            self.ws_total -= 1
+            self.ws_by_group[group] -= 1
 
     def principal(self, token: str | None) -> Principal:
         """The caller of a token; ``unauthorized`` or ``forbidden`` (group not served)."""
