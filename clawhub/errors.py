@@ -9,7 +9,9 @@
         ├── BusError                 the embedded nats-server would not start, or NATS is gone
         ├── StoreError               the store could not be opened or written
         ├── IllegalTransition        a lifecycle transition that the state machine forbids
-        └── ModelUnavailable         the coordinator model cannot be called (no API key)
+        ├── ModelUnavailable         the coordinator model cannot be called (no API key)
+        ├── RequestRefused           the hub answered a CLI request with an ErrorReply (``code``)
+        └── CallerRefused            the gateway refused a REST caller's token (``error``)
 """
 
 from __future__ import annotations
@@ -48,3 +50,21 @@ class TokenError(ProtocolError):
 
     def __init__(self, message: str) -> None:
         super().__init__(ErrorCode.UNAUTHORIZED, message)
+
+
+class RequestRefused(HubError):
+    """The hub answered a request of the CLI with an ``ErrorReply``."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(f"refused ({code.value}): {message}")
+        self.code = code
+        self.reason = message
+
+
+class CallerRefused(HubError):
+    """The gateway refused the token of a REST caller (none, unknown, revoked, or its group
+    is not served here); the app answers with ``error`` as an ``ErrorReply``."""
+
+    def __init__(self, error: ProtocolError) -> None:
+        super().__init__(error.message)
+        self.error = error

@@ -10,10 +10,13 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from pydantic import ValidationError
 
 from protocols import (
@@ -21,6 +24,7 @@ from protocols import (
     CancelTask,
     Event,
     EventList,
+    GetTask,
     ListAgents,
     ListEvents,
     ListTasks,
@@ -40,22 +44,16 @@ from protocols import (
 
 from ..errors import HubError
 from . import tokens, work
-from .client import call, resolve_token, resolve_url
+from .client import call, resolve_token
 from .options import (
-    DataDirOpt,
-    GroupOpt,
-    JsonOpt,
-    UrlOpt,
-    agents_table,
-    build_settings,
-    client_run,
-    console,
-    event_line,
+    TALKS_TO_HUB,
+    ReasonOpt,
+    SharedOptions,
     fail,
     parse_skills,
-    tasks_table,
-    wait_for,
+    shared_options,
 )
+from .views import agents_table, console, event_line, tasks_table
 
 app = typer.Typer(
     name="clawhub",
@@ -66,6 +64,7 @@ app = typer.Typer(
 
 
 @app.command()
+@shared_options("data_dir")
 def up(
     nats_url: Annotated[
         str | None,
@@ -77,7 +76,6 @@ def up(
     store_url: Annotated[
         str | None, typer.Option("--store-url", help="Store URL (sqlite:///... postgresql://...).")
     ] = None,
-    data_dir: DataDirOpt = None,
     group: Annotated[
         list[str] | None,
         typer.Option("--group", help="Claw Group to serve (repeatable: one hub per group)."),
@@ -90,14 +88,15 @@ def up(
         typer.Option("--auth/--no-auth", help="Require tokens on the embedded nats-server."),
     ] = None,
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Log more.")] = False,
+    *,
+    shared: SharedOptions,
 ) -> None:
     """Run the hub (embedded nats-server + SQLite + gateway unless configured) until Ctrl-C."""
     groups = list(group or [])
-    settings = build_settings(
+    settings = shared.settings(
         nats_url=nats_url,
         nats_port=port,
         store_url=store_url,
-        data_dir=data_dir,
         group=groups[0] if groups else None,
         gateway_port=gateway_port,
         auth=auth,
@@ -148,54 +147,48 @@ def up(
 
 
 @app.command()
+@shared_options(*TALKS_TO_HUB, "as_json")
 def agents(
-    url: UrlOpt = None,
-    data_dir: DataDirOpt = None,
-    group: GroupOpt = None,
     all_: Annotated[bool, typer.Option("--all", help="Include lost and departed.")] = False,
-    as_json: JsonOpt = False,
+    *,
+    shared: SharedOptions,
 ) -> None:
     """List the participants of a running hub."""
-
-    async def fn(nc: Any, g: str) -> AgentList:
-        return await call(
-            nc, subjects.api(g, subjects.API_AGENTS), ListAgents(include_gone=all_), AgentList
-        )
-
-    result: AgentList = client_run(url, data_dir, group, fn)
-    if as_json:
-        console.print_json(result.model_dump_json())
-    else:
-        console.print(agents_table(result.agents))
+    result = shared.request(subjects.API_AGENTS, ListAgents(include_gone=all_), AgentList)
+    shared.show(result, lambda: console.print(agents_table(result.agents)))
 
 
 @app.command()
+@shared_options(*TALKS_TO_HUB, "as_json")
 def tasks(
-    url: UrlOpt = None,
-    data_dir: DataDirOpt = None,
-    group: GroupOpt = None,
     state: Annotated[list[TaskState] | None, typer.Option("--state", help="Filter.")] = None,
     limit: Annotated[int, typer.Option(help="Most tasks shown.")] = 200,
-    as_json: JsonOpt = False,
+    *,
+    shared: SharedOptions,
 ) -> None:
     """List the tasks of a running hub, with attempts and reasons."""
+    query = ListTasks(states=state or [], limit=limit)
+    result = shared.request(subjects.API_TASKS, query, TaskList)
+    shared.show(result, lambda: console.print(tasks_table(result.tasks)))
 
-    async def fn(nc: Any, g: str) -> TaskList:
-        return await call(
-            nc,
-            subjects.api(g, subjects.API_TASKS),
-            ListTasks(states=state or [], limit=limit),
-            TaskList,
-        )
 
-    result: TaskList = client_run(url, data_dir, group, fn)
-    if as_json:
-        console.print_json(result.model_dump_json())
-    else:
-        console.print(tasks_table(result.tasks))
+async def _wait_for_tasks(nc: NATS, group: str, ids: list[str], timeout: float) -> list[TaskStatus]:
+    """Poll until every task is terminal (the event stream is for the SDK's ``wait``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = [
+            await call(nc, subjects.api(group, subjects.API_TASK), GetTask(task_id=i), TaskStatus)
+            for i in ids
+        ]
+        if all(t.state.terminal for t in out):
+            return out
+        if time.monotonic() > deadline:
+            raise HubError(f"tasks not finished after {timeout:g}s")
+        await asyncio.sleep(0.2)
 
 
 @app.command()
+@shared_options(*TALKS_TO_HUB)
 def submit(
     title: Annotated[str | None, typer.Argument(help="Task title.")] = None,
     skill: Annotated[
@@ -217,9 +210,8 @@ def submit(
     ] = None,
     wait: Annotated[bool, typer.Option(help="Wait until the tasks finish.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 300.0,
-    url: UrlOpt = None,
-    data_dir: DataDirOpt = None,
-    group: GroupOpt = None,
+    *,
+    shared: SharedOptions,
 ) -> None:
     """Submit a task (or a graph from --file) to a running hub."""
     try:
@@ -244,17 +236,17 @@ def submit(
     except (ValueError, ValidationError, OSError) as exc:
         raise fail(f"bad task: {exc}", 2) from None
 
-    async def fn(nc: Any, g: str) -> list[TaskStatus]:
+    async def submit_and_wait(nc: NATS, group: str) -> list[TaskStatus]:
         done = await call(
-            nc, subjects.api(g, subjects.API_SUBMIT), SubmitTasks(tasks=specs), Submitted
+            nc, subjects.api(group, subjects.API_SUBMIT), SubmitTasks(tasks=specs), Submitted
         )
         for i in done.ids:
             console.print(f"submitted {i}")
         if not wait:
             return []
-        return await wait_for(nc, g, done.ids, timeout)
+        return await _wait_for_tasks(nc, group, done.ids, timeout)
 
-    finished: list[TaskStatus] = client_run(url, data_dir, group, fn)
+    finished = shared.run(submit_and_wait)
     if wait:
         console.print(tasks_table(finished, "Finished"))
         if any(t.state is not TaskState.DONE for t in finished):
@@ -262,29 +254,16 @@ def submit(
 
 
 @app.command()
-def cancel(
-    task_id: str,
-    reason: Annotated[str, typer.Option(help="Why.")] = "",
-    as_: work.AsOpt = None,
-    url: UrlOpt = None,
-    data_dir: DataDirOpt = None,
-    group: GroupOpt = None,
-) -> None:
+@shared_options(*TALKS_TO_HUB, "as_")
+def cancel(task_id: str, reason: ReasonOpt = "", *, shared: SharedOptions) -> None:
     """Cancel a task that has not finished."""
-
-    async def fn(nc: Any, g: str) -> TaskStatus:
-        return await call(
-            nc,
-            subjects.api(g, subjects.API_CANCEL),
-            CancelTask(task_id=task_id, reason=reason, by=work.whoami(as_)),
-            TaskStatus,
-        )
-
-    status: TaskStatus = client_run(url, data_dir, group, fn)
+    msg = CancelTask(task_id=task_id, reason=reason, by=shared.actor)
+    status = shared.request(subjects.API_CANCEL, msg, TaskStatus)
     console.print(f"{status.id} {status.state.value}")
 
 
 @app.command()
+@shared_options(*TALKS_TO_HUB, "as_json")
 def events(
     task: Annotated[str | None, typer.Option("--task", help="Only this task's events.")] = None,
     kind: Annotated[
@@ -293,38 +272,39 @@ def events(
     after: Annotated[int, typer.Option(help="Only events after this sequence number.")] = 0,
     limit: Annotated[int, typer.Option(help="Most events shown.")] = 1000,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Then stream new ones.")] = False,
-    url: UrlOpt = None,
-    data_dir: DataDirOpt = None,
-    group: GroupOpt = None,
-    as_json: JsonOpt = False,
+    *,
+    shared: SharedOptions,
 ) -> None:
     """The event log: every assignment, detection (lost, stalled) and retry, with its reason."""
 
-    async def fn(nc: Any, g: str) -> None:
+    def echo(ev: Event) -> None:
+        typer.echo(ev.model_dump_json() if shared.as_json else event_line(ev))
+
+    async def read_and_follow(nc: NATS, group: str) -> None:
         query = ListEvents(task_id=task, kind=kind, after=after, limit=limit)
-        stored = await call(nc, subjects.api(g, subjects.API_EVENTS), query, EventList)
+        stored = await call(nc, subjects.api(group, subjects.API_EVENTS), query, EventList)
         for ev in stored.events:
-            typer.echo(ev.model_dump_json() if as_json else event_line(ev))
+            echo(ev)
         if not follow:
             return
         seen = stored.events[-1].seq if stored.events else after
         queue: asyncio.Queue[Event] = asyncio.Queue()
 
-        async def on_event(msg: Any) -> None:
+        async def on_event(msg: Msg) -> None:
             with contextlib.suppress(ProtocolError):
                 queue.put_nowait(decode(msg.data, Event))
 
-        await nc.subscribe(subjects.all_events(g), cb=on_event)
+        await nc.subscribe(subjects.all_events(group), cb=on_event)
         while True:
             ev = await queue.get()
             if (ev.seq and ev.seq <= seen) or (task and ev.task_id != task):
                 continue
             if kind and not ev.kind.startswith(kind):
                 continue
-            typer.echo(ev.model_dump_json() if as_json else event_line(ev))
+            echo(ev)
 
     with contextlib.suppress(KeyboardInterrupt):
-        client_run(url, data_dir, group, fn)
+        shared.run(read_and_follow)
 
 
 @app.command()
@@ -366,6 +346,7 @@ def schema(
 
 
 @app.command()
+@shared_options(*TALKS_TO_HUB)
 def tui(
     name: Annotated[
         str | None,
@@ -379,16 +360,11 @@ def tui(
         str | None, typer.Option("--id", help="Your participant id (default: from the name).")
     ] = None,
     log: Annotated[Path | None, typer.Option("--log", help="Write the TUI's log here.")] = None,
-    url: UrlOpt = None,
-    data_dir: DataDirOpt = None,
-    group: GroupOpt = None,
+    *,
+    shared: SharedOptions,
 ) -> None:
     """Join the group as a human participant in the terminal UI (runs `python -m tui`)."""
-    settings = build_settings(data_dir=data_dir, group=group)
-    try:
-        target = resolve_url(settings, url)
-    except HubError as exc:
-        raise fail(str(exc)) from None
+    settings, target = shared.hub()
     # The hub package never imports the TUI: it runs as its own program. The token goes in
     # the environment (CLAWHUB_TOKEN, read by the SDK), never on a command line.
     token = resolve_token(settings)

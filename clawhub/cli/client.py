@@ -1,4 +1,18 @@
-"""A small request/reply client for the CLI (the hub package may not import the SDK)."""
+"""The CLI's request/reply client: find the hub, connect, ask, decode the answer. The whole
+of it; every command goes through ``call`` (via ``SharedOptions.run``/``request``).
+
+Why not the SDK's (``agents_sdk._bus.connect``/``request``)? The layering forbids it: the
+hub package (the CLI included) never imports ``agents_sdk`` (an import-linter contract
+and a run-time test), so that the SDK can ship and change on its own and ``clawhub``
+commands never load it. The shared request/reply cannot move down into ``protocols``
+either: it is a leaf with no I/O (its contract forbids ``nats``). Joining the two would
+need a new package below both (a NATS transport with its own error tree) for about 40
+lines that differ on purpose: a CLI command fails fast (one connection attempt, no
+reconnects, one ``HubError`` for the person at the terminal) where an agent reconnects
+forever and raises the SDK's ``HubUnavailable``/``RequestTimeout``/``RequestRefused``.
+What they do share is shared already: ``protocols.encode``/``decode``, ``ErrorReply``,
+``split_token`` and ``subjects.inbox_prefix``.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +27,7 @@ from pydantic import BaseModel
 
 from protocols import ErrorReply, decode, encode, split_token, subjects
 
-from ..errors import BusError, HubError
+from ..errors import BusError, HubError, RequestRefused
 from ..settings import HubSettings, read_hub_file
 
 M = TypeVar("M", bound=BaseModel)
@@ -82,7 +96,8 @@ async def _quiet(exc: Exception) -> None:
 async def call(
     nc: NATS, subject: str, message: BaseModel, reply: type[M], timeout: float = 10.0
 ) -> M:
-    """Request ``message`` on ``subject``; return the reply, or raise ``HubError``."""
+    """Request ``message`` on ``subject``; return the reply, or raise ``BusError`` (no hub,
+    no answer in time) or ``RequestRefused`` (the hub's ``ErrorReply``)."""
     try:
         msg = await nc.request(subject, encode(message), timeout=timeout)
     except NoRespondersError:
@@ -91,6 +106,6 @@ async def call(
         raise BusError(f"the hub did not answer on {subject} within {timeout:g}s") from None
     answer = decode(msg.data, reply, ErrorReply)
     if isinstance(answer, ErrorReply):
-        raise HubError(f"refused ({answer.code.value}): {answer.message}")
+        raise RequestRefused(answer.code, answer.message)
     assert isinstance(answer, reply)
     return answer

@@ -1,25 +1,44 @@
-"""What every ``clawhub`` command shares: options, settings, the client runner, tables."""
+"""The options many ``clawhub`` commands share, declared once.
+
+A command names the shared options it takes and receives them as one ``SharedOptions``::
+
+    @shared_options(*TALKS_TO_HUB, "as_")
+    def approve(task_id: str, reason: ReasonOpt = "", *, shared: SharedOptions) -> None:
+        shared.request(subjects.API_DECIDE, DecideTask(..., by=shared.actor), TaskStatus)
+
+so ``clawhub approve T1 --url nats://... --group g --as alice`` parses as it always did,
+while the command's own signature holds only its own options. ``SharedOptions`` also
+builds the settings once (``CLAWHUB_*`` plus these overrides) and runs a client session
+against the hub those settings find.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import time
+import dataclasses
+import functools
+import getpass
+import inspect
+import os
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
-from rich.table import Table
+from nats.aio.client import Client as NATS
+from pydantic import BaseModel, ValidationError
 
-from protocols import AgentInfo, Event, GetTask, TaskStatus, subjects
+from protocols import subjects
 
 from ..errors import HubError
 from ..settings import HubSettings
 from .client import call, connect, resolve_token, resolve_url
+from .views import console, err
 
-console = Console()
-err = Console(stderr=True)
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 UrlOpt = Annotated[
     str | None,
@@ -28,8 +47,33 @@ UrlOpt = Annotated[
 DataDirOpt = Annotated[
     Path | None, typer.Option("--data-dir", help="Hub data folder (default: ~/.clawhub).")
 ]
-GroupOpt = Annotated[str | None, typer.Option("--group", help="Claw Group (default: default).")]
+GroupOpt = Annotated[
+    str | None, typer.Option("--group", help="Claw Group (default: CLAWHUB_GROUP or default).")
+]
+AsOpt = Annotated[
+    str | None,
+    typer.Option("--as", help="Who you are, for the record (default: CLAWHUB_USER or $USER)."),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+StoreOpt = Annotated[
+    str | None, typer.Option("--store-url", help="Store URL (default: the hub's SQLite file).")
+]
+
+#: ``--reason`` of the commands that record why (each declares it itself).
+ReasonOpt = Annotated[str, typer.Option(help="Why.")]
+
+#: The name of each shared option, as a command asks for it.
+Shared = Literal["url", "data_dir", "group", "as_", "as_json", "store_url"]
+#: What a command that talks to a running hub takes.
+TALKS_TO_HUB: tuple[Shared, ...] = ("url", "data_dir", "group")
+_OPTION_TYPES: dict[str, Any] = {
+    "url": UrlOpt,
+    "data_dir": DataDirOpt,
+    "group": GroupOpt,
+    "as_": AsOpt,
+    "as_json": JsonOpt,
+    "store_url": StoreOpt,
+}
 
 
 def build_settings(**overrides: Any) -> HubSettings:
@@ -43,99 +87,117 @@ def build_settings(**overrides: Any) -> HubSettings:
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print ``message`` as an error; the ``typer.Exit`` to raise (exit ``code``)."""
     err.print(f"[red]error:[/] {message}")
     return typer.Exit(code)
 
 
-def client_run(url: str | None, data_dir: Path | None, group: str | None, fn: Any) -> Any:
-    settings = build_settings(data_dir=data_dir, group=group)
-    try:
-        target = resolve_url(settings, url)
-    except HubError as exc:
-        raise fail(str(exc)) from None
+def whoami(name: str | None) -> str:
+    """The participant id a person acts as: ``--as``, else the login name made id-safe."""
+    raw = name or os.environ.get("CLAWHUB_USER") or getpass.getuser() or "human"
+    return re.sub(r"[^A-Za-z0-9_-]", "-", raw).strip("-_")[:64] or "human"
 
-    async def go() -> Any:
-        nc = await connect(target, resolve_token(settings))
+
+@dataclass(frozen=True)
+class SharedOptions:
+    """The shared options of one command line (those the command did not take keep their
+    defaults)."""
+
+    url: str | None = None
+    data_dir: Path | None = None
+    group: str | None = None
+    as_: str | None = None
+    as_json: bool = False
+    store_url: str | None = None
+
+    @property
+    def actor(self) -> str:
+        """Who the person at the keyboard acts as (``--as``, else the login name)."""
+        return whoami(self.as_)
+
+    def settings(self, **overrides: Any) -> HubSettings:
+        """The settings: environment, then ``--data-dir`` and ``--group``, then ``overrides``."""
+        return build_settings(**{"data_dir": self.data_dir, "group": self.group, **overrides})
+
+    def hub(self) -> tuple[HubSettings, str]:
+        """The settings and the NATS URL of the hub to talk to (exit 1 if none is found)."""
+        settings = self.settings()
         try:
-            return await fn(nc, settings.group)
-        finally:
-            await nc.close()
+            return settings, resolve_url(settings, self.url)
+        except HubError as exc:
+            raise fail(str(exc)) from None
 
-    try:
-        return asyncio.run(go())
-    except HubError as exc:
-        raise fail(str(exc)) from None
+    def run(self, session: Callable[[NATS, str], Awaitable[T]]) -> T:
+        """Connect to the hub, run ``session(nc, group)``, close; a ``HubError`` on the way
+        is printed and exits 1."""
+        settings, url = self.hub()
 
+        async def connected() -> T:
+            nc = await connect(url, resolve_token(settings))
+            try:
+                return await session(nc, settings.group)
+            finally:
+                await nc.close()
 
-def _ago(ts: float) -> str:
-    delta = max(0.0, time.time() - ts)
-    return f"{delta:.0f}s ago" if delta < 120 else f"{delta / 60:.0f}m ago"
+        try:
+            return asyncio.run(connected())
+        except HubError as exc:
+            raise fail(str(exc)) from None
 
+    def request(self, verb: str, message: BaseModel, reply: type[M]) -> M:
+        """One API request (``subjects.API_*``) and its reply."""
 
-def agents_table(agents: list[AgentInfo]) -> Table:
-    """A table of participants."""
-    table = Table(title="Agents")
-    for col in (
-        "id",
-        "kind",
-        "state",
-        "skills",
-        "model",
-        "device",
-        "load",
-        "reliability",
-        "done",
-        "failed",
-        "seen",
-    ):
-        table.add_column(col)
-    for a in agents:
-        p = a.profile
-        skills = ", ".join(f"{k} {v:.1f}" for k, v in sorted(p.skills.items()))
-        table.add_row(
-            p.id,
-            p.kind,
-            a.state,
-            skills,
-            p.model or "plain code",
-            p.device,
-            f"{a.load}/{p.capacity}",
-            f"{a.reliability:.2f}",
-            str(a.completed),
-            str(a.failed),
-            _ago(a.last_seen),
-        )
-    return table
+        async def session(nc: NATS, group: str) -> M:
+            return await call(nc, subjects.api(group, verb), message, reply)
+
+        return self.run(session)
+
+    def show(self, reply: BaseModel, view: Callable[[], object]) -> None:
+        """Print ``reply`` as JSON with ``--json``, else call ``view`` (which prints it)."""
+        if self.as_json:
+            console.print_json(reply.model_dump_json())
+        else:
+            view()
 
 
-def attempts_text(task: TaskStatus) -> str:
-    """A task's attempts in one line: ``1 coder:stalled, 2 writer:done``."""
-    return (
-        ", ".join(
-            f"{h.attempt} {h.agent_id}:{h.outcome}"
-            for h in task.history
-            if h.outcome not in ("declined", "no_reply")
-        )
-        or "-"
-    )
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(SharedOptions)}
 
 
-def tasks_table(tasks: list[TaskStatus], title: str = "Tasks") -> Table:
-    """A table of tasks with their attempts and the last reason."""
-    table = Table(title=title)
-    for col in ("id", "title", "state", "agent", "attempts", "note"):
-        table.add_column(col, overflow="fold")
-    for t in tasks:
-        last = next((h for h in reversed(t.history) if h.reason), None)
-        note = t.error or (last.reason if last else "") or (t.progress_message or "")
-        agent = t.assigned_to or next(
-            (h.agent_id for h in reversed(t.history) if h.outcome == "done"), ""
-        )
-        table.add_row(t.id, t.spec.title, t.state.value, agent, attempts_text(t), note[:80])
-    return table
+def shared_options(*names: Shared) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command the shared options ``names``; it receives them as ``shared``.
+
+    The command declares a keyword-only ``shared: SharedOptions`` parameter and its own
+    options; the command typer sees takes its own options plus ``names`` (the same
+    ``--url``, ``--group`` ... as if each command declared them)."""
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        own = inspect.signature(command, eval_str=True)
+        if "shared" not in own.parameters:
+            raise TypeError(f"{command.__name__} takes no `shared: SharedOptions` parameter")
+        kept = [p for p in own.parameters.values() if p.name != "shared"]
+        added = [
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=_OPTION_TYPES[name],
+                default=_DEFAULTS[name],
+            )
+            for name in names
+        ]
+
+        @functools.wraps(command)
+        def with_shared(**values: Any) -> None:
+            shared = SharedOptions(**{name: values.pop(name) for name in names})
+            command(**values, shared=shared)
+
+        with_shared.__signature__ = own.replace(parameters=[*kept, *added])  # type: ignore[attr-defined]
+        return with_shared
+
+    return decorate
 
 
 def parse_skills(values: list[str]) -> dict[str, float]:
+    """``--skill name=level`` values as a skill map (exit 2 on a bad one)."""
     out: dict[str, float] = {}
     for item in values:
         name, _, level = item.partition("=")
@@ -144,26 +206,3 @@ def parse_skills(values: list[str]) -> dict[str, float]:
         except ValueError:
             raise fail(f"bad --skill {item!r}: use name=level, e.g. python=0.5", 2) from None
     return out
-
-
-async def wait_for(nc: Any, group: str, ids: list[str], timeout: float) -> list[TaskStatus]:
-    """Poll until every task is terminal (the event stream is for the SDK's ``wait``)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        out = [
-            await call(nc, subjects.api(group, subjects.API_TASK), GetTask(task_id=i), TaskStatus)
-            for i in ids
-        ]
-        if all(t.state.terminal for t in out):
-            return out
-        if time.monotonic() > deadline:
-            raise HubError(f"tasks not finished after {timeout:g}s")
-        await asyncio.sleep(0.2)
-
-
-def event_line(ev: Event) -> str:
-    """One event as a log line."""
-    when = time.strftime("%H:%M:%S", time.localtime(ev.ts))
-    attempt = f"#{ev.attempt}" if ev.attempt else ""
-    who = " ".join(x for x in (ev.task_id and ev.task_id + attempt, ev.agent_id) if x)
-    return f"{ev.seq or '-':>6} {when} {ev.kind:<16} {who:<28} {ev.message}".rstrip()

@@ -5,52 +5,45 @@ table every ``CLAWHUB_TOKEN_REFRESH`` seconds)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from ..errors import HubError
-from .options import DataDirOpt, GroupOpt, JsonOpt, build_settings, console, err, fail
+from .options import SharedOptions, build_settings, fail, shared_options
+from .views import console, err
 
 token_app = typer.Typer(help="Issue, list and revoke access tokens (they live in the store).")
 
 
-def _tokens(data_dir: Path | None, store_url: str | None) -> Any:
+def _tokens(shared: SharedOptions) -> Any:
+    """The token table of the store that ``--store-url``/``--data-dir`` name."""
     from ..runtime.auth import Tokens  # noqa: PLC0415 - opens the store
     from ..store.store import Store  # noqa: PLC0415
 
-    settings = build_settings(data_dir=data_dir, store_url=store_url)
+    settings = build_settings(data_dir=shared.data_dir, store_url=shared.store_url)
     try:
         return Tokens(Store(settings.resolved_store_url()))
     except HubError as exc:
         raise fail(str(exc)) from None
 
 
-StoreOpt = Annotated[
-    str | None, typer.Option("--store-url", help="Store URL (default: the hub's SQLite file).")
-]
-
-
 @token_app.command("create")
+@shared_options("group", "data_dir", "store_url")
 def token_create(
-    group: Annotated[
-        str | None,
-        typer.Option("--group", help="The token's Claw Group (default: CLAWHUB_GROUP or default)."),
-    ] = None,
     role: Annotated[str, typer.Option("--role", help="agent | human | admin")] = "agent",
     agent_id: Annotated[
         str | None,
         typer.Option("--agent-id", help="Participant id it acts as (required for agents)."),
     ] = None,
     note: Annotated[str, typer.Option(help="A note for `token list`.")] = "",
-    data_dir: DataDirOpt = None,
-    store_url: StoreOpt = None,
+    *,
+    shared: SharedOptions,
 ) -> None:
     """Issue a token; prints it once (only hashes are stored)."""
-    tokens = _tokens(data_dir, store_url)
-    group = group or build_settings(data_dir=data_dir).group
+    tokens = _tokens(shared)
+    group = shared.group or build_settings(data_dir=shared.data_dir).group
     try:
         made, row = tokens.create(group, role, agent_id, note)
     except ValueError as exc:
@@ -62,19 +55,15 @@ def token_create(
 
 
 @token_app.command("list")
-def token_list(
-    group: GroupOpt = None,
-    data_dir: DataDirOpt = None,
-    store_url: StoreOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+@shared_options("group", "data_dir", "store_url", "as_json")
+def token_list(*, shared: SharedOptions) -> None:
     """List tokens (ids, groups, roles; never secrets)."""
-    tokens = _tokens(data_dir, store_url)
+    tokens = _tokens(shared)
     try:
-        rows = tokens.rows(group)
+        rows = tokens.rows(shared.group)
     finally:
         tokens.store.close()
-    if as_json:
+    if shared.as_json:
         fields = ("id", "group", "role", "agent_id", "note", "created_at", "revoked_at")
         typer.echo(json.dumps([{f: getattr(r, f) for f in fields} for r in rows], indent=2))
         return
@@ -88,14 +77,15 @@ def token_list(
 
 
 @token_app.command("revoke")
+@shared_options("data_dir", "store_url")
 def token_revoke(
     token_id: Annotated[str, typer.Argument(help="The token id (tk-...).")],
-    data_dir: DataDirOpt = None,
-    store_url: StoreOpt = None,
+    *,
+    shared: SharedOptions,
 ) -> None:
     """Revoke a token: refused at once by REST/WebSocket of this process and within
     CLAWHUB_TOKEN_REFRESH seconds by a running hub (its NATS connections are closed)."""
-    tokens = _tokens(data_dir, store_url)
+    tokens = _tokens(shared)
     try:
         done = tokens.revoke(token_id.split(".")[0])
     finally:

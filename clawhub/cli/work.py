@@ -4,19 +4,15 @@ agents, chat, look at one task, and run goals (free text or a plan file)."""
 from __future__ import annotations
 
 import asyncio
-import getpass
-import json
-import os
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 import yaml
-from pydantic import BaseModel, ValidationError
-from rich.table import Table
+from nats.aio.client import Client as NATS
+from pydantic import ValidationError
 
 from protocols import (
     AgentInfo,
@@ -45,193 +41,95 @@ from protocols import (
 
 from ..errors import HubError
 from .client import call
-from .options import (
-    DataDirOpt,
-    GroupOpt,
-    JsonOpt,
-    UrlOpt,
-    attempts_text,
-    client_run,
-    console,
-    fail,
-)
-
-AsOpt = Annotated[
-    str | None,
-    typer.Option("--as", help="Who you are, for the record (default: CLAWHUB_USER or $USER)."),
-]
-
-
-def whoami(name: str | None) -> str:
-    """The participant id a person acts as: ``--as``, else the login name made id-safe."""
-    raw = name or os.environ.get("CLAWHUB_USER") or getpass.getuser() or "human"
-    return re.sub(r"[^A-Za-z0-9_-]", "-", raw).strip("-_")[:64] or "human"
-
-
-def _request(
-    url: str | None,
-    data_dir: Path | None,
-    group: str | None,
-    verb: str,
-    message: BaseModel,
-    reply: type[Any],
-) -> Any:
-    async def fn(nc: Any, g: str) -> Any:
-        return await call(nc, subjects.api(g, verb), message, reply)
-
-    return client_run(url, data_dir, group, fn)
-
+from .options import TALKS_TO_HUB, ReasonOpt, SharedOptions, fail, shared_options
+from .views import console, goal_table, print_goal, print_task
 
 # -------------------------------------------------------------------- tasks and people
 
 
+@shared_options(*TALKS_TO_HUB, "as_")
 def approve(
     task_id: str,
     reason: Annotated[str, typer.Option(help="Why (kept with the verdict).")] = "",
-    as_: AsOpt = None,
-    url: UrlOpt = None,
-    data_dir: DataDirOpt = None,
-    group: GroupOpt = None,
+    *,
+    shared: SharedOptions,
 ) -> None:
     """Approve a result waiting for a human (state needs_human)."""
-    msg = DecideTask(task_id=task_id, accept=True, reason=reason, by=whoami(as_))
-    status: TaskStatus = _request(url, data_dir, group, subjects.API_DECIDE, msg, TaskStatus)
+    msg = DecideTask(task_id=task_id, accept=True, reason=reason, by=shared.actor)
+    status = shared.request(subjects.API_DECIDE, msg, TaskStatus)
     console.print(f"{status.id} {status.state.value}")
 
 
+@shared_options(*TALKS_TO_HUB, "as_")
 def reject(
     task_id: str,
     reason: Annotated[str, typer.Option(help="What is wrong (sent to the reworker).")],
-    as_: AsOpt = None,
-    url: UrlOpt = None,
-    data_dir: DataDirOpt = None,
-    group: GroupOpt = None,
+    *,
+    shared: SharedOptions,
 ) -> None:
     """Reject a result waiting for a human: the task is reworked with your reason."""
-    msg = DecideTask(task_id=task_id, accept=False, reason=reason, by=whoami(as_))
-    status: TaskStatus = _request(url, data_dir, group, subjects.API_DECIDE, msg, TaskStatus)
+    msg = DecideTask(task_id=task_id, accept=False, reason=reason, by=shared.actor)
+    status = shared.request(subjects.API_DECIDE, msg, TaskStatus)
     console.print(f"{status.id} {status.state.value}")
 
 
+@shared_options(*TALKS_TO_HUB, "as_")
 def reassign(
     task_id: str,
     to: Annotated[str | None, typer.Option("--to", help="Participant to give it to.")] = None,
-    reason: Annotated[str, typer.Option(help="Why.")] = "",
-    as_: AsOpt = None,
-    url: UrlOpt = None,
-    data_dir: DataDirOpt = None,
-    group: GroupOpt = None,
+    reason: ReasonOpt = "",
+    *,
+    shared: SharedOptions,
 ) -> None:
     """Take a task from its holder and offer it again (to --to, else the matcher's pick)."""
-    msg = ReassignTask(task_id=task_id, to=to, reason=reason, by=whoami(as_))
-    status: TaskStatus = _request(url, data_dir, group, subjects.API_REASSIGN, msg, TaskStatus)
+    msg = ReassignTask(task_id=task_id, to=to, reason=reason, by=shared.actor)
+    status = shared.request(subjects.API_REASSIGN, msg, TaskStatus)
     console.print(f"{status.id} {status.state.value}" + (f" → {to}" if to else ""))
 
 
-def _mode(
-    agent_id: str, mode: AgentMode, reason: str, as_: str | None, url: Any, dd: Any, g: Any
-) -> None:
-    msg = SetAgentMode(agent_id=agent_id, mode=mode, reason=reason, by=whoami(as_))
-    info: AgentInfo = _request(url, dd, g, subjects.API_AGENT_MODE, msg, AgentInfo)
+def _set_mode(shared: SharedOptions, agent_id: str, mode: AgentMode, reason: str) -> None:
+    msg = SetAgentMode(agent_id=agent_id, mode=mode, reason=reason, by=shared.actor)
+    info = shared.request(subjects.API_AGENT_MODE, msg, AgentInfo)
     console.print(f"{info.profile.id} {info.mode} (holds {info.load})")
 
 
-def pause(
-    agent_id: str,
-    reason: Annotated[str, typer.Option(help="Why.")] = "",
-    as_: AsOpt = None,
-    url: UrlOpt = None,
-    data_dir: DataDirOpt = None,
-    group: GroupOpt = None,
-) -> None:
+@shared_options(*TALKS_TO_HUB, "as_")
+def pause(agent_id: str, reason: ReasonOpt = "", *, shared: SharedOptions) -> None:
     """Give a participant no new work (what it holds runs on)."""
-    _mode(agent_id, "paused", reason, as_, url, data_dir, group)
+    _set_mode(shared, agent_id, "paused", reason)
 
 
-def resume(
-    agent_id: str,
-    as_: AsOpt = None,
-    url: UrlOpt = None,
-    data_dir: DataDirOpt = None,
-    group: GroupOpt = None,
-) -> None:
+@shared_options(*TALKS_TO_HUB, "as_")
+def resume(agent_id: str, *, shared: SharedOptions) -> None:
     """Let a paused or draining participant take work again."""
-    _mode(agent_id, "active", "", as_, url, data_dir, group)
+    _set_mode(shared, agent_id, "active", "")
 
 
-def drain(
-    agent_id: str,
-    reason: Annotated[str, typer.Option(help="Why.")] = "",
-    as_: AsOpt = None,
-    url: UrlOpt = None,
-    data_dir: DataDirOpt = None,
-    group: GroupOpt = None,
-) -> None:
+@shared_options(*TALKS_TO_HUB, "as_")
+def drain(agent_id: str, reason: ReasonOpt = "", *, shared: SharedOptions) -> None:
     """No new work; the hub announces `agent.drained` once it holds nothing."""
-    _mode(agent_id, "draining", reason, as_, url, data_dir, group)
+    _set_mode(shared, agent_id, "draining", reason)
 
 
+@shared_options(*TALKS_TO_HUB, "as_")
 def chat(
     text: str,
     task: Annotated[str | None, typer.Option("--task", help="The task it is about.")] = None,
-    as_: AsOpt = None,
-    url: UrlOpt = None,
-    data_dir: DataDirOpt = None,
-    group: GroupOpt = None,
+    *,
+    shared: SharedOptions,
 ) -> None:
     """Post a line in the group's shared channel (read it with `clawhub events --kind chat`)."""
-    msg = PostChat(sender=whoami(as_), text=text, task_id=task)
-    _request(url, data_dir, group, subjects.API_CHAT, msg, Ok)
+    shared.request(subjects.API_CHAT, PostChat(sender=shared.actor, text=text, task_id=task), Ok)
 
 
-def show(
-    task_id: str,
-    url: UrlOpt = None,
-    data_dir: DataDirOpt = None,
-    group: GroupOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+@shared_options(*TALKS_TO_HUB, "as_json")
+def show(task_id: str, *, shared: SharedOptions) -> None:
     """One task in full: spec, attempts and why each agent was chosen, verdicts, output."""
-    msg = GetTask(task_id=task_id)
-    t: TaskStatus = _request(url, data_dir, group, subjects.API_TASK, msg, TaskStatus)
-    if as_json:
-        console.print_json(t.model_dump_json())
-        return
-    console.print(f"[bold]{t.id}[/] {t.spec.title}  [cyan]{t.state.value}[/]")
-    if t.spec.instructions:
-        console.print(f"  instructions: {t.spec.instructions[:300]}")
-    skills = ", ".join(f"{k}≥{v:g}" for k, v in t.spec.skills.items()) or "-"
-    steps = ", ".join(s.kind for s in t.spec.validation) or "-"
-    console.print(f"  skills: {skills}   validation: {steps}   attempts: {attempts_text(t)}")
-    for h in t.history:
-        why = ", ".join(f"{w.agent_id} {w.score:.2f}" for w in h.why)
-        console.print(
-            f"  #{h.attempt} {h.agent_id}: {h.outcome}"
-            + (f" ({h.reason})" if h.reason else "")
-            + (f"  chosen among: {why}" if why else "")
-        )
-    for v in t.verdicts:
-        mark = "[green]accepted[/]" if v.accepted else "[red]rejected[/]"
-        console.print(f"  verdict #{v.attempt} {v.step} by {v.by}: {mark} {v.reasons[:200]}")
-    if t.usage.calls or t.usage.cost:
-        console.print(f"  usage: {t.usage.total_tokens} tokens, ${t.usage.cost:.4f}")
-    if t.error:
-        console.print(f"  error: {t.error}")
-    if t.output is not None:
-        console.print("  output: " + json.dumps(t.output, ensure_ascii=False)[:2000])
+    task = shared.request(subjects.API_TASK, GetTask(task_id=task_id), TaskStatus)
+    shared.show(task, lambda: print_task(task))
 
 
-def group_info(
-    url: UrlOpt = None,
-    data_dir: DataDirOpt = None,
-    group: GroupOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """The group at a glance: tasks and goals by state, agents, spend, coordinator model."""
-    info: GroupInfo = _request(url, data_dir, group, subjects.API_GROUP, GetGroup(), GroupInfo)
-    if as_json:
-        console.print_json(info.model_dump_json())
-        return
+def _print_group(info: GroupInfo) -> None:
     console.print(f"[bold]group {info.group}[/] on {info.hub_id}")
     console.print(f"  agents: {info.agents_online} online of {info.agents_total}")
     console.print(
@@ -245,6 +143,13 @@ def group_info(
     console.print(f"  coordinator: {info.coordinator_model} ({state})")
 
 
+@shared_options(*TALKS_TO_HUB, "as_json")
+def group_info(*, shared: SharedOptions) -> None:
+    """The group at a glance: tasks and goals by state, agents, spend, coordinator model."""
+    info = shared.request(subjects.API_GROUP, GetGroup(), GroupInfo)
+    shared.show(info, lambda: _print_group(info))
+
+
 # -------------------------------------------------------------------- goals
 
 
@@ -256,40 +161,7 @@ def load_plan(path: Path) -> Plan:
     return Plan.model_validate(raw)
 
 
-def goal_table(goals: list[GoalStatus]) -> Table:
-    """A table of goals."""
-    table = Table(title="Goals")
-    for col in ("id", "state", "progress", "spend", "goal", "note"):
-        table.add_column(col, overflow="fold")
-    for g in goals:
-        progress = f"{g.tasks_done}/{g.tasks_total}" + (
-            f" ({g.tasks_failed} failed)" if g.tasks_failed else ""
-        )
-        budget = f" of ${g.spec.budget:g}" if g.spec.budget is not None else ""
-        table.add_row(
-            g.id,
-            g.state,
-            progress,
-            f"${g.usage.cost:.4f}{budget}",
-            g.spec.text[:60],
-            (g.error or "")[:80],
-        )
-    return table
-
-
-def _print_goal(g: GoalStatus) -> None:
-    console.print(goal_table([g]))
-    if g.plan is not None:
-        for t in g.plan.tasks:
-            deps = f" ← {', '.join(t.depends_on)}" if t.depends_on else ""
-            skills = ", ".join(f"{k}≥{v:g}" for k, v in t.skills.items())
-            console.print(f"  {t.id}: {t.title} [{skills}]{deps}")
-    if g.error:
-        console.print(f"[red]{g.state}:[/] {g.error}", soft_wrap=True)
-    if g.state == "done":
-        console.print("deliverable: " + json.dumps(g.deliverable, ensure_ascii=False)[:4000])
-
-
+@shared_options(*TALKS_TO_HUB)
 def goal(
     text: Annotated[str, typer.Argument(help="The goal, in words.")],
     plan: Annotated[
@@ -309,9 +181,8 @@ def goal(
     model: Annotated[str | None, typer.Option(help="Coordinator model for this goal.")] = None,
     wait: Annotated[bool, typer.Option(help="Wait until the goal ends.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 600.0,
-    url: UrlOpt = None,
-    data_dir: DataDirOpt = None,
-    group: GroupOpt = None,
+    *,
+    shared: SharedOptions,
 ) -> None:
     """Submit a goal: the coordinator model plans it into tasks (or --plan gives the plan)."""
     try:
@@ -327,10 +198,10 @@ def goal(
     except (OSError, ValueError, ValidationError, yaml.YAMLError) as exc:
         raise fail(f"bad goal: {exc}", 2) from None
 
-    async def fn(nc: Any, g: str) -> GoalStatus:
+    async def submit_and_watch(nc: NATS, group: str) -> GoalStatus:
         status = await call(
             nc,
-            subjects.api(g, subjects.API_GOAL_SUBMIT),
+            subjects.api(group, subjects.API_GOAL_SUBMIT),
             SubmitGoal(goal=spec, plan=given),
             GoalStatus,
         )
@@ -341,83 +212,62 @@ def goal(
                 raise HubError(f"goal {status.id} not finished after {timeout:g}s")
             await asyncio.sleep(0.3)
             status = await call(
-                nc, subjects.api(g, subjects.API_GOAL), GetGoal(goal_id=status.id), GoalStatus
+                nc, subjects.api(group, subjects.API_GOAL), GetGoal(goal_id=status.id), GoalStatus
             )
         return status
 
-    status: GoalStatus = client_run(url, data_dir, group, fn)
-    _print_goal(status)
+    status = shared.run(submit_and_watch)
+    print_goal(status)
     if wait and status.state != "done":
         raise typer.Exit(1)
 
 
+@shared_options(*TALKS_TO_HUB, "as_json")
 def goals(
     goal_id: Annotated[str | None, typer.Argument(help="Show this goal in full.")] = None,
-    url: UrlOpt = None,
-    data_dir: DataDirOpt = None,
-    group: GroupOpt = None,
-    as_json: JsonOpt = False,
+    *,
+    shared: SharedOptions,
 ) -> None:
     """List goals with progress and spend, or show one with its plan and deliverable."""
     if goal_id:
-        msg = GetGoal(goal_id=goal_id)
-        status: GoalStatus = _request(url, data_dir, group, subjects.API_GOAL, msg, GoalStatus)
-        if as_json:
-            console.print_json(status.model_dump_json())
-        else:
-            _print_goal(status)
+        status = shared.request(subjects.API_GOAL, GetGoal(goal_id=goal_id), GoalStatus)
+        shared.show(status, lambda: print_goal(status))
         return
-    listed: GoalList = _request(url, data_dir, group, subjects.API_GOALS, ListGoals(), GoalList)
-    if as_json:
-        console.print_json(listed.model_dump_json())
-    else:
-        console.print(goal_table(listed.goals))
+    listed = shared.request(subjects.API_GOALS, ListGoals(), GoalList)
+    shared.show(listed, lambda: console.print(goal_table(listed.goals)))
 
 
+@shared_options(*TALKS_TO_HUB, "as_")
 def approve_plan(
     goal_id: str,
     plan: Annotated[Path | None, typer.Option("--plan", help="An edited plan to run.")] = None,
-    reason: Annotated[str, typer.Option(help="Why.")] = "",
-    as_: AsOpt = None,
-    url: UrlOpt = None,
-    data_dir: DataDirOpt = None,
-    group: GroupOpt = None,
+    reason: ReasonOpt = "",
+    *,
+    shared: SharedOptions,
 ) -> None:
     """Approve the plan of a goal awaiting approval (optionally an edited one)."""
     try:
         edited = load_plan(plan) if plan is not None else None
     except (OSError, ValueError, ValidationError, yaml.YAMLError) as exc:
         raise fail(f"bad plan: {exc}", 2) from None
-    msg = DecidePlan(goal_id=goal_id, approve=True, plan=edited, reason=reason, by=whoami(as_))
-    status: GoalStatus = _request(url, data_dir, group, subjects.API_GOAL_DECIDE, msg, GoalStatus)
+    msg = DecidePlan(goal_id=goal_id, approve=True, plan=edited, reason=reason, by=shared.actor)
+    status = shared.request(subjects.API_GOAL_DECIDE, msg, GoalStatus)
     console.print(f"goal {status.id} {status.state}")
 
 
-def reject_plan(
-    goal_id: str,
-    reason: Annotated[str, typer.Option(help="Why.")] = "",
-    as_: AsOpt = None,
-    url: UrlOpt = None,
-    data_dir: DataDirOpt = None,
-    group: GroupOpt = None,
-) -> None:
+@shared_options(*TALKS_TO_HUB, "as_")
+def reject_plan(goal_id: str, reason: ReasonOpt = "", *, shared: SharedOptions) -> None:
     """Reject the plan of a goal awaiting approval (the goal fails)."""
-    msg = DecidePlan(goal_id=goal_id, approve=False, reason=reason, by=whoami(as_))
-    status: GoalStatus = _request(url, data_dir, group, subjects.API_GOAL_DECIDE, msg, GoalStatus)
+    msg = DecidePlan(goal_id=goal_id, approve=False, reason=reason, by=shared.actor)
+    status = shared.request(subjects.API_GOAL_DECIDE, msg, GoalStatus)
     console.print(f"goal {status.id} {status.state}: {status.error}")
 
 
-def cancel_goal(
-    goal_id: str,
-    reason: Annotated[str, typer.Option(help="Why.")] = "",
-    as_: AsOpt = None,
-    url: UrlOpt = None,
-    data_dir: DataDirOpt = None,
-    group: GroupOpt = None,
-) -> None:
+@shared_options(*TALKS_TO_HUB, "as_")
+def cancel_goal(goal_id: str, reason: ReasonOpt = "", *, shared: SharedOptions) -> None:
     """Stop a goal and its open tasks."""
-    msg = CancelGoal(goal_id=goal_id, reason=reason, by=whoami(as_))
-    status: GoalStatus = _request(url, data_dir, group, subjects.API_GOAL_CANCEL, msg, GoalStatus)
+    msg = CancelGoal(goal_id=goal_id, reason=reason, by=shared.actor)
+    status = shared.request(subjects.API_GOAL_CANCEL, msg, GoalStatus)
     console.print(f"goal {status.id} {status.state}")
 
 

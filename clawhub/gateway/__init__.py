@@ -3,7 +3,8 @@ in one FastAPI app, and the ``clawhub up`` process that runs one hub per group b
 
 from __future__ import annotations
 
-from .app import Gateway, create_app, openapi_document
+from .app import create_app, openapi_document
 from .process import HubProcess
+from .state import Gateway
 
 __all__ = ["Gateway", "HubProcess", "create_app", "openapi_document"]

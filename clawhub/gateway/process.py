@@ -34,9 +34,10 @@ from ..runtime.hub import Hub
 from ..runtime.nats_server import EmbeddedNats
 from ..settings import HubSettings, read_hub_file
 from ..store.store import Store, TokenRow
-from .app import Gateway, create_app
+from .app import create_app
+from .state import Gateway
 
-log = logging.getLogger("clawhub.server")
+log = logging.getLogger(__name__)
 
 
 class _Uvicorn(uvicorn.Server):

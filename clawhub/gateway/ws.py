@@ -55,7 +55,8 @@ from protocols import (
 
 from ..runtime.auth import Principal, check_api, check_participant
 from ..runtime.hub import Hub
-from .app import Caller, Gateway
+from .caller import Caller, connection_token
+from .state import Gateway
 
 log = logging.getLogger("clawhub.gateway")
 
@@ -67,26 +68,16 @@ CLOSE_FULL = 1013
 STREAM_QUEUE = 10_000
 
 
-def _token(ws: WebSocket) -> str | None:
-    auth = ws.headers.get("authorization", "")
-    if auth.lower().startswith("bearer "):
-        return auth[7:].strip()
-    return ws.query_params.get("token")
-
-
 async def _admit(gw: Gateway, ws: WebSocket) -> Principal | None:
     """Accept the socket; check the token and the connection limits (closing if refused)."""
     await ws.accept()
     try:
-        who = gw.principal(_token(ws))
+        who = gw.principal(connection_token(ws))
     except ProtocolError as exc:
         code = CLOSE_UNAUTHORIZED if exc.code is ErrorCode.UNAUTHORIZED else CLOSE_FORBIDDEN
         await _refuse(ws, exc, code)
         return None
-    settings = gw.settings
-    if gw.ws_total >= settings.ws_max_connections or (
-        gw.ws_by_group[who.group] >= settings.ws_max_per_group
-    ):
+    if gw.sockets_full(who.group):
         full = ProtocolError(ErrorCode.RATE_LIMITED, "too many WebSocket connections; retry later")
         await _refuse(ws, full, CLOSE_FULL)
         return None
@@ -94,9 +85,8 @@ async def _admit(gw: Gateway, ws: WebSocket) -> Principal | None:
 
 
 async def _refuse(ws: WebSocket, exc: ProtocolError, code: int) -> None:
-    error = ErrorReply(code=exc.code, message=exc.message).model_dump(mode="json")
     with contextlib.suppress(Exception):
-        await ws.send_text(WsResponse(id=None, message=error).model_dump_json())
+        await ws.send_text(WsResponse(id=None, message=_error(exc)).model_dump_json())
         await ws.close(code=code, reason=exc.message[:120])
 
 
@@ -324,6 +314,35 @@ async def _events(
         hub.observers.remove(observe)
 
 
+async def _stream_events(gw: Gateway, ws: WebSocket, who: Principal) -> None:
+    """Push the group's events down ``ws`` until the client closes it."""
+    after = ws.query_params.get("after")
+    stream = _events(
+        gw,
+        who,
+        int(after) if after and after.isdigit() else None,
+        _kinds(ws.query_params.get("kinds")),
+    )
+
+    async def pump() -> None:
+        async for event in stream:
+            await ws.send_text(WsPush(message=event).model_dump_json())
+
+    async def drain() -> None:
+        with contextlib.suppress(WebSocketDisconnect):
+            while True:
+                await ws.receive_text()  # the client sends nothing; this sees the close
+
+    tasks = [asyncio.create_task(pump()), asyncio.create_task(drain())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await stream.aclose()
+
+
 def add_ws_routes(app: FastAPI, gw: Gateway) -> None:
     """Add the WebSocket (and SSE) routes."""
 
@@ -332,48 +351,16 @@ def add_ws_routes(app: FastAPI, gw: Gateway) -> None:
         who = await _admit(gw, ws)
         if who is None:
             return
-        gw.ws_total += 1
-        gw.ws_by_group[who.group] += 1
-        try:
+        with gw.socket_open(who.group):
             await AgentSession(gw, ws, who).run()
-        finally:
-            gw.ws_total -= 1
-            gw.ws_by_group[who.group] -= 1
 
     @app.websocket("/v1/ws/events")
     async def event_socket(ws: WebSocket) -> None:
         who = await _admit(gw, ws)
         if who is None:
             return
-        gw.ws_total += 1
-        gw.ws_by_group[who.group] += 1
-        after = ws.query_params.get("after")
-        stream = _events(
-            gw,
-            who,
-            int(after) if after and after.isdigit() else None,
-            _kinds(ws.query_params.get("kinds")),
-        )
-
-        async def pump() -> None:
-            async for event in stream:
-                await ws.send_text(WsPush(message=event).model_dump_json())
-
-        async def drain() -> None:
-            with contextlib.suppress(WebSocketDisconnect):
-                while True:
-                    await ws.receive_text()  # the client sends nothing; this sees the close
-
-        tasks = [asyncio.create_task(pump()), asyncio.create_task(drain())]
-        try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await stream.aclose()
-            gw.ws_total -= 1
-            gw.ws_by_group[who.group] -= 1
+        with gw.socket_open(who.group):
+            await _stream_events(gw, ws, who)
 
     @app.get(
         "/v1/events/stream",

@@ -1,0 +1,69 @@
+"""What every route of the gateway serves: the hubs by group, the tokens, the limits and the
+connection counts, and the one way a call reaches a hub (``Gateway.call``)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel
+
+from protocols import ErrorCode, ErrorReply, ProtocolError, subjects
+
+from ..runtime.auth import Principal, Tokens, check_api
+from ..runtime.hub import Hub
+from ..settings import HubSettings
+from .metrics import Metrics
+
+
+@dataclass
+class Gateway:
+    """What the routes serve: the hubs by group, the tokens, the limits."""
+
+    hubs: dict[str, Hub]
+    tokens: Tokens
+    settings: HubSettings
+    metrics: dict[str, Metrics] = field(default_factory=dict)
+    ws_total: int = 0
+    ws_by_group: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        for group, hub in self.hubs.items():
+            self.metrics.setdefault(group, Metrics(hub))
+
+    def sockets_full(self, group: str) -> bool:
+        """Whether the gateway, or ``group``, holds as many WebSockets as it may."""
+        return self.ws_total >= self.settings.ws_max_connections or (
+            self.ws_by_group[group] >= self.settings.ws_max_per_group
+        )
+
+    @contextlib.contextmanager
+    def socket_open(self, group: str) -> Iterator[None]:
+        """Count one open WebSocket of ``group`` while the block runs."""
+        self.ws_total += 1
+        self.ws_by_group[group] += 1
+        try:
+            yield
+        finally:
+            self.ws_total -= 1
+            self.ws_by_group[group] -= 1
+
+    def principal(self, token: str | None) -> Principal:
+        """The caller of a token; ``unauthorized`` or ``forbidden`` (group not served)."""
+        who = self.tokens.verify(token)
+        if who.group not in self.hubs:
+            raise ProtocolError(ErrorCode.FORBIDDEN, f"group {who.group} is not served here")
+        return who
+
+    async def call(self, who: Principal, verb: str, message: BaseModel) -> BaseModel:
+        """Serve one API request for ``who``: check its role, then the hub's own path."""
+        hub = self.hubs[who.group]
+        try:
+            check_api(who, verb, message)
+        except ProtocolError as exc:
+            hub.board.refused(subjects.api(who.group, verb), exc, who.agent_id)
+            return ErrorReply(code=exc.code, message=exc.message)
+        reply = await hub.handle(f"api.{verb}", message, who.requester)
+        return await hub.settle(reply)
