@@ -44,7 +44,7 @@ def test_tool_passes(command: tuple[str, ...]) -> None:
 
 def test_import_linter_checks_every_contract() -> None:
     proc = run_tool("lint-imports")
-    assert "4 kept, 0 broken" in proc.stdout, proc.stdout + proc.stderr
+    assert "5 kept, 0 broken" in proc.stdout, proc.stdout + proc.stderr
 
 
 # -- run-time layering (agents_sdk is checked in test_sdk_unit.py) -----------------------------
