@@ -19,7 +19,7 @@ from protocols import TaskState
 
 S = TaskState
 
-#: The lifecycle of DESIGN.md written out by hand: every allowed ``src -> dst``.
+#: The lifecycle of the design (shared/DESIGN.md) written out by hand: every allowed ``src -> dst``.
 EXPECTED: set[tuple[TaskState, TaskState]] = {
     (S.PENDING, S.READY),
     (S.PENDING, S.FAILED),

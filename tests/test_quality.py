@@ -1,5 +1,6 @@
-"""The code-quality gates, as tests: lint, format, strict typing, and the layering of
-DESIGN.md, checked statically (import-linter) and at run time (what an import loads)."""
+"""The code-quality gates, as tests: lint, format, strict typing, and the layering of the
+design (shared/DESIGN.md), checked statically (import-linter) and at run time (what an
+import loads)."""
 
 from __future__ import annotations
 
@@ -99,7 +100,8 @@ def test_cli_client_commands_stay_light() -> None:
 
 
 def test_examples_use_public_modules_only() -> None:
-    """DESIGN.md: examples import anything *public*, never a private ``_module``."""
+    """The design's rule (shared/DESIGN.md): examples import anything *public*, never a
+    private ``_module``."""
     private = []
     for path in sorted((ROOT / "examples").glob("*.py")):
         for line in path.read_text().splitlines():
