@@ -11,6 +11,12 @@ Its life on the bus (see ``protocols.subjects`` for the subjects):
 5. after a reconnect, register again (same session, with the attempts still held);
 6. on ``stop``: cancel (or drain) the handlers, ``Deregister``, drain the connection.
 
+The ``Agent`` is the façade; two collaborators do the work and share its ``HubLink``
+(identity, transport, what the hub said): ``Registration`` (steps 1, 2 and 5) and ``Jobs``
+(3 and 4). They are wired here with explicit hand-offs: ``Jobs`` tells ``Registration.ensure``
+when the hub no longer knows the agent, ``Registration`` tells ``Jobs.revoke`` of an attempt
+the hub revoked.
+
 The transport follows the URL: ``nats://`` speaks NATS, ``ws://``/``wss://`` the hub
 gateway's WebSocket (``_transport``); everything above is the same on both.
 """
@@ -20,57 +26,46 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import secrets
 import signal
-import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import TypeVar, overload
 
 from protocols import (
-    Accept,
     AgentProfile,
     Assignment,
-    Cancel,
     Clearance,
-    Decline,
     Deregister,
     Device,
-    ErrorCode,
-    ErrorReply,
-    Heartbeat,
     Kind,
     Ok,
-    Progress,
     ProtocolError,
-    Register,
-    RegisterAck,
-    ResultAck,
     TaskRef,
-    TaskState,
-    decode,
     is_identifier,
     subjects,
 )
 
-from ._context import TaskContext
-from ._handlers import Handler, HandlerFunc, HandlerRegistry, Outcome, failure, invoke, success
-from ._jobs import Job as _Job
-from ._jobs import Key, build_result, make_id
-from ._transport import TOKEN_ENV, Incoming, Transport, open_transport
+from ._context import Emitter, TaskContext
+from ._handlers import Handler, HandlerFunc, HandlerRegistry
+from ._jobs import Jobs
+from ._link import HubLink
+from ._registration import Registration
+from ._transport import TOKEN_ENV, open_transport
 from ._version import __version__
-from .errors import HubUnavailable, RequestRefused, RequestTimeout, SDKError
+from .errors import HubUnavailable, SDKError
 from .memory import Memory, default_data_dir
 
 log = logging.getLogger("agents_sdk")
 
 F = TypeVar("F", bound=HandlerFunc)
 
-#: Heartbeat interval before the hub told us its own.
-DEFAULT_HEARTBEAT = 1.0
-#: First and largest delay between retries of registration and result delivery.
-BACKOFF_START = 0.2
-BACKOFF_MAX = 5.0
+
+def make_id(name: str) -> str:
+    """``slug(name)-<6 hex>``: a fresh, valid agent id."""
+    slug = re.sub(r"[^a-z0-9_-]+", "-", name.lower()).strip("-_")[:57] or "agent"
+    return f"{slug}-{secrets.token_hex(3)}"
 
 
 class Agent:
@@ -117,26 +112,29 @@ class Agent:
             cost=cost,
             sdk=f"agents_sdk/{__version__}",
         )
-        self.group = group
         self.data_dir = Path(data_dir).expanduser() if data_dir else default_data_dir(self.id)
         self.memory = Memory(self.data_dir / "memory.db")  # opened on first use
-        self.request_timeout = request_timeout
         self.start_timeout = start_timeout
-        self.session: str = secrets.token_hex(8)
-        """Random id of this process's registration (kept across reconnects)."""
-        self.hub_id: str | None = None
-        self.heartbeat_interval: float = DEFAULT_HEARTBEAT
-        self.max_message_bytes: int | None = None
+        self._link = HubLink(
+            agent_id=self.id,
+            group=group,
+            session=secrets.token_hex(8),
+            request_timeout=request_timeout,
+        )
         self._handlers = HandlerRegistry()
-        self._bus: Transport | None = None
-        self._jobs: dict[Key, _Job] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._register_task: asyncio.Task[None] | None = None
-        self._registered = asyncio.Event()
-        self._beat_reset = asyncio.Event()
-        self._first_outcome = asyncio.Event()
-        self._fatal: SDKError | None = None
-        self._stopping = False
+        self._jobs = Jobs(
+            self._link,
+            profile=lambda: self.profile,
+            handlers=self._handlers,
+            new_context=self._new_context,
+            unknown_agent=self._register_again,
+        )
+        self._registration = Registration(
+            self._link,
+            profile=lambda: self.profile,
+            running=lambda: self._jobs.running,
+            revoked=self._jobs.revoke,
+        )
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -151,14 +149,48 @@ class Agent:
         return self.profile.name
 
     @property
+    def group(self) -> str:
+        """The Claw Group the agent joins."""
+        return self._link.group
+
+    @property
+    def session(self) -> str:
+        """Random id of this process's registration (kept across reconnects)."""
+        return self._link.session
+
+    @property
+    def request_timeout(self) -> float:
+        """Bound of each request to the hub (seconds)."""
+        return self._link.request_timeout
+
+    @request_timeout.setter
+    def request_timeout(self, value: float) -> None:
+        self._link.request_timeout = value
+
+    @property
+    def hub_id(self) -> str | None:
+        """The hub that accepted the last registration (``None`` before the first)."""
+        return self._link.hub_id
+
+    @property
+    def heartbeat_interval(self) -> float:
+        """Seconds between heartbeats: the hub's, from its ``RegisterAck``."""
+        return self._link.heartbeat_interval
+
+    @property
+    def max_message_bytes(self) -> int | None:
+        """The hub's payload limit, from its ``RegisterAck``."""
+        return self._link.max_message_bytes
+
+    @property
     def running(self) -> list[TaskRef]:
         """Attempts held now (running, or waiting for their result to be acknowledged)."""
-        return [job.ref for job in self._jobs.values()]
+        return self._jobs.running
 
     @property
     def registered(self) -> bool:
         """True once a hub accepted the registration."""
-        return self._registered.is_set()
+        return self._registration.registered.is_set()
 
     def __repr__(self) -> str:
         return f"<Agent {self.id} group={self.group} skills={sorted(self.profile.skills)}>"
@@ -189,6 +221,14 @@ class Agent:
         """The handler that would run this assignment (``None``: it would be declined)."""
         return self._handlers.select(assignment.spec)
 
+    def _new_context(self, assignment: Assignment, emit: Emitter) -> TaskContext:
+        """The hand-off to ``Jobs``: a context for an accepted offer, naming this agent."""
+        return TaskContext(assignment, self, emit)
+
+    def _register_again(self) -> None:
+        """The hand-off from ``Jobs``: the hub no longer knows this agent."""
+        self._registration.ensure()
+
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(
@@ -208,35 +248,35 @@ class Agent:
         ``timeout`` (default ``start_timeout``), ``AgentIdConflict`` when another live
         process holds this id, ``RequestRefused`` when the hub refuses the profile.
         """
-        if self._bus is not None:
+        link, registration = self._link, self._registration
+        if link.bus is not None:
             raise RuntimeError(f"agent {self.id} is already started")
         timeout = self.start_timeout if timeout is None else timeout
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        self._stopping = False
-        self._fatal = None
-        self._registered = asyncio.Event()
-        self._first_outcome = asyncio.Event()
-        self._bus = await open_transport(
+        link.stopping = False
+        registration.reset()
+        link.bus = bus = await open_transport(
             url,
             token=token if token is not None else os.environ.get(TOKEN_ENV) or None,
             timeout=timeout,
             name=subjects.agent_connection_name(self.id, self.session),
-            reconnected_cb=self._on_reconnected,
-            disconnected_cb=self._on_disconnected,
+            reconnected_cb=registration.reconnected,
+            disconnected_cb=registration.disconnected,
         )
         try:
-            await self._bus.listen(subjects.agent_inbox(self.group, self.id), self._on_inbox)
-            self._spawn(self._heartbeat_loop())
-            self._ensure_registering()
+            await bus.listen(subjects.agent_inbox(self.group, self.id), self._jobs.on_inbox)
+            registration.start()
             try:
-                await asyncio.wait_for(self._first_outcome.wait(), max(0.0, deadline - loop.time()))
+                await asyncio.wait_for(
+                    registration.first_outcome.wait(), max(0.0, deadline - loop.time())
+                )
             except TimeoutError:
                 raise HubUnavailable(
                     f"no hub accepted the registration of {self.id} within {timeout:g}s"
                 ) from None
-            if self._fatal is not None:
-                raise self._fatal
+            if registration.fatal is not None:
+                raise registration.fatal
         except BaseException:
             await self._shutdown(deregister=False)
             raise
@@ -249,20 +289,10 @@ class Agent:
         unless ``drain`` is true: then they may finish and deliver their results within
         ``timeout`` seconds. Results already computed get ``timeout`` to be delivered.
         """
-        if self._bus is None:
+        if self._link.bus is None:
             return
-        self._stopping = True
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        if drain:
-            await self._wait_jobs(deadline)
-        for job in list(self._jobs.values()):
-            if job.in_handler:
-                self._cancel_job(job, "agent stopping")
-        await self._wait_jobs(deadline)
-        for job in list(self._jobs.values()):
-            self._cancel_job(job, "agent stopped before its result was acknowledged")
-        await self._wait_jobs(loop.time() + 1.0)
+        self._link.stopping = True
+        await self._jobs.stop(drain=drain, deadline=asyncio.get_running_loop().time() + timeout)
         await self._shutdown(deregister=True)
 
     def run(
@@ -289,22 +319,14 @@ class Agent:
             for sig in installed:
                 loop.remove_signal_handler(sig)
 
-    async def _wait_jobs(self, deadline: float) -> None:
-        tasks = [job.task for job in self._jobs.values() if job.task is not None]
-        if tasks:
-            remaining = max(0.0, deadline - asyncio.get_running_loop().time())
-            await asyncio.wait(tasks, timeout=remaining)
-
     async def _shutdown(self, *, deregister: bool) -> None:
-        bus, self._bus = self._bus, None
-        self._stopping = True
-        background = list(self._tasks)
-        for task in background:
-            task.cancel()
-        await asyncio.gather(*background, return_exceptions=True)
+        link, registration = self._link, self._registration
+        bus, link.bus = link.bus, None
+        link.stopping = True
+        await registration.cancel()
         if bus is None:
             return
-        if deregister and self._registered.is_set() and bus.connected:
+        if deregister and registration.registered.is_set() and bus.connected:
             goodbye = Deregister(agent_id=self.id, session=self.session, reason="agent stopped")
             try:
                 await bus.request(
@@ -312,206 +334,5 @@ class Agent:
                 )
             except (SDKError, ProtocolError) as exc:
                 log.debug("deregister of %s: %s", self.id, exc)
-        self._registered.clear()
+        registration.registered.clear()
         await bus.close()
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    # -- registration and liveness ----------------------------------------------------------
-
-    def _ensure_registering(self) -> None:
-        if self._stopping:
-            return
-        if self._register_task is None or self._register_task.done():
-            self._register_task = self._spawn(self._register_loop())
-
-    async def _register_loop(self) -> None:
-        delay = BACKOFF_START
-        while not self._stopping and self._bus is not None:
-            message = Register(profile=self.profile, session=self.session, running=self.running)
-            try:
-                ack = await self._bus.request(
-                    subjects.hub_register(self.group),
-                    message,
-                    RegisterAck,
-                    self.request_timeout,
-                )
-            except RequestRefused as exc:
-                if not self._first_outcome.is_set():
-                    self._fatal = exc
-                    self._first_outcome.set()
-                    return
-                log.error("hub refused the registration of %s: %s (retrying)", self.id, exc)
-            except (HubUnavailable, RequestTimeout, ProtocolError) as exc:
-                log.debug("registration of %s: %s (retrying in %.1fs)", self.id, exc, delay)
-            else:
-                self._registration_accepted(ack)
-                return
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, BACKOFF_MAX)
-
-    def _registration_accepted(self, ack: RegisterAck) -> None:
-        self.hub_id = ack.hub_id
-        self.heartbeat_interval = ack.heartbeat_interval
-        self.max_message_bytes = ack.max_message_bytes
-        self._beat_reset.set()  # restart the heartbeat timer with the hub's interval
-        for ref in ack.revoked:
-            job = self._jobs.get((ref.task_id, ref.attempt))
-            if job is not None:
-                self._cancel_job(job, "revoked by the hub on registration")
-        self._registered.set()
-        self._first_outcome.set()
-
-    async def _heartbeat_loop(self) -> None:
-        while True:
-            try:
-                await asyncio.wait_for(self._beat_reset.wait(), self.heartbeat_interval)
-            except TimeoutError:
-                pass
-            else:
-                self._beat_reset.clear()
-                continue
-            if not self._registered.is_set():
-                continue
-            beat = Heartbeat(
-                agent_id=self.id, session=self.session, ts=time.time(), running=self.running
-            )
-            if self._bus is not None:
-                await self._bus.publish(subjects.hub_heartbeat(self.group), beat)
-
-    async def _on_reconnected(self) -> None:
-        log.info("agent %s reconnected; registering again", self.id)
-        self._ensure_registering()
-
-    async def _on_disconnected(self) -> None:
-        if not self._stopping:
-            log.warning("agent %s lost its connection to the hub; reconnecting", self.id)
-
-    # -- the inbox --------------------------------------------------------------------------
-
-    async def _on_inbox(self, msg: Incoming) -> None:
-        try:
-            message = decode(msg.data, Assignment, Cancel)
-        except ProtocolError as exc:
-            log.warning("agent %s: bad inbox message: %s", self.id, exc)
-            await msg.respond(ErrorReply(code=exc.code, message=exc.message))
-            return
-        if isinstance(message, Cancel):
-            job = self._jobs.get((message.task_id, message.attempt))
-            if job is not None and job.in_handler:
-                self._cancel_job(job, f"cancelled by the hub: {message.reason}")
-            # a finished job keeps delivering its result: the hub acknowledges it (taken or
-            # a duplicate) or refuses it as stale; either way it ends, and nothing is lost
-            return
-        assert isinstance(message, Assignment)
-        reply, job = self._consider(message)
-        if msg.wants_reply:
-            sent = await msg.respond(reply)
-            if not sent and job is not None:
-                self._jobs.pop(job.key, None)
-                return
-        if job is not None:
-            job.task = asyncio.create_task(self._run_job(job))
-
-    def _consider(self, offer: Assignment) -> tuple[Accept | Decline, _Job | None]:
-        """Accept or decline an offer; an accepted new offer comes with its job (not started)."""
-        key = (offer.task_id, offer.attempt)
-        accept = Accept(task_id=offer.task_id, attempt=offer.attempt, agent_id=self.id)
-
-        def decline(reason: str) -> tuple[Decline, None]:
-            log.info("agent %s declines %s#%d: %s", self.id, *key, reason)
-            answer = Decline(
-                task_id=offer.task_id, attempt=offer.attempt, agent_id=self.id, reason=reason
-            )
-            return answer, None
-
-        if key in self._jobs:
-            return accept, None  # a repeated offer of an attempt we already run
-        if self._stopping:
-            return decline("agent stopping")
-        handler = self._handlers.select(offer.spec)
-        if handler is None:
-            skills = ", ".join(sorted(offer.spec.skills)) or "none"
-            return decline(f"no handler for task {offer.task_id} (skills: {skills})")
-        if sum(1 for j in self._jobs.values() if j.in_handler) >= self.profile.capacity:
-            return decline("busy")  # jobs whose result is being delivered hold no slot
-        job = _Job(offer, TaskContext(offer, self, self._send_progress), handler)
-        self._jobs[key] = job
-        log.info("agent %s accepts %s#%d (%s)", self.id, *key, handler.name)
-        return accept, job
-
-    def _cancel_job(self, job: _Job, reason: str) -> None:
-        log.info("agent %s stops %s#%d: %s", self.id, *job.key, reason)
-        job.ctx.cancel_event.set()
-        if job.task is not None:
-            job.task.cancel()
-        else:
-            self._jobs.pop(job.key, None)
-
-    async def _send_progress(self, message: Progress) -> None:
-        if self._bus is not None:
-            await self._bus.publish(subjects.hub_progress(self.group), message)
-
-    # -- running and delivering -------------------------------------------------------------
-
-    async def _run_job(self, job: _Job) -> None:
-        started = time.monotonic()
-        try:
-            outcome = await self._call(job)
-            job.in_handler = False
-            await job.ctx._flush()
-            await self._deliver(job, outcome, time.monotonic() - started)
-        finally:
-            if self._jobs.get(job.key) is job:
-                del self._jobs[job.key]
-
-    async def _call(self, job: _Job) -> Outcome:
-        try:
-            output = await invoke(job.handler, job.ctx)
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise
-            return failure(asyncio.CancelledError("the handler raised CancelledError"))
-        except Exception as exc:
-            log.info("handler of %s#%d raised %s", *job.key, type(exc).__name__)
-            return failure(exc)
-        return success(output)
-
-    async def _deliver(self, job: _Job, outcome: Outcome, duration: float) -> None:
-        """Send the result until the hub acknowledges it (or the agent stops)."""
-        result = build_result(job, outcome, duration, self.session, self.max_message_bytes)
-        delay = BACKOFF_START
-        while True:
-            bus = self._bus
-            if bus is None:
-                log.error("result of %s#%d dropped: the agent is stopped", *job.key)
-                return
-            try:
-                ack = await bus.request(
-                    subjects.hub_result(self.group), result, ResultAck, self.request_timeout
-                )
-            except RequestRefused as exc:
-                if exc.code == ErrorCode.UNAVAILABLE:  # not committed: keep it, send again
-                    log.info("result of %s#%d not taken yet (%s); retrying", *job.key, exc)
-                elif exc.code == ErrorCode.UNKNOWN_AGENT:
-                    self._ensure_registering()
-                else:
-                    log.warning("hub refused the result of %s#%d: %s", *job.key, exc)
-                    return
-            except (HubUnavailable, RequestTimeout, ProtocolError) as exc:
-                log.info("result of %s#%d not delivered (%s); retrying", *job.key, exc)
-            else:
-                if ack.accepted:
-                    log.info("result of %s#%d accepted: task %s", *job.key, ack.state.value)
-                elif ack.state in (TaskState.VALIDATING, TaskState.NEEDS_HUMAN):
-                    log.info("result of %s#%d taken: %s", *job.key, ack.reason)
-                else:
-                    log.warning("result of %s#%d refused: %s", *job.key, ack.reason)
-                return
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, BACKOFF_MAX)

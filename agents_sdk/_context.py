@@ -1,7 +1,10 @@
 """``TaskContext``: what a handler receives, and how it reports progress.
 
 Progress and log lines go through an *emitter* (an async callable taking a ``Progress``):
-the real agent publishes them on NATS, ``agents_sdk.testing`` records them in a list.
+the real agent publishes them on NATS, ``agents_sdk.testing`` records them in a list. The
+context knows the agent that runs it only as a ``RunningAgent`` (its id, profile and
+memory), so this module never imports the ``Agent``: the agent hands itself and its emitter
+in, as temporal's worker hands an activity its heartbeat.
 
 Async handlers ``await ctx.progress(...)`` / ``await ctx.log(...)``. Sync handlers run in
 a worker thread; they call ``ctx.progress_nowait(...)`` / ``ctx.log_nowait(...)``, which are
@@ -16,14 +19,14 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import JsonValue
 
-from protocols import Assignment, Progress, TaskSpec, Usage, Verdict
+from protocols import AgentProfile, Assignment, Progress, TaskSpec, Usage, Verdict
 
 if TYPE_CHECKING:
-    from ._agent import Agent
     from .memory import Memory
 
 log = logging.getLogger("agents_sdk")
@@ -34,10 +37,38 @@ Emitter = Callable[[Progress], Awaitable[None]]
 MAX_MESSAGE = 10_000
 
 
+class RunningAgent(Protocol):
+    """The agent running a task, as its handler sees it (``agents_sdk.Agent`` is one)."""
+
+    @property
+    def id(self) -> str:
+        """The agent id."""
+
+    @property
+    def name(self) -> str:
+        """The display name."""
+
+    @property
+    def group(self) -> str:
+        """The Claw Group the agent works in."""
+
+    @property
+    def profile(self) -> AgentProfile:
+        """The profile the agent registered with."""
+
+    @property
+    def data_dir(self) -> Path:
+        """The agent's own files."""
+
+    @property
+    def memory(self) -> Memory:
+        """The agent's persistent memory."""
+
+
 class TaskContext:
     """One attempt of one task, as a handler sees it."""
 
-    def __init__(self, assignment: Assignment, agent: Agent, emit: Emitter) -> None:
+    def __init__(self, assignment: Assignment, agent: RunningAgent, emit: Emitter) -> None:
         self.assignment = assignment
         """The raw ``Assignment`` message."""
         self.task_id: str = assignment.task_id
@@ -49,7 +80,7 @@ class TaskContext:
         self.dependency_outputs: dict[str, JsonValue] = dict(assignment.dependency_outputs)
         """Outputs of the tasks this one depends on, by task id."""
         self.agent = agent
-        """The ``Agent`` running the task."""
+        """The ``Agent`` running the task (typed as what a handler may use of it)."""
         self.cancel_event = threading.Event()
         """Set when the hub revokes the attempt or the agent stops (safe to poll from threads)."""
         self._emit = emit

@@ -1,6 +1,7 @@
-"""Handler registration, selection and invocation; turning outputs into results.
+"""Handler registration, selection and invocation.
 
-Shared by the real agent and ``agents_sdk.testing`` so both behave the same.
+Shared by the real agent and ``agents_sdk.testing`` so both behave the same; what a run
+produced is judged in ``_outcome``.
 """
 
 from __future__ import annotations
@@ -8,12 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-
-from pydantic import BaseModel, JsonValue
 
 from protocols import TaskSpec
 
@@ -92,37 +90,3 @@ async def invoke(entry: Handler, ctx: TaskContext) -> object:
         if inspect.isawaitable(result):
             result = await result
     return result
-
-
-def describe_error(exc: BaseException) -> str:
-    """``"ExceptionType: message"``, the text a failed result carries."""
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What a handler run produced, ready for a ``Result``."""
-
-    ok: bool
-    output: JsonValue = None
-    error: str | None = None
-
-
-def success(output: object) -> Outcome:
-    """The outcome for a returned value; a failure if it is not plain JSON data."""
-    if isinstance(output, BaseModel):
-        output = output.model_dump(mode="json")
-    try:
-        data: JsonValue = json.loads(json.dumps(output, allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        return Outcome(
-            ok=False,
-            error=f"OutputError: handler output is not JSON-serialisable ({describe_error(exc)})",
-        )
-    return Outcome(ok=True, output=data)
-
-
-def failure(exc: BaseException) -> Outcome:
-    """The outcome for a handler that raised."""
-    return Outcome(ok=False, error=describe_error(exc))

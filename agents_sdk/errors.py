@@ -10,14 +10,18 @@
         ├── WaitTimeout               ``HubClient.wait`` gave up (also a ``TimeoutError``)
         ├── RequestRefused            the hub answered with ``ErrorReply`` (has ``code``)
         │   └── AgentIdConflict       ``wrong_session``: another live process holds the id
-        └── ModelError                a model call of an ``LLMAgent`` failed (has ``model``)
-            ├── ModelAuthError        no API key, or the key was refused (has ``env_var``)
-            ├── ModelRequestError     the model refused the request: bad request, unknown model
-            ├── ModelUnavailable      rate limit, timeout, 5xx, no connection: retries spent
-            └── ModelOutputError      the answer is unusable (not the JSON the task asks for)
+        ├── ModelError                a model call of an ``LLMAgent`` failed (has ``model``)
+        │   ├── ModelAuthError        no API key, or the key was refused (has ``env_var``)
+        │   ├── ModelRequestError     the model refused the request: bad request, unknown model
+        │   ├── ModelUnavailable      rate limit, timeout, 5xx, no connection: retries spent
+        │   └── ModelOutputError      the answer is unusable (not the JSON the task asks for)
+        └── _Retryable                private: one failed model call worth another try; it
+                                      never leaves ``LLMAgent.ask`` (spent retries become
+                                      ``ModelUnavailable``)
 
 NATS' own ``NoRespondersError`` and ``TimeoutError`` never escape the SDK's request
-helpers: they become ``HubUnavailable`` and ``RequestTimeout``.
+helpers: they become ``HubUnavailable`` and ``RequestTimeout``. Every exception class the
+SDK defines is in this module.
 """
 
 from __future__ import annotations
@@ -108,3 +112,13 @@ class ModelUnavailable(ModelError):
 
 class ModelOutputError(ModelError):
     """The model answered, but not in the form the task asks for (e.g. not JSON)."""
+
+
+class _Retryable(SDKError):
+    """A failed call worth another try; ``why`` is said in progress and in the error."""
+
+    def __init__(self, why: str, detail: str, retry_after: float | None = None) -> None:
+        super().__init__(f"{why}: {detail}")
+        self.why = why
+        self.detail = detail
+        self.retry_after = retry_after

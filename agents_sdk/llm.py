@@ -48,7 +48,13 @@ from protocols import Usage
 from ._agent import Agent
 from ._context import TaskContext
 from ._prompt import DEFAULT_SYSTEM, build_messages, memory_query, parse_json_answer
-from .errors import ModelAuthError, ModelOutputError, ModelRequestError, ModelUnavailable
+from .errors import (
+    ModelAuthError,
+    ModelOutputError,
+    ModelRequestError,
+    ModelUnavailable,
+    _Retryable,
+)
 
 __all__ = ["Answer", "LLMAgent", "RetryPolicy", "load_litellm", "provider_of"]
 
@@ -145,16 +151,6 @@ class Answer:
     """Model calls made, failed ones included."""
     priced: bool
     """False when litellm has no price for the model (cost is then 0)."""
-
-
-class _Retryable(Exception):
-    """A failed call worth another try; ``why`` is said in progress and in the error."""
-
-    def __init__(self, why: str, detail: str, retry_after: float | None = None) -> None:
-        super().__init__(f"{why}: {detail}")
-        self.why = why
-        self.detail = detail
-        self.retry_after = retry_after
 
 
 class LLMAgent(Agent):

@@ -34,7 +34,8 @@ from protocols import Assignment, Progress, TaskSpec, Usage, Verdict
 
 from ._agent import Agent
 from ._context import TaskContext
-from ._handlers import Outcome, failure, invoke, success
+from ._handlers import invoke
+from ._outcome import Outcome, failure, success
 
 __all__ = ["LocalRun", "run_task"]
 

@@ -116,7 +116,7 @@ def test_no_default_handler_declines() -> None:
         return None
 
     assert agent.select_handler(offer({"python": 0.5})) is None
-    answer, job = agent._consider(offer({"python": 0.5}))
+    answer, job = agent._jobs.consider(offer({"python": 0.5}))
     assert job is None
     assert answer.type == "claw.v1.task.decline"
     assert "no handler" in getattr(answer, "reason", "")
@@ -135,12 +135,12 @@ def test_duplicate_handlers_refused() -> None:
 async def test_capacity_declines_busy() -> None:
     agent = Agent("a", capacity=1)
     agent.handler(lambda ctx: None)
-    first, job = agent._consider(offer())
+    first, job = agent._jobs.consider(offer())
     assert first.type == "claw.v1.task.accept" and job is not None
-    again, none = agent._consider(offer())  # the same attempt again: accepted, no new job
+    again, none = agent._jobs.consider(offer())  # the same attempt again: accepted, no new job
     assert again.type == "claw.v1.task.accept" and none is None
     other = Assignment(task_id="t2", attempt=1, spec=TaskSpec(title="t"), stall_timeout=30)
-    busy, _ = agent._consider(other)
+    busy, _ = agent._jobs.consider(other)
     assert busy.type == "claw.v1.task.decline"
     assert getattr(busy, "reason", "") == "busy"
     assert [r.task_id for r in agent.running] == ["t1"]

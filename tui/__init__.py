@@ -12,7 +12,8 @@ Imports ``protocols`` and ``agents_sdk`` only: it talks to the hub over the bus.
 """
 
 from .app import TABS, ClawTui
-from .human import HumanGaveUp, HumanParticipant, human_id
+from .errors import HumanGaveUp, TUIError
+from .human import HumanParticipant, human_id
 from .model import ChatLine, GroupModel, WorkItem
 from .screens import KEYMAP
 from .session import GroupSession
@@ -26,6 +27,7 @@ __all__ = [
     "GroupSession",
     "HumanGaveUp",
     "HumanParticipant",
+    "TUIError",
     "WorkItem",
     "human_id",
 ]

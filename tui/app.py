@@ -25,7 +25,7 @@ from .panels import (
     GoalsTable,
     KeyedTable,
     Refresh,
-    TaskBoard,
+    TaskPanel,
     WorkPanel,
     WorkTable,
 )
@@ -77,7 +77,7 @@ class ClawTui(App[None]):
         yield Header()
         with TabbedContent(initial="tasks"):
             with TabPane("1 Tasks", id="tasks"):
-                yield TaskBoard(id="board")
+                yield TaskPanel(id="board")
             with TabPane("2 Agents", id="agents"):
                 yield AgentsTable(id="agents-table")
             with TabPane("3 My work", id="work"):
@@ -95,7 +95,7 @@ class ClawTui(App[None]):
         self.title = f"Claw Hub · group {self.model.group} · {me}"
         self.model.subscribe(self._model_changed)
         self.refresh_views()
-        self.query_one("#board", TaskBoard).table.focus()
+        self.query_one("#board", TaskPanel).table.focus()
         if self.session is not None:
             self.set_interval(1.0, self.refresh_views)  # heartbeat ages move with the clock
 
@@ -123,7 +123,7 @@ class ClawTui(App[None]):
         if model.work:
             parts.append(f"{len(model.work)} task(s) with you")
         self.sub_title = " · ".join(parts)
-        self.query_one("#board", TaskBoard).refresh_from(model)
+        self.query_one("#board", TaskPanel).refresh_from(model)
         self.query_one("#agents-table", AgentsTable).refresh_from(model)
         self.query_one("#work-panel", WorkPanel).refresh_from(model)
         self.query_one("#events-log", EventsLog).refresh_from(model)
@@ -136,7 +136,7 @@ class ClawTui(App[None]):
 
     def _focus_tab(self, tab: str) -> None:
         if tab == "tasks":
-            self.query_one("#board", TaskBoard).table.focus()
+            self.query_one("#board", TaskPanel).table.focus()
         elif tab == "chat":
             self.query_one("#chat-input", Input).focus()
         elif tab in ("agents", "goals"):
@@ -186,7 +186,7 @@ class ClawTui(App[None]):
     def select_task(self, task_id: str) -> bool:
         """Show the board with the cursor on ``task_id`` (filters are cleared if they hide it)."""
         self.query_one(TabbedContent).active = "tasks"
-        board = self.query_one("#board", TaskBoard)
+        board = self.query_one("#board", TaskPanel)
         if task_id not in self.model.tasks:
             return False
         states = BOARD_FILTERS[board.filter_index][1]
@@ -246,12 +246,12 @@ class ClawTui(App[None]):
             await self._do("refresh", session.sync())
 
     def action_cycle_filter(self) -> None:
-        board = self.query_one("#board", TaskBoard)
+        board = self.query_one("#board", TaskPanel)
         board.cycle_filter()
         board.refresh_from(self.model)
 
     def action_search(self) -> None:
-        self.query_one("#board", TaskBoard).start_search()
+        self.query_one("#board", TaskPanel).start_search()
 
     async def action_open_task(self) -> None:
         task_id = self._task_or_warn()

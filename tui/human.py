@@ -21,13 +21,10 @@ from pydantic import JsonValue
 from agents_sdk import Agent, TaskContext
 from protocols import Device
 
+from .errors import HumanGaveUp
 from .model import WorkItem
 
-__all__ = ["HumanGaveUp", "HumanParticipant", "human_id"]
-
-
-class HumanGaveUp(Exception):
-    """Raised in the handler when the human gives a task up; the hub records it as an error."""
+__all__ = ["HumanParticipant", "human_id"]
 
 
 def human_id(name: str) -> str:

@@ -1,4 +1,4 @@
-"""The panels of the main screen: agents, task board, my work, events, chat, goals.
+"""The panels of the main screen: agents, tasks, my work, events, chat, goals.
 
 Each panel reads the ``GroupModel`` in ``refresh_from`` and never does I/O; keys that act
 (approve, take, pause...) are bound here to the app's actions (``app.approve``...), which
@@ -118,13 +118,13 @@ class TaskTable(KeyedTable):
     ]
 
 
-class TaskBoard(Vertical):
-    """The task board: counts by state, the filter in use, and the tasks."""
+class TaskPanel(Vertical):
+    """The tasks tab: counts by state, the filter in use, a search box and the ``TaskTable``."""
 
     DEFAULT_CSS = """
-    TaskBoard #board-summary { height: 1; padding: 0 1; }
-    TaskBoard #board-search { display: none; }
-    TaskBoard.searching #board-search { display: block; }
+    TaskPanel #board-summary { height: 1; padding: 0 1; }
+    TaskPanel #board-search { display: none; }
+    TaskPanel.searching #board-search { display: block; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
