@@ -13,7 +13,9 @@ from .usage import Usage
 
 
 class TaskState(StrEnum):
-    """Where a task is in its lifecycle (see DESIGN.md)."""
+    """Where a task is in its lifecycle: pending, ready, assigned, running, validating (and
+    needs_human when a person must decide), done; a lost, stalled or rejected attempt sends
+    the task back to ready; done, failed and cancelled are terminal."""
 
     PENDING = "pending"
     """Waiting for the tasks it depends on."""

@@ -33,7 +33,7 @@ def create_app(gw: Gateway) -> FastAPI:
         version="1.0.0",
         description="REST gateway of a Claw Hub: the same requests and replies as the NATS "
         "API (`protocols.API`), scoped to the group of the caller's token. WebSocket: "
-        "`/v1/ws/agent` (participants) and `/v1/ws/events` (event stream); see the README.",
+        "`/v1/ws/agent` (participants) and `/v1/ws/events` (event stream); see docs/gateway.md.",
     )
     app.state.gateway = gw
 
