@@ -256,9 +256,11 @@ class Agent:
         deadline = loop.time() + timeout
         link.stopping = False
         registration.reset()
+        token = token if token is not None else os.environ.get(TOKEN_ENV) or None
+        link.sender = subjects.sender_for(token)
         link.bus = bus = await open_transport(
             url,
-            token=token if token is not None else os.environ.get(TOKEN_ENV) or None,
+            token=token,
             timeout=timeout,
             name=subjects.agent_connection_name(self.id, self.session),
             reconnected_cb=registration.reconnected,
@@ -330,7 +332,10 @@ class Agent:
             goodbye = Deregister(agent_id=self.id, session=self.session, reason="agent stopped")
             try:
                 await bus.request(
-                    subjects.hub_deregister(self.group), goodbye, Ok, self.request_timeout
+                    subjects.hub_deregister(self.group, self._link.sender),
+                    goodbye,
+                    Ok,
+                    self.request_timeout,
                 )
             except (SDKError, ProtocolError) as exc:
                 log.debug("deregister of %s: %s", self.id, exc)

@@ -89,8 +89,10 @@ class HubClient:
     ) -> None:
         """``token``: from ``clawhub token create`` (the NATS user it stands for), wherever
         the hub's nats-server requires one."""
-        subjects.api(group, subjects.API_TASK)  # validates the group early
+        subjects.api(group, subjects.ANON_SENDER, subjects.API_TASK)  # validates the group early
         self.token = token if token is not None else os.environ.get(TOKEN_ENV) or None
+        self.sender = subjects.sender_for(self.token)
+        """Who sends, in every API subject: the token's id, else ``anon``."""
         self.url = url
         self.group = group
         self.timeout = timeout
@@ -134,7 +136,9 @@ class HubClient:
         return self._nc
 
     async def _call(self, verb: str, message: BaseModel, reply: type[_R]) -> _R:
-        return await request(self.nc, subjects.api(self.group, verb), message, reply, self.timeout)
+        return await request(
+            self.nc, subjects.api(self.group, self.sender, verb), message, reply, self.timeout
+        )
 
     # -- tasks ------------------------------------------------------------------------------
 

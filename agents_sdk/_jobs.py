@@ -180,7 +180,7 @@ class Jobs:
     async def _send_progress(self, message: Progress) -> None:
         bus = self._link.bus
         if bus is not None:
-            await bus.publish(subjects.hub_progress(self._link.group), message)
+            await bus.publish(subjects.hub_progress(self._link.group, self._link.sender), message)
 
     # -- running and delivering -------------------------------------------------------------
 
@@ -228,7 +228,10 @@ class Jobs:
                 return
             try:
                 ack = await bus.request(
-                    subjects.hub_result(link.group), result, ResultAck, link.request_timeout
+                    subjects.hub_result(link.group, link.sender),
+                    result,
+                    ResultAck,
+                    link.request_timeout,
                 )
             except RequestRefused as exc:
                 if exc.code == ErrorCode.UNAVAILABLE:  # not committed: keep it, send again

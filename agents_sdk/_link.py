@@ -31,6 +31,8 @@ class HubLink:
     """Random id of this process's registration (kept across reconnects)."""
     request_timeout: float
     """Bound of each request to the hub (seconds)."""
+    sender: str = "anon"
+    """Who sends, in every agent → hub subject: the token's id (``subjects.sender_for``)."""
     bus: Transport | None = None
     """The transport while the agent is started; ``None`` before and after."""
     stopping: bool = False

@@ -112,7 +112,7 @@ class Registration:
             )
             try:
                 ack = await link.bus.request(
-                    subjects.hub_register(link.group),
+                    subjects.hub_register(link.group, link.sender),
                     message,
                     RegisterAck,
                     link.request_timeout,
@@ -161,4 +161,4 @@ class Registration:
                 running=self._running(),
             )
             if link.bus is not None:
-                await link.bus.publish(subjects.hub_heartbeat(link.group), beat)
+                await link.bus.publish(subjects.hub_heartbeat(link.group, link.sender), beat)

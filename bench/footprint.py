@@ -23,7 +23,7 @@ S = "footprint"
 
 async def register_many(url: str, count: int, concurrency: int = 200) -> None:
     nc = await nats.connect(url)
-    subject = subjects.hub_register(GROUP)
+    subject = subjects.hub_register(GROUP, subjects.ANON_SENDER)
     skills = [f"skill{i}" for i in range(50)]
 
     async def one(i: int) -> None:

@@ -18,7 +18,7 @@ from ._base import (
 )
 from .usage import Usage
 
-AgentState = Literal["online", "lost", "left"]
+AgentState = Literal["online", "away", "lost", "left"]
 
 #: ``active`` takes new work; ``paused`` takes none (what it holds runs on); ``draining``
 #: takes none and leaves the group once what it holds is finished.
@@ -124,7 +124,10 @@ class AgentInfo(WireModel):
 
     type: Literal["claw.v1.agent.info"] = "claw.v1.agent.info"
     profile: AgentProfile = Field(description="Its profile.")
-    state: AgentState = Field(description="online, lost (missed beats or gone), or left.")
+    state: AgentState = Field(
+        description="online; away (a person who left without saying so: no penalty); lost "
+        "(missed beats or a closed connection); or left."
+    )
     load: int = Field(ge=0, description="Attempts it holds now.")
     reliability: float = Field(ge=0, le=1, description="0..1; drops when it loses work.")
     last_seen: Timestamp = Field(description="Last heartbeat or message.")

@@ -21,17 +21,27 @@ from .events import Event
 from .work import Accept, Assignment, Cancel, Decline
 
 # sentinels that pass the subject checks and are swapped for {parameters}
-_G, _A, _K = "GroupXparam", "AgentXparam", "kindXparam"
+_G, _A, _K, _S = "GroupXparam", "AgentXparam", "kindXparam", "SenderXparam"
 
 _PARAMS = {
     "group": {"description": "The Claw Group (tenant): one subject token."},
     "agent_id": {"description": "A participant id: one subject token."},
+    "sender": {
+        "description": "Who sends: the credential's id (the token id `tk-…`, also the NATS "
+        "user name) on a hub with auth, which nats-server lets a user publish under only for "
+        "itself; `anon` on a hub without auth."
+    },
     "kind": {"description": "The event kind, dotted (`task.done`, `agent.lost`)."},
 }
 
 
 def _address(subject: str) -> str:
-    return subject.replace(_G, "{group}").replace(_A, "{agent_id}").replace(_K, "{kind}")
+    return (
+        subject.replace(_G, "{group}")
+        .replace(_A, "{agent_id}")
+        .replace(_K, "{kind}")
+        .replace(_S, "{sender}")
+    )
 
 
 def _ref_message(model: type[BaseModel]) -> dict[str, str]:
@@ -95,15 +105,8 @@ def asyncapi() -> dict[str, Any]:
             reply = [call.reply] if call.reply is not None else None
             operation(key, "receive", chan, [call.request], call.summary, reply)
 
-    hub_subjects = {
-        "register": subjects.hub_register,
-        "heartbeat": subjects.hub_heartbeat,
-        "deregister": subjects.hub_deregister,
-        "progress": subjects.hub_progress,
-        "result": subjects.hub_result,
-    }
-    calls("hub", AGENT_CALLS, lambda verb: hub_subjects[verb](_G))
-    calls("api", API, lambda verb: subjects.api(_G, verb))
+    calls("hub", AGENT_CALLS, lambda call: subjects.hub_call(_G, _S, call))
+    calls("api", API, lambda verb: subjects.api(_G, _S, verb))
     inbox = channel(
         "agent_inbox",
         subjects.agent_inbox(_G, _A),

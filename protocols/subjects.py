@@ -2,15 +2,21 @@
 
 Subjects are grouped by Claw Group (the tenant)::
 
-    claw.<group>.hub.register      request   agent → hub   Register → RegisterAck
-    claw.<group>.hub.deregister    request   agent → hub   Deregister → Ok
-    claw.<group>.hub.heartbeat     publish   agent → hub   Heartbeat
-    claw.<group>.hub.progress      publish   agent → hub   Progress
-    claw.<group>.hub.result        request   agent → hub   Result → ResultAck
-    claw.<group>.agent.<id>.inbox  both      hub → agent   Assignment → Accept|Decline; Cancel
-    claw.<group>.api.<verb>        request   client → hub  SubmitTasks, ListTasks, DecideTask,
-                                                           SubmitGoal, PostChat, ... (API_VERBS)
-    claw.<group>.events.<kind>     publish   hub → all     Event (kind dots kept: task.done)
+    claw.<group>.hub.<sender>.register    request  agent → hub   Register → RegisterAck
+    claw.<group>.hub.<sender>.deregister  request  agent → hub   Deregister → Ok
+    claw.<group>.hub.<sender>.heartbeat   publish  agent → hub   Heartbeat
+    claw.<group>.hub.<sender>.progress    publish  agent → hub   Progress
+    claw.<group>.hub.<sender>.result      request  agent → hub   Result → ResultAck
+    claw.<group>.agent.<id>.inbox         both     hub → agent   Assignment → Accept|Decline;
+                                                                 Cancel
+    claw.<group>.api.<sender>.<verb>      request  client → hub  SubmitTasks, ListTasks,
+                                                                 DecideTask, SubmitGoal, ...
+    claw.<group>.events.<kind>            publish  hub → all     Event (kind dots kept)
+
+``<sender>`` is who sends: the id of the credential (the token id ``tk-…``, which is also
+the NATS user name) when the hub runs with auth, and ``anon`` without. nats-server lets a
+token's user publish only under its own id, so the hub knows the sender of every message
+from its subject, never from a field in the message.
 
 Every request may instead be answered with ``ErrorReply``.
 """
@@ -69,29 +75,67 @@ def _group(group: str) -> str:
     return f"{PREFIX}.{_check('group', group)}"
 
 
-def hub_register(group: str) -> str:
+#: The sender of a client that has no token (a hub without auth).
+ANON_SENDER = "anon"
+
+#: Agent → hub calls, by name (the last token of their subjects).
+HUB_CALLS = ("register", "deregister", "heartbeat", "progress", "result")
+
+#: Token of a subject that matches any single token (a NATS wildcard).
+ANY = "*"
+
+
+def sender_for(token: str | None) -> str:
+    """The ``<sender>`` a client puts in its subjects: its token's id, else ``anon``."""
+    if not token:
+        return ANON_SENDER
+    token_id = token.strip().partition(".")[0]
+    return token_id if is_identifier(token_id) else ANON_SENDER
+
+
+def _sender(sender: str) -> str:
+    return sender if sender == ANY else _check("sender", sender)
+
+
+def hub_call(group: str, sender: str, call: str) -> str:
+    """The subject of an agent → hub ``call`` (one of ``HUB_CALLS``) sent by ``sender``
+    (``ANY``: the hub's subscription to every sender)."""
+    if call not in HUB_CALLS:
+        raise ValueError(f"unknown hub call {call!r}")
+    return f"{_group(group)}.hub.{_sender(sender)}.{call}"
+
+
+def hub_register(group: str, sender: str) -> str:
     """Where agents register."""
-    return f"{_group(group)}.hub.register"
+    return hub_call(group, sender, "register")
 
 
-def hub_deregister(group: str) -> str:
+def hub_deregister(group: str, sender: str) -> str:
     """Where agents say goodbye."""
-    return f"{_group(group)}.hub.deregister"
+    return hub_call(group, sender, "deregister")
 
 
-def hub_heartbeat(group: str) -> str:
+def hub_heartbeat(group: str, sender: str) -> str:
     """Where agents heart-beat."""
-    return f"{_group(group)}.hub.heartbeat"
+    return hub_call(group, sender, "heartbeat")
 
 
-def hub_progress(group: str) -> str:
+def hub_progress(group: str, sender: str) -> str:
     """Where agents report progress and log lines."""
-    return f"{_group(group)}.hub.progress"
+    return hub_call(group, sender, "progress")
 
 
-def hub_result(group: str) -> str:
+def hub_result(group: str, sender: str) -> str:
     """Where agents deliver results."""
-    return f"{_group(group)}.hub.result"
+    return hub_call(group, sender, "result")
+
+
+def sender_of(subject: str) -> str | None:
+    """The ``<sender>`` of an agent → hub or API subject (its fourth token), or None."""
+    parts = subject.split(".")
+    if len(parts) < 5 or parts[0] != PREFIX or parts[2] not in ("hub", "api"):
+        return None
+    return parts[3] if is_identifier(parts[3]) else None
 
 
 def agent_inbox(group: str, agent_id: str) -> str:
@@ -99,11 +143,12 @@ def agent_inbox(group: str, agent_id: str) -> str:
     return f"{_group(group)}.agent.{_check('agent id', agent_id)}.inbox"
 
 
-def api(group: str, verb: str) -> str:
-    """A client request subject (``verb`` is one of ``API_VERBS``)."""
+def api(group: str, sender: str, verb: str) -> str:
+    """A client request subject (``verb`` is one of ``API_VERBS``) sent by ``sender``
+    (``ANY``: the hub's subscription to every sender)."""
     if verb not in API_VERBS:
         raise ValueError(f"unknown api verb {verb!r}")
-    return f"{_group(group)}.api.{verb}"
+    return f"{_group(group)}.api.{_sender(sender)}.{verb}"
 
 
 def events(group: str, kind: str) -> str:
@@ -149,9 +194,10 @@ def group_all(group: str) -> str:
     return f"{_group(group)}.>"
 
 
-def hub_all(group: str) -> str:
-    """Wildcard of the group's agent → hub subjects (register, heartbeat, progress...)."""
-    return f"{_group(group)}.hub.>"
+def hub_all(group: str, sender: str) -> str:
+    """Wildcard of the agent → hub subjects (register, heartbeat, progress...) that
+    ``sender`` may publish on (a token's NATS permission)."""
+    return f"{_group(group)}.hub.{_check('sender', sender)}.>"
 
 
 def requester(reply: str) -> str:

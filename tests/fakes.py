@@ -66,7 +66,7 @@ class FakeAgent:
         profile = AgentProfile(id=self.id, name=self.id, skills=self.skills, capacity=4)
         reply = await ask(
             self.nc,
-            subjects.hub_register(self.group),
+            subjects.hub_register(self.group, subjects.ANON_SENDER),
             encode(Register(profile=profile, session=self.session)),
         )
         assert isinstance(reply, RegisterAck), reply
@@ -105,7 +105,9 @@ class FakeAgent:
                 ts=time.time(),
                 running=[TaskRef(task_id=t, attempt=a) for t, a in self.running.items()],
             )
-            await self.nc.publish(subjects.hub_heartbeat(self.group), encode(beat))
+            await self.nc.publish(
+                subjects.hub_heartbeat(self.group, subjects.ANON_SENDER), encode(beat)
+            )
             await asyncio.sleep(0.1)
 
     async def next_offer(self) -> Assignment:
@@ -125,7 +127,7 @@ class FakeAgent:
     async def finish(self, offer: Assignment, output: Any = "ok") -> ResultAck:
         reply = await ask(
             self.nc,
-            subjects.hub_result(self.group),
+            subjects.hub_result(self.group, subjects.ANON_SENDER),
             encode(self.result_msg(offer.task_id, offer.attempt, output)),
         )
         assert isinstance(reply, ResultAck), reply

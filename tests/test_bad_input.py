@@ -80,14 +80,18 @@ async def refusal(hub: Hub, subject: str, code: ErrorCode, before: int = 0) -> E
 
 async def submit(nc: NATS, *specs: TaskSpec) -> list[str]:
     reply = await ask(
-        nc, subjects.api(GROUP, subjects.API_SUBMIT), encode(SubmitTasks(tasks=list(specs)))
+        nc,
+        subjects.api(GROUP, subjects.ANON_SENDER, subjects.API_SUBMIT),
+        encode(SubmitTasks(tasks=list(specs))),
     )
     assert isinstance(reply, Submitted), reply
     return reply.ids
 
 
 async def list_tasks(nc: NATS) -> dict[str, TaskStatus]:
-    reply = await ask(nc, subjects.api(GROUP, subjects.API_TASKS), encode(ListTasks()))
+    reply = await ask(
+        nc, subjects.api(GROUP, subjects.ANON_SENDER, subjects.API_TASKS), encode(ListTasks())
+    )
     assert hasattr(reply, "tasks"), reply
     return {t.id: t for t in reply.tasks}
 
@@ -118,8 +122,8 @@ def spec(task_id: str, **fields: Any) -> TaskSpec:
 
 # ---------------------------------------------------------------- undecodable requests
 
-SUBMIT = subjects.api(GROUP, subjects.API_SUBMIT)
-REGISTER = subjects.hub_register(GROUP)
+SUBMIT = subjects.api(GROUP, subjects.ANON_SENDER, subjects.API_SUBMIT)
+REGISTER = subjects.hub_register(GROUP, subjects.ANON_SENDER)
 
 
 def _oversize(hub: Hub) -> bytes:
@@ -216,7 +220,7 @@ async def test_a_refused_batch_adds_nothing(hub: Hub, nc: NATS) -> None:
 # ---------------------------------------------------------------- agents misbehaving
 
 
-RESULT = subjects.hub_result(GROUP)
+RESULT = subjects.hub_result(GROUP, subjects.ANON_SENDER)
 
 
 async def test_result_for_an_unknown_task(hub: Hub, nc: NATS, worker: FakeAgent) -> None:
@@ -287,7 +291,7 @@ async def test_result_with_a_stale_attempt(hub: Hub, nc: NATS) -> None:
         await agent.stop()
 
 
-PROGRESS = subjects.hub_progress(GROUP)
+PROGRESS = subjects.hub_progress(GROUP, subjects.ANON_SENDER)
 
 
 async def test_progress_with_a_stale_attempt(hub: Hub, nc: NATS, worker: FakeAgent) -> None:
@@ -348,7 +352,7 @@ async def test_progress_for_a_task_it_does_not_hold_is_not_holder(
         await other.stop()
 
 
-HEARTBEAT = subjects.hub_heartbeat(GROUP)
+HEARTBEAT = subjects.hub_heartbeat(GROUP, subjects.ANON_SENDER)
 
 
 async def test_heartbeat_from_an_unknown_agent(hub: Hub, nc: NATS) -> None:

@@ -245,7 +245,7 @@ def test_every_served_verb_has_a_typed_rest_route(hub_server: HubProcess) -> Non
         operation = spec["paths"][f"/v1/api/{verb}"]["post"]
         ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
         assert ref.endswith("/" + API[verb].request.__name__)
-        assert subjects.api("alpha", verb)  # a real verb of the protocol
+        assert subjects.api("alpha", subjects.ANON_SENDER, verb)  # a real verb of the protocol
 
 
 def test_parse_frame_refuses_with_protocol_errors_only() -> None:

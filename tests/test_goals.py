@@ -269,7 +269,9 @@ async def test_a_budget_stops_the_goal_before_more_tasks_start(
                     {"ok": True},
                     usage=Usage(prompt_tokens=100, completion_tokens=50, cost=0.6, calls=1),
                 )
-                ack = await ask(nc, subjects.hub_result("default"), encode(result))
+                ack = await ask(
+                    nc, subjects.hub_result("default", subjects.ANON_SENDER), encode(result)
+                )
                 assert isinstance(ack, ResultAck)
                 fake.running.pop(offer.task_id, None)
             failed = await client.wait_goal(status.id, timeout=10)

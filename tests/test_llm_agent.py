@@ -367,7 +367,7 @@ async def _results(client: HubClient, into: list[Result]) -> Any:
     async def on_result(msg: Msg) -> None:
         into.append(decode(msg.data, Result))
 
-    return await client.nc.subscribe(subjects.hub_result(GROUP), cb=on_result)
+    return await client.nc.subscribe(subjects.hub_result(GROUP, subjects.ANY), cb=on_result)
 
 
 async def _progress(client: HubClient, into: list[Event]) -> Any:

@@ -58,7 +58,9 @@ async def poll(pred: Callable[[], bool], timeout: float = 10.0) -> bool:
 
 async def submit(nc: NATS, *specs: TaskSpec) -> Any:
     return await ask(
-        nc, subjects.api(GROUP, subjects.API_SUBMIT), encode(SubmitTasks(tasks=list(specs)))
+        nc,
+        subjects.api(GROUP, subjects.ANON_SENDER, subjects.API_SUBMIT),
+        encode(SubmitTasks(tasks=list(specs))),
     )
 
 
@@ -186,11 +188,15 @@ async def test_result_ack_is_sent_before_its_commit(
         assert await poll(lambda: hub.board.tasks["t1"].state is S.RUNNING)
         gated_store.hold_if = _has_done_task
         data = encode(agent.result_msg("t1", offer.attempt, "ok"))
-        first = asyncio.create_task(nc.request(subjects.hub_result(GROUP), data, timeout=20))
+        first = asyncio.create_task(
+            nc.request(subjects.hub_result(GROUP, subjects.ANON_SENDER), data, timeout=20)
+        )
         assert await asyncio.to_thread(gated_store.entered.wait, 10)
         # a re-sent result (the SDK re-sends after a request timeout) must wait too
         try:
-            again = await nc.request(subjects.hub_result(GROUP), data, timeout=1.0)
+            again = await nc.request(
+                subjects.hub_result(GROUP, subjects.ANON_SENDER), data, timeout=1.0
+            )
         except nats.errors.TimeoutError:
             again = None
         acked_early = first.done() or again is not None
@@ -219,7 +225,7 @@ async def test_lone_surrogate_in_output_is_refused_and_the_writer_goes_on(
         raw = encode(agent.result_msg("t1", offer.attempt, "PLACEHOLDER")).replace(
             b'"PLACEHOLDER"', b'"half a pair: \\ud83d"'
         )
-        answer = await nc.request(subjects.hub_result(GROUP), raw, timeout=5)
+        answer = await nc.request(subjects.hub_result(GROUP, subjects.ANON_SENDER), raw, timeout=5)
         refused = decode_any(answer.data)
         assert isinstance(refused, ErrorReply) and refused.code is ErrorCode.INVALID
         assert "unpaired UTF-16 surrogate" in refused.message
@@ -251,7 +257,7 @@ async def test_nul_in_a_log_line_is_refused_and_the_postgres_writer_goes_on(
             log=True,
             ts=time.time(),
         )
-        await nc.publish(subjects.hub_progress(GROUP), encode(line))
+        await nc.publish(subjects.hub_progress(GROUP, subjects.ANON_SENDER), encode(line))
         await nc.flush()
         reply = await submit(nc, TaskSpec(id="t2", title="after the log line"))
         assert isinstance(reply, Submitted), f"the hub no longer commits anything: {reply}"

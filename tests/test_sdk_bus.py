@@ -126,16 +126,16 @@ class FakeHub:
 
     async def serve(self, *, results: bool = True) -> None:
         nc = self.nc
-        await nc.subscribe(subjects.hub_register(GROUP), cb=self._on_register)
-        await nc.subscribe(subjects.hub_heartbeat(GROUP), cb=self._on_beat)
-        await nc.subscribe(subjects.hub_progress(GROUP), cb=self._on_progress)
-        await nc.subscribe(subjects.hub_deregister(GROUP), cb=self._on_deregister)
+        await nc.subscribe(subjects.hub_register(GROUP, subjects.ANY), cb=self._on_register)
+        await nc.subscribe(subjects.hub_heartbeat(GROUP, subjects.ANY), cb=self._on_beat)
+        await nc.subscribe(subjects.hub_progress(GROUP, subjects.ANY), cb=self._on_progress)
+        await nc.subscribe(subjects.hub_deregister(GROUP, subjects.ANY), cb=self._on_deregister)
         if results:
             await self.serve_results()
         await nc.flush()
 
     async def serve_results(self) -> None:
-        await self.nc.subscribe(subjects.hub_result(GROUP), cb=self._on_result)
+        await self.nc.subscribe(subjects.hub_result(GROUP, subjects.ANY), cb=self._on_result)
         await self.nc.flush()
 
     async def _on_register(self, msg: Msg) -> None:
@@ -488,8 +488,10 @@ class FakeApi:
     tasks: dict[str, TaskStatus] = field(default_factory=dict)
 
     async def serve(self) -> None:
-        await self.nc.subscribe(subjects.api(GROUP, subjects.API_SUBMIT), cb=self._submit)
-        await self.nc.subscribe(subjects.api(GROUP, subjects.API_TASK), cb=self._get)
+        await self.nc.subscribe(
+            subjects.api(GROUP, subjects.ANY, subjects.API_SUBMIT), cb=self._submit
+        )
+        await self.nc.subscribe(subjects.api(GROUP, subjects.ANY, subjects.API_TASK), cb=self._get)
         await self.nc.flush()
 
     async def _submit(self, msg: Msg) -> None:

@@ -136,6 +136,7 @@ async def test_group_a_cannot_see_take_or_complete_group_b_tasks_on_nats(
         [TaskSpec(id="beta-secret", title="beta only", skills={"x": 0.1}, input="classified")]
     )
     token_a, _ = await hub_server.create_token("alpha", "agent", "spy")
+    spy = subjects.sender_for(token_a)
     errors: list[Exception] = []
     nc = await nats_as(hub_server, token_a, errors)
     seen: list[bytes] = []
@@ -149,13 +150,13 @@ async def test_group_a_cannot_see_take_or_complete_group_b_tasks_on_nats(
     await nc.subscribe(">", cb=collect)
     # try to register with beta's hub, list its tasks, submit, complete its task
     for subject, message in (
-        (subjects.hub_register("beta"), b"{}"),
-        (subjects.api("beta", subjects.API_TASKS), b'{"type":"claw.v1.api.list_tasks"}'),
+        (subjects.hub_register("beta", spy), b"{}"),
+        (subjects.api("beta", spy, subjects.API_TASKS), b'{"type":"claw.v1.api.list_tasks"}'),
         (
-            subjects.api("beta", subjects.API_SUBMIT),
+            subjects.api("beta", spy, subjects.API_SUBMIT),
             encode(SubmitTasks(tasks=[TaskSpec(title="x")])),
         ),
-        (subjects.hub_result("beta"), b"{}"),
+        (subjects.hub_result("beta", spy), b"{}"),
     ):
         with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError)):
             await nc.request(subject, message, timeout=0.5)
@@ -171,7 +172,7 @@ async def test_group_a_cannot_see_take_or_complete_group_b_tasks_on_nats(
     reply = decode_any(
         (
             await nc.request(
-                subjects.api("alpha", subjects.API_TASKS),
+                subjects.api("alpha", spy, subjects.API_TASKS),
                 b'{"type":"claw.v1.api.list_tasks"}',
                 timeout=5,
             )
@@ -257,7 +258,7 @@ async def test_only_humans_and_admins_approve_reassign_and_cancel(hub_server: Hu
     nc = await nats_as(hub_server, agent_token, errors)
     with pytest.raises(nats.errors.TimeoutError):
         await nc.request(
-            subjects.api("alpha", subjects.API_CANCEL),
+            subjects.api("alpha", subjects.sender_for(agent_token), subjects.API_CANCEL),
             encode(CancelTask(task_id=task_id)),
             timeout=0.5,
         )

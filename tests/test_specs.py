@@ -59,7 +59,9 @@ def test_asyncapi_covers_every_verb_and_message_and_its_refs_resolve() -> None:
     assert doc["asyncapi"].startswith("3.")
     addresses = {c["address"] for c in doc["channels"].values()}
     for verb in API:
-        assert f"claw.{{group}}.api.{verb}" in addresses
+        assert f"claw.{{group}}.api.{{sender}}.{verb}" in addresses
+    for call in ("register", "heartbeat", "deregister", "progress", "result"):
+        assert f"claw.{{group}}.hub.{{sender}}.{call}" in addresses
     assert "claw.{group}.agent.{agent_id}.inbox" in addresses
     assert {m["name"] for m in doc["components"]["messages"].values()} == {
         type_name(m) for m in MESSAGE_TYPES

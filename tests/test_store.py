@@ -197,7 +197,7 @@ async def test_a_restarted_hub_reloads_its_tasks_and_continues_the_event_log(
 ) -> None:
     settings = hub_settings(nats_server, tmp_path)
     g = settings.group
-    submit_subject = subjects.api(g, subjects.API_SUBMIT)
+    submit_subject = subjects.api(g, subjects.ANON_SENDER, subjects.API_SUBMIT)
     py = {"python": 0.5}
 
     first = Hub(settings, store=store)
@@ -218,7 +218,11 @@ async def test_a_restarted_hub_reloads_its_tasks_and_continues_the_event_log(
         offer = await asyncio.wait_for(worker.offers.get(), WAIT)
         assert offer.task_id == "done"
         assert (await worker.finish(offer, {"n": 1})).state is TaskState.DONE
-        cancelled = await _ask(nc, subjects.api(g, subjects.API_CANCEL), CancelTask(task_id="gone"))
+        cancelled = await _ask(
+            nc,
+            subjects.api(g, subjects.ANON_SENDER, subjects.API_CANCEL),
+            CancelTask(task_id="gone"),
+        )
         assert getattr(cancelled, "state", None) is TaskState.CANCELLED
         running = await asyncio.wait_for(worker.offers.get(), WAIT)
         assert running.task_id == "running"
@@ -242,7 +246,9 @@ async def test_a_restarted_hub_reloads_its_tasks_and_continues_the_event_log(
         assert after == before
         assert after["running"][0] is TaskState.RUNNING  # the worker kept heart-beating
         assert second.board.tasks["done"].output == {"n": 1}
-        listed = await _ask(nc, subjects.api(g, subjects.API_TASKS), ListTasks())
+        listed = await _ask(
+            nc, subjects.api(g, subjects.ANON_SENDER, subjects.API_TASKS), ListTasks()
+        )
         assert isinstance(listed, TaskList)
         assert [t.id for t in listed.tasks] == [
             "done",

@@ -450,7 +450,9 @@ async def test_bad_human_requests_get_clear_errors_are_recorded_and_lose_nothing
                 assert refused.value.code is code, refused.value
             # a malformed decision on the wire: refused as invalid and recorded
             raw = b'{"type": "claw.v1.api.decide", "task_id": "' + tid.encode() + b'", "by": "a"}'
-            reply = await client.nc.request(subjects.api("default", subjects.API_DECIDE), raw)
+            reply = await client.nc.request(
+                subjects.api("default", subjects.ANON_SENDER, subjects.API_DECIDE), raw
+            )
             assert b'"code":"invalid"' in reply.data.replace(b" ", b"")
             log = await client.history(kind="message.refused")
             assert {e.data["code"] for e in log} >= {"unknown_task", "unknown_agent", "invalid"}

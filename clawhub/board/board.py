@@ -280,9 +280,10 @@ class Board:
         """Seconds of silence after which a participant is lost."""
         return self.participants.lost_after()
 
-    def register(self, msg: Register) -> RegisterAck:
-        """A participant joins, or re-joins after a reconnect."""
-        return self.participants.register(msg)
+    def register(self, msg: Register, credential: str | None = None) -> RegisterAck:
+        """A participant joins, or re-joins after a reconnect (``credential``: the token id
+        that sent it, when the bus vouches for senders)."""
+        return self.participants.register(msg, credential)
 
     def heartbeat(self, msg: Heartbeat) -> None:
         """A heartbeat: the participant is alive."""

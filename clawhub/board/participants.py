@@ -46,8 +46,9 @@ class Participants:
         """Seconds of silence after which a participant is lost."""
         return self.settings.heartbeat_interval * self.settings.missed_beats
 
-    def register(self, msg: Register) -> RegisterAck:
-        """A participant joins, or re-joins after a reconnect."""
+    def register(self, msg: Register, credential: str | None = None) -> RegisterAck:
+        """A participant joins, or re-joins after a reconnect; ``credential``: the token id
+        the bus vouches sent it (None when the hub runs without identity)."""
         state = self.state
         profile = msg.profile
         now = time.monotonic()
@@ -75,6 +76,7 @@ class Participants:
         agent.last_beat = now
         agent.last_seen = time.time()
         agent.heard = True
+        agent.credential = credential
         revoked: list[TaskRef] = []
         for ref in msg.running:
             rec = state.current(ref.task_id, ref.attempt, profile.id)
@@ -150,9 +152,14 @@ class Participants:
         self.journal.emit("agent.left", agent_id=agent.id, message=msg.reason)
 
     def lost(self, agent_id: str, reason: str) -> None:
-        """A participant is gone (missed beats, closed connection): revoke all it held."""
+        """A participant is gone (missed beats, closed connection): revoke all it held. A
+        person is *away*, not lost: leaving is not a crash, so their reliability stays and
+        what they held goes back to ready uncounted."""
         agent = self.state.agents.get(agent_id)
         if agent is None or agent.state != "online":
+            return
+        if agent.human:
+            self._away(agent, reason)
             return
         agent.state = "lost"
         self.state.index.remove(agent_id)
@@ -165,4 +172,17 @@ class Participants:
         self.journal.save_agent(agent)
         self.journal.emit(
             "agent.lost", agent_id=agent_id, message=reason, data={"revoked": list(held)}
+        )
+
+    def _away(self, agent: AgentRecord, reason: str) -> None:
+        agent.state = "away"
+        self.state.index.remove(agent.id)
+        held = list(agent.held)
+        for task_id in held:
+            self.attempts.revoke(
+                self.state.tasks[task_id], "revoked", f"{agent.id} is away: {reason}"
+            )
+        self.journal.save_agent(agent)
+        self.journal.emit(
+            "agent.away", agent_id=agent.id, message=reason, data={"revoked": list(held)}
         )

@@ -221,6 +221,9 @@ class AgentRecord:
     stalled: int = 0
     heard: bool = True
     """False for a participant loaded from the store and not heard from since the restart."""
+    credential: str | None = None
+    """The credential (token id) that registered it, when the bus vouches for senders: only
+    that credential's closed connection may mark it lost."""
     watch: Watch | None = field(default=None, repr=False)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -306,5 +309,6 @@ class AgentRecord:
                 "mode": self.mode,
                 "usage": self.usage.model_dump_json(),
                 "stalled": self.stalled,
+                "credential": self.credential,
             },
         )

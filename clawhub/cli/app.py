@@ -44,7 +44,7 @@ from protocols import (
 
 from ..errors import HubError
 from . import tokens, work
-from .client import call, resolve_token
+from .client import api_subject, call, resolve_token
 from .options import (
     TALKS_TO_HUB,
     ReasonOpt,
@@ -177,7 +177,9 @@ async def _wait_for_tasks(nc: NATS, group: str, ids: list[str], timeout: float) 
     deadline = time.monotonic() + timeout
     while True:
         out = [
-            await call(nc, subjects.api(group, subjects.API_TASK), GetTask(task_id=i), TaskStatus)
+            await call(
+                nc, api_subject(nc, group, subjects.API_TASK), GetTask(task_id=i), TaskStatus
+            )
             for i in ids
         ]
         if all(t.state.terminal for t in out):
@@ -238,7 +240,7 @@ def submit(
 
     async def submit_and_wait(nc: NATS, group: str) -> list[TaskStatus]:
         done = await call(
-            nc, subjects.api(group, subjects.API_SUBMIT), SubmitTasks(tasks=specs), Submitted
+            nc, api_subject(nc, group, subjects.API_SUBMIT), SubmitTasks(tasks=specs), Submitted
         )
         for i in done.ids:
             console.print(f"submitted {i}")
@@ -282,7 +284,7 @@ def events(
 
     async def read_and_follow(nc: NATS, group: str) -> None:
         query = ListEvents(task_id=task, kind=kind, after=after, limit=limit)
-        stored = await call(nc, subjects.api(group, subjects.API_EVENTS), query, EventList)
+        stored = await call(nc, api_subject(nc, group, subjects.API_EVENTS), query, EventList)
         for ev in stored.events:
             echo(ev)
         if not follow:

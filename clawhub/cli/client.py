@@ -93,6 +93,14 @@ async def _quiet(exc: Exception) -> None:
     """Connection errors surface as one ``BusError``, not a traceback per retry."""
 
 
+def api_subject(nc: NATS, group: str, verb: str) -> str:
+    """The subject of API ``verb`` for requests over ``nc``: the sender is the NATS user
+    the connection logged in as (the token's id), else ``anon``."""
+    user = nc.options.get("user")
+    sender = user if isinstance(user, str) and user else subjects.ANON_SENDER
+    return subjects.api(group, sender, verb)
+
+
 async def call(
     nc: NATS, subject: str, message: BaseModel, reply: type[M], timeout: float = 10.0
 ) -> M:

@@ -30,11 +30,9 @@ import typer
 from nats.aio.client import Client as NATS
 from pydantic import BaseModel, ValidationError
 
-from protocols import subjects
-
 from ..errors import HubError
 from ..settings import HubSettings
-from .client import call, connect, resolve_token, resolve_url
+from .client import api_subject, call, connect, resolve_token, resolve_url
 from .views import console, err
 
 M = TypeVar("M", bound=BaseModel)
@@ -148,7 +146,7 @@ class SharedOptions:
         """One API request (``subjects.API_*``) and its reply."""
 
         async def session(nc: NATS, group: str) -> M:
-            return await call(nc, subjects.api(group, verb), message, reply)
+            return await call(nc, api_subject(nc, group, verb), message, reply)
 
         return self.run(session)
 

@@ -40,7 +40,7 @@ from protocols import (
 )
 
 from ..errors import HubError
-from .client import call
+from .client import api_subject, call
 from .options import TALKS_TO_HUB, ReasonOpt, SharedOptions, fail, shared_options
 from .views import console, goal_table, print_goal, print_task
 
@@ -201,7 +201,7 @@ def goal(
     async def submit_and_watch(nc: NATS, group: str) -> GoalStatus:
         status = await call(
             nc,
-            subjects.api(group, subjects.API_GOAL_SUBMIT),
+            api_subject(nc, group, subjects.API_GOAL_SUBMIT),
             SubmitGoal(goal=spec, plan=given),
             GoalStatus,
         )
@@ -212,7 +212,10 @@ def goal(
                 raise HubError(f"goal {status.id} not finished after {timeout:g}s")
             await asyncio.sleep(0.3)
             status = await call(
-                nc, subjects.api(group, subjects.API_GOAL), GetGoal(goal_id=status.id), GoalStatus
+                nc,
+                api_subject(nc, group, subjects.API_GOAL),
+                GetGoal(goal_id=status.id),
+                GoalStatus,
             )
         return status
 

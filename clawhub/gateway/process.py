@@ -121,6 +121,7 @@ class HubProcess:
             self.embedded.users = tuple(self.tokens.nats_users())
             self._nats_version = self.tokens.version
             self.embedded.start()  # from this thread: on Linux it dies with the hub
+        identity = self.embedded is not None and s.auth
         try:
             for group in self.groups:
                 hub = Hub(
@@ -128,6 +129,9 @@ class HubProcess:
                     store=self.store,
                     embedded=self.embedded,
                     hub_file=False,
+                    # our nats-server checks each token's password and confines it to
+                    # publishing under its own id: the hub may believe the sender
+                    principals=self.tokens.principal if identity else None,
                 )
                 await hub.start()
                 self.hubs[group] = hub

@@ -63,7 +63,7 @@ class Gateway:
         try:
             check_api(who, verb, message)
         except ProtocolError as exc:
-            hub.board.refused(subjects.api(who.group, verb), exc, who.agent_id)
+            hub.board.refused(subjects.api(who.group, who.token_id, verb), exc, who.agent_id)
             return ErrorReply(code=exc.code, message=exc.message)
         reply = await hub.handle(f"api.{verb}", message, who.requester)
         return await hub.settle(reply)

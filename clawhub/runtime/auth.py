@@ -10,9 +10,11 @@ A token belongs to one group and has one role:
 
 The token string ``<id>.<secret>`` is shown once; the store keeps a SHA-256 of the secret
 (checked by the gateway) and a bcrypt hash (the embedded nats-server's password for user
-``<id>``). On NATS a token may publish only to its group's subjects (``api.<verb>`` for the
-verbs its role allows) and subscribe only to the group's events, its own participant's
-inbox and its own reply inbox (``_INBOX.<id>.>``).
+``<id>``). On NATS a token may publish only under its own id (``api.<id>.<verb>`` for the
+verbs its role allows, ``hub.<id>.>`` if it is bound to a participant), so the hub knows
+the sender of every message from its subject (``act_as`` then holds it to its own
+participant); it may subscribe only to the group's events, its own participant's inbox and
+its own reply inbox (``_INBOX.<id>.>``).
 """
 
 from __future__ import annotations
@@ -114,6 +116,34 @@ def check_participant(principal: Principal, message: BaseModel) -> None:
         raise _denied("an agent token may not register a human")
 
 
+def participant_of(principal: Principal) -> str:
+    """The participant a non-admin principal acts as: its ``agent_id``, else the token id."""
+    return principal.agent_id or principal.token_id
+
+
+def act_as(principal: Principal, verb: str | None, message: BaseModel) -> BaseModel:
+    """``message`` as sent by ``principal``, or ``forbidden``: an agent → hub call
+    (``verb`` None) must name the token's participant; an API request may name only the
+    token's participant as who acts (``by``, ``sender``), which is filled in when left out.
+    Admins act as anyone in their group."""
+    if verb is None:
+        check_participant(principal, message)
+        return message
+    check_api(principal, verb, message)
+    if principal.role == "admin":
+        return message
+    me = participant_of(principal)
+    for field in ("by", "sender"):
+        if field not in type(message).model_fields:
+            continue
+        named = getattr(message, field)
+        if named is None:
+            message = message.model_copy(update={field: me})
+        elif named != me:
+            raise _denied(f"token {principal.token_id} acts as {me}; it may not send as {named!r}")
+    return message
+
+
 def nats_permissions(row: TokenRow) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """``(publish, subscribe)`` subject permissions of a token on NATS."""
     g = row.group
@@ -121,10 +151,10 @@ def nats_permissions(row: TokenRow) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if row.role == "admin":
         return (subjects.group_all(g),), (subjects.group_all(g), inbox)
     verbs = [v for v in API if row.role != "agent" or v not in HUMAN_VERBS]
-    publish = [subjects.api(g, v) for v in verbs]
+    publish = [subjects.api(g, row.id, v) for v in verbs]
     subscribe = [subjects.all_events(g), inbox]
     if row.agent_id:
-        publish.append(subjects.hub_all(g))
+        publish.append(subjects.hub_all(g, row.id))
         subscribe.append(subjects.agent_inbox(g, row.agent_id))
     return tuple(publish), tuple(subscribe)
 
@@ -204,6 +234,18 @@ class Tokens:
             row = self._rows.get(token_id)
         if row is None or not hmac.compare_digest(row.secret_hash, _sha(secret)):
             raise TokenError("unknown or revoked token")
+        who = self.principal(row.id)
+        if who is None:  # revoked meanwhile
+            raise TokenError("unknown or revoked token")
+        return who
+
+    def principal(self, token_id: str) -> Principal | None:
+        """The principal of a live token by its id (the sender of a NATS message, which
+        nats-server vouches for), or None."""
+        with self._lock:
+            row = self._rows.get(token_id)
+        if row is None:
+            return None
         role: Role = "admin" if row.role == "admin" else "human" if row.role == "human" else "agent"
         return Principal(token_id=row.id, group=row.group, role=role, agent_id=row.agent_id)
 

@@ -17,13 +17,16 @@ from .nats_server import CLIENT_ACCOUNT
 
 log = logging.getLogger("clawhub.hub")
 
-#: Called with ``(agent_id, session, reason)`` of a closed agent connection.
-Closed = Callable[[str, str, str], None]
+#: Called with ``(agent_id, session, reason, user)`` of a closed agent connection; ``user``
+#: is the NATS user the server says the connection logged in as ("" when none).
+Closed = Callable[[str, str, str, str], None]
 
 
 async def watch_disconnects(system_url: str, name: str, closed: Closed) -> NATS:
     """Connect to the system account at ``system_url`` and call ``closed`` for every agent
-    connection (named ``claw-agent:<id>:<session>``) that closes. Returns the connection."""
+    connection (named ``claw-agent:<id>:<session>``) that closes. The name is the client's
+    own choice; the user is the server's word, so callers match on both. Returns the
+    connection."""
     sys_nc = await nats.connect(
         system_url,
         name=name,
@@ -39,7 +42,8 @@ async def watch_disconnects(system_url: str, name: str, closed: Closed) -> NATS:
             if parsed is None:
                 return
             agent_id, session = parsed
-            closed(agent_id, session, info.get("reason") or "connection closed")
+            user = str(info.get("client", {}).get("user", "") or "")
+            closed(agent_id, session, info.get("reason") or "connection closed", user)
         except Exception:  # a bad advisory must never stop the hub
             log.exception("bad disconnect advisory")
 

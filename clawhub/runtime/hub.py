@@ -34,6 +34,8 @@ from protocols import (
     Event,
     Ok,
     ProtocolError,
+    Register,
+    RegisterAck,
     ValidationStep,
     decode,
     encode,
@@ -47,11 +49,12 @@ from ..settings import HubSettings
 from ..store import Row, Store
 from ..store.mapping import agent_records, goal_records, task_records
 from .api import HubApi
+from .auth import Principal, act_as
 from .coordinator import Coordinator
 from .disconnects import watch_disconnects
 from .limits import RateLimiter
 from .models import ModelCalls
-from .nats_server import EmbeddedNats
+from .nats_server import CLIENT_ACCOUNT, EmbeddedNats
 from .offers import Offers
 from .routes import RATE_LIMITED_VERBS, Handler, Route, sender_of
 from .writer import StoreWriter
@@ -72,11 +75,15 @@ class Hub:
         *,
         embedded: EmbeddedNats | None = None,
         hub_file: bool = True,
+        principals: Callable[[str], Principal | None] | None = None,
     ) -> None:
         """``embedded``: a nats-server shared with other hubs (one per group), which this hub
         uses but does not own; ``hub_file``: write ``data_dir/hub.json`` (off when a
-        ``HubProcess`` writes one for all its groups)."""
+        ``HubProcess`` writes one for all its groups); ``principals``: who the sender of a
+        NATS message is (a token id → its principal), given when the bus enforces identity
+        (the embedded nats-server with auth); without it every sender is trusted."""
         self.settings = settings
+        self.principals = principals
         self.coordinator = coordinator or Coordinator(settings)
         self.group = settings.group
         self.hub_id = "hub-" + secrets.token_hex(4)
@@ -225,28 +232,26 @@ class Hub:
         log.info("hub %s serving group %s on %s", self.hub_id, g, self.url)
 
     def _routes(self) -> dict[str, Route]:
-        g = self.group
-        agent_subjects = {
-            "register": subjects.hub_register(g),
-            "heartbeat": subjects.hub_heartbeat(g),
-            "deregister": subjects.hub_deregister(g),
-            "progress": subjects.hub_progress(g),
-            "result": subjects.hub_result(g),
-        }
+        g, anyone = self.group, subjects.ANY
         routes = {
-            name: Route(agent_subjects[name], (AGENT_CALLS[name].request,), fn)
+            name: Route(
+                subjects.hub_call(g, anyone, name),
+                (AGENT_CALLS[name].request,),
+                fn,
+                with_sender=name == "register",
+            )
             for name, fn in self.agent_handlers().items()
         }
         for verb, models, fn in self.api.routes():  # runtime/api.py: one handler per verb
             routes[f"api.{verb}"] = Route(
-                subjects.api(g, verb), models, fn, verb in RATE_LIMITED_VERBS
+                subjects.api(g, anyone, verb), models, fn, verb in RATE_LIMITED_VERBS, verb
             )
         return routes
 
     def agent_handlers(self) -> dict[str, Handler]:
         """Agent → hub messages by name (``protocols.AGENT_CALLS``)."""
         return {
-            "register": self.board.register,
+            "register": self._register,
             "heartbeat": self.board.heartbeat,
             "deregister": self._deregister,
             "progress": self.board.progress,
@@ -276,10 +281,24 @@ class Hub:
     async def _watch_disconnects(self, system_url: str) -> None:
         """Hear the moment an agent's connection closes (crash, kill, network gone)."""
 
-        def closed(agent_id: str, session: str, reason: str) -> None:
+        def closed(agent_id: str, session: str, reason: str, user: str) -> None:
             agent = self.board.agents.get(agent_id)
-            if agent is not None and agent.session == session and not self._stopping:
-                self.board.agent_lost(agent_id, f"connection closed ({reason})")
+            if agent is None or agent.session != session or self._stopping:
+                return
+            if self.principals is not None and agent.credential != user:
+                # the name is the client's choice: only the credential that registered the
+                # participant can close its connection (another user may pick the same name)
+                self.board.refused(
+                    subjects.system_disconnects(CLIENT_ACCOUNT),
+                    ProtocolError(
+                        ErrorCode.FORBIDDEN,
+                        f"ignored the close of a connection named for {agent_id}: it was "
+                        f"{user or 'no user'}'s, not the credential that registered it",
+                    ),
+                    agent_id,
+                )
+                return
+            self.board.agent_lost(agent_id, f"connection closed ({reason})")
 
         self._sys = await watch_disconnects(system_url, f"clawhub-sys:{self.hub_id}", closed)
 
@@ -345,15 +364,24 @@ class Hub:
     # ------------------------------------------------------------------ message handling
 
     async def handle(
-        self, name: str, payload: bytes | BaseModel, requester: str | None = None
+        self,
+        name: str,
+        payload: bytes | BaseModel,
+        requester: str | None = None,
+        *,
+        who: Principal | None = None,
+        subject: str | None = None,
     ) -> BaseModel | None:
         """Serve one message on route ``name`` (see ``routes``): the one code path of NATS,
         REST and WebSocket. ``payload`` is raw bytes (checked and decoded here) or a message
-        already decoded by the gateway; ``requester`` keys the submission rate limit.
+        already decoded by the gateway; ``requester`` keys the submission rate limit;
+        ``who`` is the sender's principal: the message may act only as it (``auth``);
+        ``subject`` is where it came (for the record; default: the route's).
 
         Returns the reply (an ``ErrorReply`` when refused; refusals are recorded), or None
         for publish-only messages. Call ``settle`` before sending a reply that promises."""
         route = self.routes[name]
+        where = subject or route.subject
         limit = self.settings.max_message_bytes
         try:
             if isinstance(payload, BaseModel):
@@ -369,6 +397,8 @@ class Hub:
                         f"payload of {len(payload)} bytes exceeds max_message_bytes ({limit})",
                     )
                 message = decode(payload, *route.models)
+            if who is not None:
+                message = act_as(who, route.verb, message)
             if route.limited and requester is not None:
                 allowed, first = self.submit_limiter.take(requester)
                 if not allowed:
@@ -378,17 +408,17 @@ class Hub:
                         f"too many submissions from {requester}: retry in {wait:.2f}s",
                     )
                     if first:  # a flood is recorded once, not once per message
-                        self.board.refused(route.subject, exc, sender_of(payload))
+                        self.board.refused(where, exc, sender_of(payload))
                     return ErrorReply(code=exc.code, message=exc.message)
-            answer = route.fn(message)
+            answer = route.fn(message, who) if route.with_sender else route.fn(message)
             return await answer if inspect.isawaitable(answer) else answer
         except ProtocolError as exc:
-            self.board.refused(route.subject, exc, sender_of(payload))
+            self.board.refused(where, exc, sender_of(payload))
             return ErrorReply(code=exc.code, message=exc.message)
         except Exception as exc:  # a bug must cost one message, never the hub
-            log.exception("handler for %s failed", route.subject)
+            log.exception("handler for %s failed", where)
             err = ProtocolError(ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}")
-            self.board.refused(route.subject, err, sender_of(payload))
+            self.board.refused(where, err, sender_of(payload))
             return ErrorReply(code=err.code, message=err.message)
 
     async def settle(self, reply: BaseModel | None) -> BaseModel:
@@ -401,8 +431,26 @@ class Hub:
 
     def _callback(self, name: str) -> Callable[[Msg], Awaitable[None]]:
         async def cb(msg: Msg) -> None:
-            requester = subjects.requester(msg.reply) if msg.reply else None
-            reply = await self.handle(name, msg.data, requester)
+            who: Principal | None = None
+            if self.principals is not None:  # the bus vouches for the sender in the subject
+                sender = subjects.sender_of(msg.subject)
+                who = self.principals(sender) if sender else None
+                if who is None or who.group != self.group:
+                    exc = ProtocolError(
+                        ErrorCode.UNAUTHORIZED,
+                        f"no live credential {sender!r} of group {self.group} sent this",
+                    )
+                    self.board.refused(msg.subject, exc, sender_of(msg.data))
+                    if msg.reply:
+                        await self.writer.reply_after_commit(
+                            msg, ErrorReply(code=exc.code, message=exc.message)
+                        )
+                    return
+            if who is not None:
+                requester: str | None = who.requester
+            else:
+                requester = subjects.requester(msg.reply) if msg.reply else None
+            reply = await self.handle(name, msg.data, requester, who=who, subject=msg.subject)
             if not msg.reply:
                 return
             # answer once the writes behind the reply are committed, without holding up the
@@ -410,6 +458,11 @@ class Hub:
             await self.writer.reply_after_commit(msg, reply)
 
         return cb
+
+    def _register(self, msg: Register, who: Principal | None) -> RegisterAck:
+        """A registration, tied to the credential that sent it (its connection's closing is
+        believed only for that credential)."""
+        return self.board.register(msg, credential=who.token_id if who is not None else None)
 
     def _deregister(self, msg: Deregister) -> Ok:
         self.board.deregister(msg)

@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from pydantic import BaseModel
 
 from protocols import is_identifier, subjects
 
-#: A route's handler: the request message in, the reply out (None: publish-only).
-Handler = Callable[[Any], BaseModel | Awaitable[BaseModel] | None]
+#: A route's handler: the request message in (and, for ``Route.with_sender``, the sender's
+#: principal), the reply out (None: publish-only).
+Handler = Callable[..., BaseModel | Awaitable[BaseModel] | None]
 
 #: API verbs whose requests count against the per-requester submission rate limit.
 RATE_LIMITED_VERBS = frozenset({subjects.API_SUBMIT, subjects.API_GOAL_SUBMIT})
@@ -24,9 +24,14 @@ class Route:
     """One subject the hub serves: the messages it accepts and the handler."""
 
     subject: str
+    """The subscription: every sender (``claw.<g>.hub.*.<call>``, ``claw.<g>.api.*.<verb>``)."""
     models: tuple[type[BaseModel], ...]
     fn: Handler
     limited: bool = False
+    verb: str | None = None
+    """The API verb (None: an agent → hub call)."""
+    with_sender: bool = False
+    """The handler takes the sender's principal (or None) after the message."""
 
 
 def sender_of(data: bytes | BaseModel) -> str | None:

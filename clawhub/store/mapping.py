@@ -63,9 +63,7 @@ def agent_row(agent: AgentRecord, group: str) -> AgentRow:
 
 def agent_record(row: AgentRow) -> AgentRecord:
     """A participant rebuilt from the store."""
-    state: AgentState = (
-        "online" if row.state == "online" else ("left" if row.state == "left" else "lost")
-    )
+    state: AgentState = _agent_state(row.state)
     return AgentRecord(
         profile=AgentProfile.model_validate_json(row.profile),
         session=row.session,
@@ -77,6 +75,7 @@ def agent_record(row: AgentRow) -> AgentRecord:
         mode=_mode(row.mode),
         usage=Usage.model_validate_json(row.usage or "{}"),
         stalled=row.stalled,
+        credential=row.credential,
     )
 
 
@@ -112,6 +111,16 @@ def agent_records(rows: Iterable[AgentRow]) -> list[AgentRecord]:
 def goal_records(rows: Iterable[GoalRow]) -> list[GoalRecord]:
     """Every goal of ``rows`` as a record."""
     return [goal_record(r) for r in rows]
+
+
+def _agent_state(value: str) -> AgentState:
+    if value == "online":
+        return "online"
+    if value == "left":
+        return "left"
+    if value == "away":
+        return "away"
+    return "lost"
 
 
 def _mode(value: str) -> AgentMode:

@@ -66,6 +66,9 @@ class AgentRow(SQLModel, table=True):
     mode: str = Field(default="active", max_length=20)
     usage: str = Field(default="{}", description="Usage as JSON.")
     stalled: int = 0
+    credential: str | None = Field(
+        default=None, max_length=64, description="Token id that registered it (identity on)."
+    )
 
 
 class GoalRow(SQLModel, table=True):
