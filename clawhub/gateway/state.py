@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from protocols import ErrorCode, ErrorReply, ProtocolError, subjects
 
-from ..runtime.auth import Principal, Tokens, check_api
+from ..runtime.auth import Principal, Tokens, act_as
 from ..runtime.hub import Hub
 from ..settings import HubSettings
 from .metrics import Metrics
@@ -58,10 +58,11 @@ class Gateway:
         return who
 
     async def call(self, who: Principal, verb: str, message: BaseModel) -> BaseModel:
-        """Serve one API request for ``who``: check its role, then the hub's own path."""
+        """Serve one API request for ``who``: check its role and that it acts only as
+        itself, then the hub's own path."""
         hub = self.hubs[who.group]
         try:
-            check_api(who, verb, message)
+            message = act_as(who, verb, message)
         except ProtocolError as exc:
             hub.board.refused(subjects.api(who.group, who.token_id, verb), exc, who.agent_id)
             return ErrorReply(code=exc.code, message=exc.message)

@@ -53,7 +53,7 @@ from protocols import (
     type_name,
 )
 
-from ..runtime.auth import Principal, check_api, check_participant
+from ..runtime.auth import Principal, act_as
 from ..runtime.hub import Hub
 from .caller import Caller, connection_token
 from .state import Gateway
@@ -158,12 +158,9 @@ class AgentSession:
                 )
             route = self.hub.routes[name]
             message = decode_object(frame.message, *route.models)
-            if name.startswith("api."):
-                check_api(self.who, name[4:], message)
-            else:
-                check_participant(self.who, message)
-                if isinstance(message, Register):
-                    return await self._register(message)
+            message = act_as(self.who, name[4:] if name.startswith("api.") else None, message)
+            if isinstance(message, Register):
+                return await self._register(message)
         except ProtocolError as exc:
             subject = self.hub.routes[name].subject if name else "ws"
             self.hub.board.refused(subject, exc, self.agent_id)
