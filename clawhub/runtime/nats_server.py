@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import sysconfig
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,6 +109,7 @@ class EmbeddedNats:
         """Require credentials: no anonymous clients."""
         self.max_connections = max_connections
         self.users: tuple[NatsUser, ...] = ()
+        self._reload_lock = threading.Lock()
         self.remember_port = remember_port
         """With port 0: reuse the port of the last run in this data dir when it is free."""
         self.port = port
@@ -210,9 +212,14 @@ class EmbeddedNats:
     def set_users(self, users: list[NatsUser], timeout: float = 10.0) -> None:
         """Replace the token users; a running server reloads its configuration (and closes
         the connections of users that are gone) before this returns."""
-        self.users = tuple(users)
-        if not self.running or self._proc is None:
-            return
+        with self._reload_lock:  # one reload at a time: each waits for its own answer
+            self.users = tuple(users)
+            if not self.running or self._proc is None:
+                return
+            self._reload(timeout)
+
+    def _reload(self, timeout: float) -> None:
+        assert self._proc is not None
         # the port is fixed once started: a reload must not move it
         log = self.log_path
         offset = log.stat().st_size if log.exists() else 0
@@ -225,8 +232,13 @@ class EmbeddedNats:
                 text = fh.read().decode(errors="replace")
                 if _RELOADED in text:
                     return
-                if "[ERR]" in text:
-                    raise BusError(f"nats-server refused the new configuration: {text.strip()}")
+                refused = [
+                    line
+                    for line in text.splitlines()
+                    if "[ERR]" in line and "reload" in line.lower()
+                ]  # other errors meanwhile (a client's bad password) are not the reload's
+                if refused:
+                    raise BusError(f"nats-server refused the new configuration: {refused[0]}")
             time.sleep(0.01)
         raise BusError(f"nats-server did not reload within {timeout}s (log: {log})")
 
