@@ -11,8 +11,9 @@ import nats
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
-from protocols import subjects
+from protocols import ErrorCode, ProtocolError, subjects
 
+from ..board import Board
 from .nats_server import CLIENT_ACCOUNT
 
 log = logging.getLogger("clawhub.hub")
@@ -50,3 +51,30 @@ async def watch_disconnects(system_url: str, name: str, closed: Closed) -> NATS:
     await sys_nc.subscribe(subjects.system_disconnects(CLIENT_ACCOUNT), cb=on_disconnect)
     await sys_nc.flush()
     return sys_nc
+
+
+def closed_connections(board: Board, *, trust_names: bool, stopping: Callable[[], bool]) -> Closed:
+    """What a closed agent connection means for ``board``: its participant is lost, if the
+    session is its current one and (unless ``trust_names``, a hub without identity) the
+    connection was the credential's that registered it. A connection merely *named* for a
+    participant (the name is the client's choice; another user may pick it) is recorded as
+    refused and changes nothing."""
+
+    def closed(agent_id: str, session: str, reason: str, user: str) -> None:
+        agent = board.agents.get(agent_id)
+        if agent is None or agent.session != session or stopping():
+            return
+        if not trust_names and agent.credential != user:
+            board.refused(
+                subjects.system_disconnects(CLIENT_ACCOUNT),
+                ProtocolError(
+                    ErrorCode.FORBIDDEN,
+                    f"ignored the close of a connection named for {agent_id}: it was "
+                    f"{user or 'no user'}'s, not the credential that registered it",
+                ),
+                agent_id,
+            )
+            return
+        board.agent_lost(agent_id, f"connection closed ({reason})")
+
+    return closed

@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import json
 import logging
-import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -51,10 +49,11 @@ from ..store.mapping import agent_records, goal_records, task_records
 from .api import HubApi
 from .auth import Principal, act_as
 from .coordinator import Coordinator
-from .disconnects import watch_disconnects
+from .disconnects import closed_connections, watch_disconnects
+from .hubfile import remove_hub_file, write_hub_file
 from .limits import RateLimiter
 from .models import ModelCalls
-from .nats_server import CLIENT_ACCOUNT, EmbeddedNats
+from .nats_server import EmbeddedNats
 from .offers import Offers
 from .routes import RATE_LIMITED_VERBS, Handler, Route, sender_of
 from .writer import StoreWriter
@@ -280,46 +279,15 @@ class Hub:
 
     async def _watch_disconnects(self, system_url: str) -> None:
         """Hear the moment an agent's connection closes (crash, kill, network gone)."""
-
-        def closed(agent_id: str, session: str, reason: str, user: str) -> None:
-            agent = self.board.agents.get(agent_id)
-            if agent is None or agent.session != session or self._stopping:
-                return
-            if self.principals is not None and agent.credential != user:
-                # the name is the client's choice: only the credential that registered the
-                # participant can close its connection (another user may pick the same name)
-                self.board.refused(
-                    subjects.system_disconnects(CLIENT_ACCOUNT),
-                    ProtocolError(
-                        ErrorCode.FORBIDDEN,
-                        f"ignored the close of a connection named for {agent_id}: it was "
-                        f"{user or 'no user'}'s, not the credential that registered it",
-                    ),
-                    agent_id,
-                )
-                return
-            self.board.agent_lost(agent_id, f"connection closed ({reason})")
-
+        closed = closed_connections(
+            self.board, trust_names=self.principals is None, stopping=lambda: self._stopping
+        )
         self._sys = await watch_disconnects(system_url, f"clawhub-sys:{self.hub_id}", closed)
 
     def _write_hub_file(self) -> None:
-        if not self._hub_file:
-            return
-        path = self.settings.data_dir / "hub.json"
-        with contextlib.suppress(OSError):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(
-                json.dumps(
-                    {
-                        "url": self.url,
-                        "group": self.group,
-                        "hub_id": self.hub_id,
-                        "pid": os.getpid(),
-                        "store": self.store.display_url,
-                    },
-                    indent=2,
-                )
-            )
+        if self._hub_file:
+            info = {"url": self.url, "group": self.group, "hub_id": self.hub_id}
+            write_hub_file(self.settings.data_dir, {**info, "store": self.store.display_url})
 
     async def stop(self) -> None:
         """Stop serving, flush the store, close the bus (and the embedded server)."""
@@ -349,10 +317,7 @@ class Hub:
         await self._stop_embedded()
         if self._own_store:
             self.store.close()
-        hub_file = self.settings.data_dir / "hub.json"
-        with contextlib.suppress(OSError, ValueError):
-            if json.loads(hub_file.read_text()).get("hub_id") == self.hub_id:
-                hub_file.unlink()
+        remove_hub_file(self.settings.data_dir, self.hub_id)
 
     async def __aenter__(self) -> Hub:
         await self.start()

@@ -1,0 +1,26 @@
+"""``data_dir/hub.json``: where a running hub tells the CLI, the TUI and local agents how to
+find it (its URL, group, id, pid, store). Read with ``clawhub.settings.read_hub_file``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def write_hub_file(data_dir: Path, info: dict[str, Any]) -> None:
+    """Write ``info`` (plus this process's pid) to ``data_dir/hub.json``; best effort."""
+    path = data_dir / "hub.json"
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({**info, "pid": os.getpid()}, indent=2))
+
+
+def remove_hub_file(data_dir: Path, hub_id: str) -> None:
+    """Remove ``data_dir/hub.json`` if the hub ``hub_id`` wrote it (not a newer one's)."""
+    path = data_dir / "hub.json"
+    with contextlib.suppress(OSError, ValueError):
+        if json.loads(path.read_text()).get("hub_id") == hub_id:
+            path.unlink()
