@@ -420,3 +420,25 @@ async def test_the_websocket_session_runs_as_the_page_shows(hub_server: HubProce
         await beats.stop()
         if frames is not None:
             await frames.close()
+
+
+async def test_without_the_inbox_prefix_requests_just_time_out(hub_server: HubProcess) -> None:
+    """What the page warns of: the library's default reply inboxes are not readable."""
+    token, _ = await hub_server.create_token("alpha", "agent", AGENT)
+    text = page(token, hub_server.url, str(hub_server.ws_url).removesuffix("/v1/ws/agent"))
+    script = session(text, NATS_SECTION)
+    options = dict(script[0].body)
+    del options["inbox_prefix"]
+    register = next(s for s in script if s.verb == "request")
+    errors: list[Exception] = []
+
+    async def on_error(exc: Exception) -> None:
+        errors.append(exc)
+
+    nc = await nats.connect(**options, error_cb=on_error, allow_reconnect=False)
+    try:
+        with pytest.raises(nats.errors.TimeoutError):
+            await nc.request(register.arg or "", json.dumps(register.body).encode(), timeout=1)
+        assert any("permissions violation" in str(e).lower() for e in errors), errors
+    finally:
+        await nc.close()
