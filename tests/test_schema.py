@@ -23,7 +23,9 @@ from protocols import (
     MESSAGE_TYPES,
     AgentProfile,
     AttemptInfo,
+    ErrorCode,
     Event,
+    ProtocolError,
     Register,
     Result,
     SubmitTasks,
@@ -31,6 +33,8 @@ from protocols import (
     TaskSpec,
     TaskState,
     TaskStatus,
+    WsAnswer,
+    decode,
     encode,
     message_schemas,
     render,
@@ -124,7 +128,8 @@ def test_type_discriminator_is_fixed(model: type[BaseModel]) -> None:
     schema = committed(f"{type_name(model)}.json")
     kind = schema["properties"]["type"]
     assert kind.get("const") == type_name(model)
-    assert kind.get("default") == type_name(model)
+    assert "default" not in kind  # the decoder needs it: no default on the wire
+    assert schema["required"][0] == "type"
     assert type_name(model).startswith("claw.v1.")
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["$id"] == f"{type_name(model)}.json"
@@ -227,3 +232,50 @@ def test_wrong_type_or_bad_values_fail_validation() -> None:
     del missing["session"]
     with pytest.raises(jsonschema.ValidationError, match="session"):
         validator(Result).validate(missing)
+
+
+def test_type_is_required_by_the_schema_as_by_the_decoder() -> None:
+    data = json.loads(encode(register()))
+    del data["type"]
+    with pytest.raises(jsonschema.ValidationError, match="'type' is a required property"):
+        validator(Register).validate(data)
+    with pytest.raises(ProtocolError) as refused:
+        decode(json.dumps(data).encode(), Register)
+    assert refused.value.code is ErrorCode.UNKNOWN_TYPE
+    # nested messages too: an answer's Accept and an offer's Assignment name their type
+    answer = {"type": "claw.v1.ws.answer", "id": "o1", "message": {"task_id": "t1"}}
+    answer["message"].update(attempt=1, agent_id="coder")
+    with pytest.raises(jsonschema.ValidationError):
+        validator(WsAnswer).validate(answer)
+    with pytest.raises(ProtocolError):
+        decode(json.dumps(answer).encode(), WsAnswer)
+
+
+def test_every_message_object_requires_its_type() -> None:
+    for name, schema in SCHEMAS.items():
+        for where, obj in objects(schema):
+            kind = obj["properties"].get("type", {})
+            if str(kind.get("const", "")).startswith("claw.v1."):
+                assert "type" in obj.get("required", []), f"{where} in {name}"
+                assert "default" not in kind, f"{where} in {name}"
+
+
+def test_skill_maps_name_their_keys() -> None:
+    data = json.loads(encode(register()))
+    assert validator(Register).is_valid(data)
+    for key in ("Not a skill", "", "x" * 65, "a/b"):
+        bad = copy.deepcopy(data)
+        bad["profile"]["skills"] = {key: 0.5}
+        with pytest.raises(jsonschema.ValidationError, match="does not match"):
+            validator(Register).validate(bad)
+    spec = SubmitTasks(tasks=[TaskSpec(title="a", skills={"python": 0.5})])
+    submit = json.loads(encode(spec))
+    submit["tasks"][0]["skills"] = {"no spaces": 0.5}
+    with pytest.raises(jsonschema.ValidationError, match="does not match"):
+        validator(SubmitTasks).validate(submit)
+    for name, schema in SCHEMAS.items():
+        for where, obj in objects(schema):
+            for field, prop in obj["properties"].items():
+                if "patternProperties" in prop:
+                    (pattern,) = prop["patternProperties"]
+                    assert prop["propertyNames"] == {"pattern": pattern}, (name, where, field)
