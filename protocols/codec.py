@@ -1,4 +1,11 @@
-"""Encoding and decoding of wire messages. Pure functions, no I/O."""
+"""Encoding and decoding of wire messages. Pure functions, no I/O.
+
+Decoding has hard edges, the same on every path (NATS, REST, WebSocket): a payload nested
+deeper than ``MAX_DEPTH`` arrays and objects is ``malformed``; an integer outside the signed
+64-bit range (``MIN_INT``..``MAX_INT``, what every store and most languages keep) and text
+with a NUL character or an unpaired surrogate are ``invalid``. Nothing here raises anything
+but ``ProtocolError``.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from ._base import MAX_INT, MIN_INT
 from .agents import AgentInfo, Deregister, Heartbeat, Register, RegisterAck
 from .control import (
     AgentList,
@@ -108,6 +116,9 @@ def type_name(model: type[BaseModel]) -> str:
 
 _BY_TYPE: dict[str, type[BaseModel]] = {type_name(m): m for m in MESSAGE_TYPES}
 
+#: Most levels of nested arrays and objects in a payload (the message itself is level 1).
+MAX_DEPTH = 100
+
 #: How ``encode`` starts every message (``type`` is every model's first field).
 _HEAD = re.compile(rb'\{"type":"([a-z0-9_.]+)"')
 
@@ -126,11 +137,55 @@ def encode(message: BaseModel) -> bytes:
     return message.model_dump_json(exclude_none=False).encode()
 
 
+#: A JSON string (escapes included), to leave out of the bracket count.
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+#: Every byte but the four brackets (deleted before counting depth).
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+#: A run of digits long enough to be an integer out of range (int64 has 19 digits).
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
+def nesting_depth(data: bytes) -> int:
+    """Levels of nested arrays and objects in JSON text (brackets inside strings do not
+    count)."""
+    depth = deepest = 0
+    for byte in _STRING.sub(b"", data).translate(None, _NOT_BRACKETS):
+        if byte in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def _refuse_deep(data: bytes) -> None:
+    if data.count(b"[") + data.count(b"{") <= MAX_DEPTH:
+        return  # the usual case: too few brackets to nest too deep, whatever their order
+    depth = nesting_depth(data)
+    if depth > MAX_DEPTH:
+        raise ProtocolError(
+            ErrorCode.MALFORMED,
+            f"payload is nested {depth} levels deep; at most {MAX_DEPTH} are accepted",
+        )
+
+
+def load_object(data: bytes) -> dict[str, Any]:
+    """``data`` parsed as one JSON object with every hard edge checked (depth, integer
+    range, text no store can keep); ``ProtocolError`` otherwise. For a path that validates
+    the object itself (the REST gateway)."""
+    _refuse_deep(data)
+    obj = _load_object(data)
+    _refuse_unstorable(obj)
+    return obj
+
+
 def _load_object(data: bytes) -> dict[str, Any]:
     try:
         obj = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ProtocolError(ErrorCode.MALFORMED, f"payload is not JSON: {exc}") from None
+    except RecursionError:  # the depth check missed it (not JSON anyway): still an answer
+        raise ProtocolError(ErrorCode.MALFORMED, "payload is nested too deep") from None
     if not isinstance(obj, dict):
         raise ProtocolError(ErrorCode.MALFORMED, "payload is not a JSON object")
     return obj
@@ -153,11 +208,12 @@ def _validate(model: type[M], obj: dict[str, Any]) -> M:
 
 
 def unstorable(value: object) -> str | None:
-    """What in ``value`` (parsed JSON) no store can keep: a NUL character or an unpaired
-    UTF-16 surrogate (JSON can escape both); None when it is clean."""
-    stack = [value]
+    """What in ``value`` (parsed JSON) no store can keep: a NUL character, an unpaired
+    UTF-16 surrogate (JSON can escape both), an integer outside the signed 64-bit range,
+    or nesting deeper than ``MAX_DEPTH``; None when it is clean."""
+    stack: list[tuple[object, int]] = [(value, 1)]
     while stack:
-        item = stack.pop()
+        item, depth = stack.pop()
         if isinstance(item, str):
             if "\x00" in item:
                 return "a NUL character"
@@ -165,11 +221,16 @@ def unstorable(value: object) -> str | None:
                 item.encode("utf-8")
             except UnicodeEncodeError:
                 return "an unpaired UTF-16 surrogate"
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
+        elif isinstance(item, bool):
+            continue
+        elif isinstance(item, int):
+            if not MIN_INT <= item <= MAX_INT:
+                return f"an integer out of range ({MIN_INT}..{MAX_INT})"
+        elif isinstance(item, dict | list):
+            if depth > MAX_DEPTH:
+                return f"nesting deeper than {MAX_DEPTH} levels"
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
     return None
 
 
@@ -177,14 +238,15 @@ def _refuse_unstorable(obj: object) -> None:
     problem = unstorable(obj)
     if problem:
         raise ProtocolError(
-            ErrorCode.INVALID, f"text with {problem} is not accepted (no store can keep it)"
+            ErrorCode.INVALID, f"a value with {problem} is not accepted (no store can keep it)"
         )
 
 
-def _escaped(data: bytes) -> bool:
-    """Only JSON escapes (``\\u``) can carry text no store can keep: such a payload takes
-    the checked path (parsed once, its text checked)."""
-    return b"\\u" in data
+def _checked(data: bytes) -> bool:
+    """Only JSON escapes (``\\u``) can carry text no store can keep, and only a long run of
+    digits an integer out of range: such a payload takes the checked path (parsed once,
+    its values checked)."""
+    return b"\\u" in data or _LONG_DIGITS.search(data) is not None
 
 
 def _pick(obj: dict[str, Any], models: tuple[type[M], ...]) -> M:
@@ -201,11 +263,13 @@ def _pick(obj: dict[str, Any], models: tuple[type[M], ...]) -> M:
 def decode(data: bytes, *models: type[M]) -> M:
     """Parse ``data`` as one of ``models`` (chosen by its ``type`` field).
 
-    Raises ``ProtocolError`` with code ``malformed``, ``unknown_type`` or ``invalid`` (also
-    for text with a NUL character or an unpaired surrogate, which no store can keep).
+    Raises ``ProtocolError`` with code ``malformed`` (also when nested deeper than
+    ``MAX_DEPTH``), ``unknown_type`` or ``invalid`` (also for an integer out of the 64-bit
+    range, text with a NUL character or an unpaired surrogate, which no store can keep).
     """
-    escaped = _escaped(data)
-    head = None if escaped else _HEAD.match(data)
+    _refuse_deep(data)
+    checked = _checked(data)
+    head = None if checked else _HEAD.match(data)
     if head is not None:  # the usual case: as ``encode`` wrote it
         kind = head.group(1).decode()
         for model in models:
@@ -214,7 +278,7 @@ def decode(data: bytes, *models: type[M]) -> M:
                 if fast is not None:
                     return fast
     obj = _load_object(data)
-    if escaped:
+    if checked:
         _refuse_unstorable(obj)
     return _pick(obj, models)
 
@@ -229,15 +293,16 @@ def decode_object(obj: object, *models: type[M]) -> M:
 
 def decode_any(data: bytes) -> BaseModel:
     """Parse any known message."""
-    escaped = _escaped(data)
-    head = None if escaped else _HEAD.match(data)
+    _refuse_deep(data)
+    checked = _checked(data)
+    head = None if checked else _HEAD.match(data)
     if head is not None:
         known = _BY_TYPE.get(head.group(1).decode())
         fast = _fast(known, data) if known is not None else None
         if fast is not None:
             return fast
     obj = _load_object(data)
-    if escaped:
+    if checked:
         _refuse_unstorable(obj)
     kind = obj.get("type")
     model = _BY_TYPE.get(kind) if isinstance(kind, str) else None
