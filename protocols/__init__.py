@@ -38,6 +38,7 @@ from .codec import (
     describe_errors,
     encode,
     load_object,
+    nesting_depth,
     type_name,
 )
 from .control import (
@@ -186,6 +187,7 @@ __all__ = [
     "is_identifier",
     "load_object",
     "message_schemas",
+    "nesting_depth",
     "render",
     "split_token",
     "subjects",

@@ -10,6 +10,11 @@ answers back as the NATS reply. When the socket closes the participant is lost a
 ``/v1/ws/events``: the group's events as ``WsPush`` frames (optionally the stored ones
 after ``?after=SEQ`` first, and only kinds starting with one of ``?kinds=task.,agent.``).
 ``/v1/events/stream`` serves the same as Server-Sent Events.
+
+Every frame the gateway refuses is answered (a binary frame too) with a ``claw.v1.error``
+carrying the frame's ``id`` when it has one, and recorded. A socket or stream whose token is
+revoked is closed (close code 4401) as soon as the process sees the revocation
+(``Gateway.drop_revoked``); a frame on it after the revocation is refused ``unauthorized``.
 """
 
 from __future__ import annotations
@@ -19,16 +24,19 @@ import contextlib
 import itertools
 import json
 import logging
+import re
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from pydantic import BaseModel
 
 from protocols import (
+    MAX_DEPTH,
+    MAX_INT,
     Accept,
     Assignment,
     Cancel,
@@ -49,13 +57,16 @@ from protocols import (
     decode,
     decode_object,
     encode,
+    nesting_depth,
     subjects,
     type_name,
 )
 
 from ..runtime.auth import Principal, check_api, check_participant
 from ..runtime.hub import Hub
+from ..runtime.offers import answer_mismatch
 from .caller import Caller, connection_token
+from .replies import READ_ERRORS
 from .state import Gateway
 
 log = logging.getLogger("clawhub.gateway")
@@ -68,11 +79,13 @@ CLOSE_FULL = 1013
 STREAM_QUEUE = 10_000
 
 
-async def _admit(gw: Gateway, ws: WebSocket) -> Principal | None:
-    """Accept the socket; check the token and the connection limits (closing if refused)."""
+async def _admit(gw: Gateway, ws: WebSocket) -> tuple[Principal, str] | None:
+    """Accept the socket; check the token and the connection limits (closing if refused).
+    The caller and its token."""
     await ws.accept()
+    token = connection_token(ws) or ""
     try:
-        who = gw.principal(connection_token(ws))
+        who = gw.principal(token)
     except ProtocolError as exc:
         code = CLOSE_UNAUTHORIZED if exc.code is ErrorCode.UNAUTHORIZED else CLOSE_FORBIDDEN
         await _refuse(ws, exc, code)
@@ -81,7 +94,7 @@ async def _admit(gw: Gateway, ws: WebSocket) -> Principal | None:
         full = ProtocolError(ErrorCode.RATE_LIMITED, "too many WebSocket connections; retry later")
         await _refuse(ws, full, CLOSE_FULL)
         return None
-    return who
+    return who, token
 
 
 async def _refuse(ws: WebSocket, exc: ProtocolError, code: int) -> None:
@@ -93,16 +106,19 @@ async def _refuse(ws: WebSocket, exc: ProtocolError, code: int) -> None:
 class AgentSession:
     """One participant on one socket."""
 
-    def __init__(self, gw: Gateway, ws: WebSocket, who: Principal) -> None:
+    def __init__(self, gw: Gateway, ws: WebSocket, who: Principal, token: str) -> None:
         self.gw = gw
         self.ws = ws
         self.who = who
+        self.token = token
+        self.revoked = asyncio.Event()
+        """Set when the token is revoked: the socket is closed (4401)."""
         self.hub: Hub = gw.hubs[who.group]
         self.agent_id: str | None = None
         self.session: str | None = None
         self._sub: Subscription | None = None
         self._send_lock = asyncio.Lock()
-        self._offers: dict[str, asyncio.Future[Accept | Decline]] = {}
+        self._offers: dict[str, tuple[Assignment, asyncio.Future[Accept | Decline]]] = {}
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -121,26 +137,60 @@ class AgentSession:
                 log.debug("frame to %s dropped: %s", self.agent_id, exc)
 
     async def run(self) -> None:
-        """Serve frames until the socket closes."""
-        limit = self.hub.settings.max_message_bytes + 4096  # the envelope's own bytes
+        """Serve frames until the socket closes, or its token is revoked (then it is closed
+        with 4401)."""
+        serve = asyncio.create_task(self._serve())
+        revoked = asyncio.create_task(self.revoked.wait())
         try:
-            while True:
-                data = await self.ws.receive_text()
-                await self._frame(data, limit)
-        except WebSocketDisconnect:
-            pass
+            with self.gw.watch(self.token, self.revoked.set):
+                await asyncio.wait({serve, revoked}, return_when=asyncio.FIRST_COMPLETED)
+            if self.revoked.is_set():
+                serve.cancel()
+                await asyncio.gather(serve, return_exceptions=True)
+                async with self._send_lock:
+                    with contextlib.suppress(Exception):
+                        await self.ws.close(code=CLOSE_UNAUTHORIZED, reason="token revoked")
         finally:
-            await self.close()
+            revoked.cancel()
+            await asyncio.gather(serve, revoked, return_exceptions=True)
+            await self.close("token revoked" if self.revoked.is_set() else "")
+
+    async def _serve(self) -> None:
+        limit = self.hub.settings.max_message_bytes + 4096  # the envelope's own bytes
+        with contextlib.suppress(WebSocketDisconnect):
+            while True:
+                received = await self.ws.receive()
+                if received["type"] == "websocket.disconnect":
+                    return
+                text = received.get("text")
+                if text is None:  # a binary frame: answered, the socket stays open
+                    await self._refuse_frame(
+                        None,
+                        ProtocolError(
+                            ErrorCode.MALFORMED,
+                            "binary frames are not accepted: send each JSON frame as text",
+                        ),
+                    )
+                    continue
+                await self._frame(text, limit)
+
+    async def _refuse_frame(self, frame_id: str | None, exc: ProtocolError) -> None:
+        self.hub.board.refused("ws", exc, self.agent_id)
+        await self.send(WsResponse(id=frame_id, message=_error(exc)))
 
     async def _frame(self, data: str, limit: int) -> None:
         try:
             frame = parse_frame(data, limit)
         except ProtocolError as exc:
-            self.hub.board.refused("ws", exc, self.agent_id)
-            await self.send(WsResponse(id=None, message=_error(exc)))
+            await self._refuse_frame(frame_id(data), exc)
+            return
+        if not self.gw.live(self.token):  # revoked: the watcher closes the socket
+            revoked = ProtocolError(ErrorCode.UNAUTHORIZED, "the token was revoked")
+            await self._refuse_frame(frame.id, revoked)
+            self.revoked.set()
             return
         if isinstance(frame, WsAnswer):
-            self._answer(frame)
+            await self._answer(frame)
             return
         reply = await self._request(frame)
         if frame.id is None and not isinstance(reply, ErrorReply):
@@ -222,7 +272,7 @@ class AgentSession:
     async def _offer(self, msg: Msg, offer: Assignment) -> None:
         offer_id = f"o{next(self._ids)}"
         future: asyncio.Future[Accept | Decline] = asyncio.get_running_loop().create_future()
-        self._offers[offer_id] = future
+        self._offers[offer_id] = (offer, future)
         try:
             await self.send(WsOffer(id=offer_id, message=offer))
             answer = await asyncio.wait_for(future, self.hub.settings.accept_timeout)
@@ -232,17 +282,30 @@ class AgentSession:
         finally:
             self._offers.pop(offer_id, None)
 
-    def _answer(self, frame: WsAnswer) -> None:
-        future = self._offers.get(frame.id)
-        if future is None or future.done():
-            return  # late or unknown: the hub has moved on
-        if frame.message.agent_id != self.agent_id:
-            exc = ProtocolError(ErrorCode.FORBIDDEN, "an answer must come from the offeree")
-            self.hub.board.refused("ws", exc, self.agent_id)
+    async def _answer(self, frame: WsAnswer) -> None:
+        """Hand a good answer to its offer; refuse (with a reply) one to an offer that is
+        not open, or one that names another task, attempt or participant."""
+        entry = self._offers.get(frame.id)
+        if entry is None or entry[1].done():  # late or unknown: the hub has moved on
+            exc = ProtocolError(
+                ErrorCode.CONFLICT,
+                f"offer {frame.id} is not open (unknown, answered already, or withdrawn)",
+            )
+            await self._refuse_frame(frame.id, exc)
+            return
+        offer, future = entry
+        if self.agent_id is None:
+            wrong: ProtocolError | None = ProtocolError(
+                ErrorCode.FORBIDDEN, "an answer must come from the offeree"
+            )
+        else:
+            wrong = answer_mismatch(offer.task_id, offer.attempt, self.agent_id, frame.message)
+        if wrong is not None:  # the offer stays open until its timeout
+            await self._refuse_frame(frame.id, wrong)
             return
         future.set_result(frame.message)
 
-    async def close(self) -> None:
+    async def close(self, why: str = "") -> None:
         """The socket is gone: the participant is lost at once (as a closed NATS
         connection is), its offers unanswered."""
         if self._closed:
@@ -255,7 +318,8 @@ class AgentSession:
         if agent_id is not None:
             agent = self.hub.board.agents.get(agent_id)
             if agent is not None and agent.session == session and agent.state == "online":
-                self.hub.board.agent_lost(agent_id, "connection closed (websocket)")
+                reason = "connection closed (websocket)" + (f": {why}" if why else "")
+                self.hub.board.agent_lost(agent_id, reason)
 
 
 def parse_frame(data: str | bytes, limit: int) -> WsRequest | WsAnswer:
@@ -271,6 +335,25 @@ def parse_frame(data: str | bytes, limit: int) -> WsRequest | WsAnswer:
     return frame
 
 
+#: The ``id`` near the start of a frame too deep or too large to parse (as encoders write
+#: it: first, or after ``type``).
+_HEAD_ID = re.compile(r'^\s*\{\s*(?:"type"\s*:\s*"[^"\\]*"\s*,\s*)?"id"\s*:\s*"([^"\\]{1,64})"')
+
+
+def frame_id(data: str) -> str | None:
+    """The ``id`` of a frame refused as a whole, when it has one that can be echoed (a JSON
+    object whose ``id`` is a short string); None otherwise."""
+    if len(data) <= 65536 and nesting_depth(data.encode(errors="replace")) <= MAX_DEPTH:
+        try:
+            obj = json.loads(data)
+        except ValueError:
+            return None
+        value = obj.get("id") if isinstance(obj, dict) else None
+        return value if isinstance(value, str) and 0 < len(value) <= 64 else None
+    head = _HEAD_ID.match(data[:1024])
+    return head.group(1) if head else None
+
+
 def _error(exc: ProtocolError) -> dict[str, Any]:
     return ErrorReply(code=exc.code, message=exc.message).model_dump(mode="json")
 
@@ -280,47 +363,57 @@ def _kinds(raw: str | None) -> tuple[str, ...]:
 
 
 async def _events(
-    gw: Gateway, who: Principal, after: int | None, kinds: tuple[str, ...]
+    gw: Gateway, who: Principal, token: str, after: int | None, kinds: tuple[str, ...]
 ) -> AsyncGenerator[Event, None]:
-    """Stored events after ``after`` (if given), then live ones, filtered by kind prefix."""
+    """Stored events after ``after`` (if given), then live ones, filtered by kind prefix;
+    the stream ends when it falls too far behind or its token is revoked."""
     hub = gw.hubs[who.group]
     queue: asyncio.Queue[Event | None] = asyncio.Queue(STREAM_QUEUE)
+
+    def end() -> None:
+        with contextlib.suppress(asyncio.QueueEmpty):
+            while queue.full():
+                queue.get_nowait()
+        queue.put_nowait(None)
 
     def observe(event: Event) -> None:
         try:
             queue.put_nowait(event)
         except asyncio.QueueFull:
-            queue.get_nowait()
-            queue.put_nowait(None)  # too slow: end the stream
+            end()  # too slow: end the stream
 
     hub.observers.append(observe)
     try:
-        last = 0
-        if after is not None:
-            reply = await gw.call(who, subjects.API_EVENTS, ListEvents(after=after, limit=10_000))
-            for event in getattr(reply, "events", []):
-                last = event.seq
-                if not kinds or event.kind.startswith(kinds):
-                    yield event
-        while True:
-            item = await queue.get()
-            if item is None:
-                return
-            if item.seq and item.seq <= last:
-                continue
-            if not kinds or item.kind.startswith(kinds):
-                yield item
+        with gw.watch(token, end):
+            last = 0
+            if after is not None:
+                request = ListEvents(after=after, limit=10_000)
+                reply = await gw.call(who, subjects.API_EVENTS, request)
+                for event in getattr(reply, "events", []):
+                    last = event.seq
+                    if not kinds or event.kind.startswith(kinds):
+                        yield event
+            while True:
+                item = await queue.get()
+                if item is None:
+                    return
+                if item.seq and item.seq <= last:
+                    continue
+                if not kinds or item.kind.startswith(kinds):
+                    yield item
     finally:
         hub.observers.remove(observe)
 
 
-async def _stream_events(gw: Gateway, ws: WebSocket, who: Principal) -> None:
-    """Push the group's events down ``ws`` until the client closes it."""
+async def _stream_events(gw: Gateway, ws: WebSocket, who: Principal, token: str) -> None:
+    """Push the group's events down ``ws`` until the client closes it (or the token is
+    revoked: then it is closed with 4401)."""
     after = ws.query_params.get("after")
     stream = _events(
         gw,
         who,
-        int(after) if after and after.isdigit() else None,
+        token,
+        int(after) if after and after.isdigit() and int(after) <= MAX_INT else None,
         _kinds(ws.query_params.get("kinds")),
     )
 
@@ -330,12 +423,16 @@ async def _stream_events(gw: Gateway, ws: WebSocket, who: Principal) -> None:
 
     async def drain() -> None:
         with contextlib.suppress(WebSocketDisconnect):
-            while True:
-                await ws.receive_text()  # the client sends nothing; this sees the close
+            while True:  # the client sends nothing; this sees the close
+                if (await ws.receive())["type"] == "websocket.disconnect":
+                    return
 
     tasks = [asyncio.create_task(pump()), asyncio.create_task(drain())]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        if not gw.live(token):
+            with contextlib.suppress(Exception):
+                await ws.close(code=CLOSE_UNAUTHORIZED, reason="token revoked")
     finally:
         for task in tasks:
             task.cancel()
@@ -348,19 +445,21 @@ def add_ws_routes(app: FastAPI, gw: Gateway) -> None:
 
     @app.websocket("/v1/ws/agent")
     async def agent_socket(ws: WebSocket) -> None:
-        who = await _admit(gw, ws)
-        if who is None:
+        admitted = await _admit(gw, ws)
+        if admitted is None:
             return
+        who, token = admitted
         with gw.socket_open(who.group):
-            await AgentSession(gw, ws, who).run()
+            await AgentSession(gw, ws, who, token).run()
 
     @app.websocket("/v1/ws/events")
     async def event_socket(ws: WebSocket) -> None:
-        who = await _admit(gw, ws)
-        if who is None:
+        admitted = await _admit(gw, ws)
+        if admitted is None:
             return
+        who, token = admitted
         with gw.socket_open(who.group):
-            await _stream_events(gw, ws, who)
+            await _stream_events(gw, ws, who, token)
 
     @app.get(
         "/v1/events/stream",
@@ -368,11 +467,15 @@ def add_ws_routes(app: FastAPI, gw: Gateway) -> None:
         summary="The group's events as Server-Sent Events (stored ones after `after`, then "
         "live; `kinds` filters by prefix, comma-separated).",
         response_class=StreamingResponse,
+        responses=READ_ERRORS,
     )
     async def event_stream(
-        request: Request, who: Caller, after: int | None = None, kinds: str | None = None
+        request: Request,
+        who: Caller,
+        after: Annotated[int | None, Query(ge=0, le=MAX_INT)] = None,
+        kinds: Annotated[str | None, Query(max_length=1000)] = None,
     ) -> Any:
-        stream = _events(gw, who, after, _kinds(kinds))
+        stream = _events(gw, who, connection_token(request) or "", after, _kinds(kinds))
 
         async def lines() -> AsyncIterator[str]:
             try:
