@@ -322,9 +322,9 @@ async def test_ws_answers_to_unknown_or_other_offers_are_refused(hub_server: Hub
             ({"task_id": "job", "attempt": attempt + 1, "agent_id": "answerer"}, "conflict"),
             ({"task_id": "job", "attempt": attempt, "agent_id": "someone"}, "forbidden"),
         ]
-        for fields, code in wrong:
+        for count, (fields, code) in enumerate(wrong, start=2):
             await answer(offer["id"], **fields)
-            await until(lambda n=len(agent.errors): len(agent.errors) == n + 1)  # type: ignore[misc]
+            await until(lambda n=count: len(agent.errors) == n)
             assert agent.errors[-1]["code"] == code, agent.errors[-1]
         assert hub.board.tasks["job"].state.value == "assigned"  # none was taken as acceptance
         await answer(offer["id"], task_id="job", attempt=attempt, agent_id="answerer")
