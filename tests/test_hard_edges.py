@@ -148,6 +148,7 @@ async def test_rest_refuses_bad_bodies_with_claw_errors(hub_server: HubProcess) 
         ),
         ("nul", json.dumps({"tasks": [{"title": "a\u0000b"}]}).encode(), 422, "invalid"),
         ("schema", b"{}", 422, "invalid"),
+        ("other type", b'{"type":"claw.v1.api.list_tasks"}', 400, "unknown_type"),
         (
             "oversize",
             json.dumps({"tasks": [{"title": "x" * (limit + 10)}]}).encode(),

@@ -58,8 +58,15 @@ def create_app(gw: Gateway) -> FastAPI:
             f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}"
             for e in exc.errors()[:5]
         )
-        unparsed = any(e.get("type") == "json_invalid" for e in exc.errors())
-        code = ErrorCode.MALFORMED if unparsed else ErrorCode.INVALID
+        code = ErrorCode.INVALID
+        for e in exc.errors():
+            if e.get("type") == "json_invalid":
+                code = ErrorCode.MALFORMED
+            elif tuple(e.get("loc", ())) == ("body", "type") and e.get("type") == "literal_error":
+                code = ErrorCode.UNKNOWN_TYPE  # as on NATS: another message's type
+            else:
+                continue
+            break
         error = ProtocolError(code, f"invalid request: {errors}")
         record(request, error)
         return error_response(error.code, error.message)
