@@ -38,7 +38,7 @@ from .codec import (
     describe_errors,
     encode,
     load_object,
-    nesting_depth,
+    refuse_edges,
     type_name,
 )
 from .control import (
@@ -187,7 +187,7 @@ __all__ = [
     "is_identifier",
     "load_object",
     "message_schemas",
-    "nesting_depth",
+    "refuse_edges",
     "render",
     "split_token",
     "subjects",

@@ -44,9 +44,10 @@ def nested(depth: int) -> str:
     return "[" * depth + "]" * depth
 
 
-def deep_submit(levels: int) -> bytes:
-    """A submit whose payload is nested ``levels`` deep in all (the message is level 1)."""
-    inner = nested(levels - 3)  # the message {, its tasks [, the task {
+def deep_submit(below: int) -> bytes:
+    """A submit nested ``below`` levels below the message object (its tasks list is one,
+    the task object two, then arrays in the task's input)."""
+    inner = nested(below - 2)
     return (
         '{"type":"claw.v1.api.submit","tasks":[{"title":"deep","input":' + inner + "}]}"
     ).encode()
@@ -60,13 +61,22 @@ def refused_codes(hub: Hub, before: int = 0) -> list[str]:
 
 
 def test_depth_limit_is_exact_on_both_decode_paths() -> None:
-    """MAX_DEPTH levels decode (the fast path); one more is malformed, however it is
-    written, and 100,000 levels are answered, not a RecursionError."""
+    """MAX_DEPTH levels decode on the fast path and on the checked one; one more is
+    malformed on both, and 100,000 levels are answered, not a RecursionError."""
+    from protocols.codec import _fast
+
+    # the fast path (pydantic's parser) stops exactly where MAX_DEPTH does: if pydantic
+    # changes its limit, this says so
+    assert _fast(SubmitTasks, deep_submit(MAX_DEPTH)) is not None
+    assert _fast(SubmitTasks, deep_submit(MAX_DEPTH + 1)) is None
     ok = decode(deep_submit(MAX_DEPTH), SubmitTasks)
     assert ok.tasks[0].title == "deep"
-    escaped = deep_submit(MAX_DEPTH).replace(b'"deep"', b'"d\\u0065ep"')  # the checked path
-    assert decode(escaped, SubmitTasks).tasks[0].title == "deep"
-    for payload in (deep_submit(MAX_DEPTH + 1), deep_submit(100_000), escaped[:-1] + b"]}"):
+
+    def escaped(below: int) -> bytes:  # an escape sends it down the checked path
+        return deep_submit(below).replace(b'"deep"', b'"d\\u0065ep"')
+
+    assert decode(escaped(MAX_DEPTH), SubmitTasks).tasks[0].title == "deep"
+    for payload in (deep_submit(MAX_DEPTH + 1), escaped(MAX_DEPTH + 1), deep_submit(100_000)):
         with pytest.raises(ProtocolError) as info:
             decode(payload, SubmitTasks)
         assert info.value.code is ErrorCode.MALFORMED, payload[:80]
@@ -89,6 +99,11 @@ def test_integer_range_is_checked_at_decoding() -> None:
     assert info.value.code is ErrorCode.INVALID
     digits = encode(SubmitTasks(tasks=[TaskSpec(title="x", input="12345678901234567890123")]))
     assert decode(digits, SubmitTasks).tasks[0].input == "12345678901234567890123"
+    # a number Python will not even convert (over 4300 digits): invalid, not internal
+    endless = b'{"type":"claw.v1.api.submit","tasks":[{"title":"x","input":' + b"9" * 5000 + b"}]}"
+    with pytest.raises(ProtocolError) as info:
+        decode(endless, SubmitTasks)
+    assert info.value.code is ErrorCode.INVALID
 
 
 def test_list_events_bounds_are_in_the_json_schema() -> None:

@@ -31,7 +31,7 @@ STATUS: dict[ErrorCode, int] = {
 }
 
 _ERROR_TEXT: dict[int, str] = {
-    400: "`malformed`: the body is not a JSON object or is nested deeper than 100 levels; "
+    400: "`malformed`: the body is not a JSON object or is nested more than 200 levels deep; "
     "`unknown_type`: its `type` names another message.",
     401: "`unauthorized`: no token, or an unknown or revoked one.",
     403: "`forbidden`: the token's role or group may not do this.",

@@ -35,7 +35,6 @@ from nats.aio.subscription import Subscription
 from pydantic import BaseModel
 
 from protocols import (
-    MAX_DEPTH,
     MAX_INT,
     Accept,
     Assignment,
@@ -57,7 +56,6 @@ from protocols import (
     decode,
     decode_object,
     encode,
-    nesting_depth,
     subjects,
     type_name,
 )
@@ -335,7 +333,7 @@ def parse_frame(data: str | bytes, limit: int) -> WsRequest | WsAnswer:
     return frame
 
 
-#: The ``id`` near the start of a frame too deep or too large to parse (as encoders write
+#: The ``id`` near the start of a frame that is not JSON or too deep to parse (as encoders write
 #: it: first, or after ``type``).
 _HEAD_ID = re.compile(r'^\s*\{\s*(?:"type"\s*:\s*"[^"\\]*"\s*,\s*)?"id"\s*:\s*"([^"\\]{1,64})"')
 
@@ -343,15 +341,13 @@ _HEAD_ID = re.compile(r'^\s*\{\s*(?:"type"\s*:\s*"[^"\\]*"\s*,\s*)?"id"\s*:\s*"(
 def frame_id(data: str) -> str | None:
     """The ``id`` of a frame refused as a whole, when it has one that can be echoed (a JSON
     object whose ``id`` is a short string); None otherwise."""
-    if len(data) <= 65536 and nesting_depth(data.encode(errors="replace")) <= MAX_DEPTH:
-        try:
-            obj = json.loads(data)
-        except ValueError:
-            return None
-        value = obj.get("id") if isinstance(obj, dict) else None
-        return value if isinstance(value, str) and 0 < len(value) <= 64 else None
-    head = _HEAD_ID.match(data[:1024])
-    return head.group(1) if head else None
+    try:
+        obj = json.loads(data)
+    except (ValueError, RecursionError):  # not JSON, or too deep to parse: read its head
+        head = _HEAD_ID.match(data[:1024])
+        return head.group(1) if head else None
+    value = obj.get("id") if isinstance(obj, dict) else None
+    return value if isinstance(value, str) and 0 < len(value) <= 64 else None
 
 
 def _error(exc: ProtocolError) -> dict[str, Any]:
