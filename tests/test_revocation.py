@@ -104,6 +104,18 @@ async def test_a_frame_after_revocation_is_refused_unauthorized(hub_server: HubP
         assert ws.close_code == CLOSE_UNAUTHORIZED
 
 
+async def test_a_revocation_in_another_process_closes_open_sockets(hub_server: HubProcess) -> None:
+    """``clawhub token revoke`` runs in another process: the hub re-reads the token table
+    every ``token_refresh`` (0.2 s here), then closes the socket like its own revocation."""
+    token, row = await hub_server.create_token("alpha", "human", "elsewhere")
+    async with websockets.connect(f"{str(hub_server.ws_url)[:-6]}/events?token={token}") as ws:
+        await until(lambda: hub_server.gateway is not None and hub_server.gateway.ws_total >= 1)
+        other = type(hub_server.tokens)(hub_server.store)  # another process's view
+        assert await asyncio.to_thread(other.revoke, row.id)
+        await asyncio.wait_for(ws.wait_closed(), hub_server.settings.token_refresh + WITHIN)
+        assert ws.close_code == CLOSE_UNAUTHORIZED
+
+
 def _chat(text: str) -> Any:
     from protocols import PostChat
 

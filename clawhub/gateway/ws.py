@@ -73,6 +73,8 @@ log = logging.getLogger("clawhub.gateway")
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_FULL = 1013
+#: The gateway failed while serving the socket (a bug: logged).
+CLOSE_ERROR = 1011
 #: Most events queued for one slow event-stream client before it is dropped.
 STREAM_QUEUE = 10_000
 
@@ -148,8 +150,13 @@ class AgentSession:
                 async with self._send_lock:
                     with contextlib.suppress(Exception):
                         await self.ws.close(code=CLOSE_UNAUTHORIZED, reason="token revoked")
+            elif serve.done() and not serve.cancelled() and serve.exception() is not None:
+                log.error("agent socket of %s failed", self.agent_id, exc_info=serve.exception())
+                with contextlib.suppress(Exception):
+                    await self.ws.close(code=CLOSE_ERROR)
         finally:
-            revoked.cancel()
+            for task in (serve, revoked):
+                task.cancel()
             await asyncio.gather(serve, revoked, return_exceptions=True)
             await self.close("token revoked" if self.revoked.is_set() else "")
 
