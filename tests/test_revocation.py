@@ -17,7 +17,7 @@ from test_gateway import auth, until
 from ws_agent import RawWsAgent
 
 from clawhub.gateway import HubProcess
-from clawhub.gateway.ws import CLOSE_UNAUTHORIZED
+from clawhub.gateway.sockets import CLOSE_UNAUTHORIZED
 from protocols import ListEvents
 
 WITHIN = 1.0  # seconds: the requirement

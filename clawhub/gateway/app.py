@@ -27,6 +27,7 @@ from .guard import BodyGuard
 from .replies import error_response, error_status_response
 from .rest import add_rest_routes
 from .state import Gateway
+from .stream import add_stream_routes
 from .ws import add_ws_routes
 
 
@@ -94,6 +95,7 @@ def create_app(gw: Gateway) -> FastAPI:
 
     add_rest_routes(app, gw)
     add_ws_routes(app, gw)
+    add_stream_routes(app, gw)
     return app
 
 

@@ -1,4 +1,4 @@
-"""WebSocket routes of the gateway: the agent transport and the event stream.
+"""The agent socket of the gateway (the event stream is in ``stream``).
 
 ``/v1/ws/agent``: a participant in any language speaks the bus's JSON messages in the
 envelope of ``protocols.gateway`` (``WsRequest`` → ``WsResponse``; ``WsOffer`` →
@@ -7,14 +7,12 @@ process (the code path NATS uses), and once the participant is registered the ga
 listens on its NATS inbox for it, forwarding offers and cancels down the socket and the
 answers back as the NATS reply. When the socket closes the participant is lost at once.
 
-``/v1/ws/events``: the group's events as ``WsPush`` frames (optionally the stored ones
-after ``?after=SEQ`` first, and only kinds starting with one of ``?kinds=task.,agent.``).
-``/v1/events/stream`` serves the same as Server-Sent Events.
-
 Every frame the gateway refuses is answered (a binary frame too) with a ``claw.v1.error``
-carrying the frame's ``id`` when it has one, and recorded. A socket or stream whose token is
-revoked is closed (close code 4401) as soon as the process sees the revocation
-(``Gateway.drop_revoked``); a frame on it after the revocation is refused ``unauthorized``.
+carrying the frame's ``id`` when it has one, and recorded; an answer to an offer that is not
+open, or that names another task, attempt or participant, is refused the same way. A socket
+whose token is revoked is closed (close code 4401) as soon as the process sees the
+revocation (``Gateway.drop_revoked``); a frame on it after the revocation is refused
+``unauthorized``.
 """
 
 from __future__ import annotations
@@ -25,17 +23,13 @@ import itertools
 import json
 import logging
 import re
-from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Annotated, Any
 
-from fastapi import FastAPI, Query, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import StreamingResponse
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from pydantic import BaseModel
 
 from protocols import (
-    MAX_INT,
     Accept,
     Assignment,
     Cancel,
@@ -43,8 +37,6 @@ from protocols import (
     Deregister,
     ErrorCode,
     ErrorReply,
-    Event,
-    ListEvents,
     ProtocolError,
     Register,
     RegisterAck,
@@ -63,44 +55,10 @@ from protocols import (
 from ..runtime.auth import Principal, check_api, check_participant
 from ..runtime.hub import Hub
 from ..runtime.offers import answer_mismatch
-from .caller import Caller, connection_token
-from .replies import READ_ERRORS
+from .sockets import CLOSE_ERROR, CLOSE_UNAUTHORIZED, admit, error_frame
 from .state import Gateway
 
 log = logging.getLogger("clawhub.gateway")
-
-#: Close codes: the token was refused (4401), not allowed (4403), or the gateway is full.
-CLOSE_UNAUTHORIZED = 4401
-CLOSE_FORBIDDEN = 4403
-CLOSE_FULL = 1013
-#: The gateway failed while serving the socket (a bug: logged).
-CLOSE_ERROR = 1011
-#: Most events queued for one slow event-stream client before it is dropped.
-STREAM_QUEUE = 10_000
-
-
-async def _admit(gw: Gateway, ws: WebSocket) -> tuple[Principal, str] | None:
-    """Accept the socket; check the token and the connection limits (closing if refused).
-    The caller and its token."""
-    await ws.accept()
-    token = connection_token(ws) or ""
-    try:
-        who = gw.principal(token)
-    except ProtocolError as exc:
-        code = CLOSE_UNAUTHORIZED if exc.code is ErrorCode.UNAUTHORIZED else CLOSE_FORBIDDEN
-        await _refuse(ws, exc, code)
-        return None
-    if gw.sockets_full(who.group):
-        full = ProtocolError(ErrorCode.RATE_LIMITED, "too many WebSocket connections; retry later")
-        await _refuse(ws, full, CLOSE_FULL)
-        return None
-    return who, token
-
-
-async def _refuse(ws: WebSocket, exc: ProtocolError, code: int) -> None:
-    with contextlib.suppress(Exception):
-        await ws.send_text(WsResponse(id=None, message=_error(exc)).model_dump_json())
-        await ws.close(code=code, reason=exc.message[:120])
 
 
 class AgentSession:
@@ -181,7 +139,7 @@ class AgentSession:
 
     async def _refuse_frame(self, frame_id: str | None, exc: ProtocolError) -> None:
         self.hub.board.refused("ws", exc, self.agent_id)
-        await self.send(WsResponse(id=frame_id, message=_error(exc)))
+        await self.send(WsResponse(id=frame_id, message=error_frame(exc)))
 
     async def _frame(self, data: str, limit: int) -> None:
         try:
@@ -357,137 +315,14 @@ def frame_id(data: str) -> str | None:
     return value if isinstance(value, str) and 0 < len(value) <= 64 else None
 
 
-def _error(exc: ProtocolError) -> dict[str, Any]:
-    return ErrorReply(code=exc.code, message=exc.message).model_dump(mode="json")
-
-
-def _kinds(raw: str | None) -> tuple[str, ...]:
-    return tuple(k for k in (raw or "").split(",") if k)
-
-
-async def _events(
-    gw: Gateway, who: Principal, token: str, after: int | None, kinds: tuple[str, ...]
-) -> AsyncGenerator[Event, None]:
-    """Stored events after ``after`` (if given), then live ones, filtered by kind prefix;
-    the stream ends when it falls too far behind or its token is revoked."""
-    hub = gw.hubs[who.group]
-    queue: asyncio.Queue[Event | None] = asyncio.Queue(STREAM_QUEUE)
-
-    def end() -> None:
-        with contextlib.suppress(asyncio.QueueEmpty):
-            while queue.full():
-                queue.get_nowait()
-        queue.put_nowait(None)
-
-    def observe(event: Event) -> None:
-        try:
-            queue.put_nowait(event)
-        except asyncio.QueueFull:
-            end()  # too slow: end the stream
-
-    hub.observers.append(observe)
-    try:
-        with gw.watch(token, end):
-            last = 0
-            if after is not None:
-                request = ListEvents(after=after, limit=10_000)
-                reply = await gw.call(who, subjects.API_EVENTS, request)
-                for event in getattr(reply, "events", []):
-                    last = event.seq
-                    if not kinds or event.kind.startswith(kinds):
-                        yield event
-            while True:
-                item = await queue.get()
-                if item is None:
-                    return
-                if item.seq and item.seq <= last:
-                    continue
-                if not kinds or item.kind.startswith(kinds):
-                    yield item
-    finally:
-        hub.observers.remove(observe)
-
-
-async def _stream_events(gw: Gateway, ws: WebSocket, who: Principal, token: str) -> None:
-    """Push the group's events down ``ws`` until the client closes it (or the token is
-    revoked: then it is closed with 4401)."""
-    after = ws.query_params.get("after")
-    stream = _events(
-        gw,
-        who,
-        token,
-        int(after) if after and after.isdigit() and int(after) <= MAX_INT else None,
-        _kinds(ws.query_params.get("kinds")),
-    )
-
-    async def pump() -> None:
-        async for event in stream:
-            await ws.send_text(WsPush(message=event).model_dump_json())
-
-    async def drain() -> None:
-        with contextlib.suppress(WebSocketDisconnect):
-            while True:  # the client sends nothing; this sees the close
-                if (await ws.receive())["type"] == "websocket.disconnect":
-                    return
-
-    tasks = [asyncio.create_task(pump()), asyncio.create_task(drain())]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        if not gw.live(token):
-            with contextlib.suppress(Exception):
-                await ws.close(code=CLOSE_UNAUTHORIZED, reason="token revoked")
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await stream.aclose()
-
-
 def add_ws_routes(app: FastAPI, gw: Gateway) -> None:
-    """Add the WebSocket (and SSE) routes."""
+    """Add the agent socket."""
 
     @app.websocket("/v1/ws/agent")
     async def agent_socket(ws: WebSocket) -> None:
-        admitted = await _admit(gw, ws)
+        admitted = await admit(gw, ws)
         if admitted is None:
             return
         who, token = admitted
         with gw.socket_open(who.group):
             await AgentSession(gw, ws, who, token).run()
-
-    @app.websocket("/v1/ws/events")
-    async def event_socket(ws: WebSocket) -> None:
-        admitted = await _admit(gw, ws)
-        if admitted is None:
-            return
-        who, token = admitted
-        with gw.socket_open(who.group):
-            await _stream_events(gw, ws, who, token)
-
-    @app.get(
-        "/v1/events/stream",
-        tags=["read"],
-        summary="The group's events as Server-Sent Events (stored ones after `after`, then "
-        "live; `kinds` filters by prefix, comma-separated).",
-        response_class=StreamingResponse,
-        responses=READ_ERRORS,
-    )
-    async def event_stream(
-        request: Request,
-        who: Caller,
-        after: Annotated[int | None, Query(ge=0, le=MAX_INT)] = None,
-        kinds: Annotated[str | None, Query(max_length=1000)] = None,
-    ) -> Any:
-        stream = _events(gw, who, connection_token(request) or "", after, _kinds(kinds))
-
-        async def lines() -> AsyncIterator[str]:
-            try:
-                async for event in stream:
-                    if await request.is_disconnected():
-                        return
-                    data = json.dumps(event.model_dump(mode="json"))
-                    yield f"id: {event.seq}\nevent: {event.kind}\ndata: {data}\n\n"
-            finally:
-                await stream.aclose()
-
-        return StreamingResponse(lines(), media_type="text/event-stream")
