@@ -1,5 +1,6 @@
 """The HTTP gateway (FastAPI, served by the hub process): one app composed of the REST routes
-(``rest``: OpenAPI, health, Prometheus metrics) and the WebSocket and SSE routes (``ws``).
+(``rest``: OpenAPI, health, Prometheus metrics), the agent socket (``ws``) and the event
+stream over WebSocket and SSE (``stream``), behind the body guard (``guard``).
 
 Every call carries a token (``Authorization: Bearer <token>``, or ``?token=``); the token's
 group picks the hub, so a caller sees only its own group (``caller``, ``state``). Every error

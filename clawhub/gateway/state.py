@@ -29,8 +29,10 @@ class Gateway:
     metrics: dict[str, Metrics] = field(default_factory=dict)
     ws_total: int = 0
     ws_by_group: Counter[str] = field(default_factory=Counter)
-    _open: dict[int, tuple[str, Callable[[], None]]] = field(default_factory=dict)
-    _keys: Iterator[int] = field(default_factory=itertools.count)
+    _open: dict[int, tuple[str, Callable[[], None]]] = field(
+        default_factory=dict, init=False, repr=False
+    )
+    _keys: Iterator[int] = field(default_factory=itertools.count, init=False, repr=False)
 
     def __post_init__(self) -> None:
         for group, hub in self.hubs.items():
