@@ -7,6 +7,8 @@ from . import subjects
 from ._base import (
     CLEARANCE_RANK,
     ID_PATTERN,
+    MAX_INT,
+    MIN_INT,
     Clearance,
     Device,
     Kind,
@@ -28,12 +30,15 @@ from .api import AGENT_CALLS, API, Call
 from .asyncapi import asyncapi
 from .auth import ROLES, Role, split_token
 from .codec import (
+    MAX_DEPTH,
     MESSAGE_TYPES,
     decode,
     decode_any,
     decode_object,
     describe_errors,
     encode,
+    load_object,
+    refuse_edges,
     type_name,
 )
 from .control import (
@@ -96,7 +101,10 @@ __all__ = [
     "CLEARANCE_RANK",
     "GOAL_TERMINAL",
     "ID_PATTERN",
+    "MAX_DEPTH",
+    "MAX_INT",
     "MESSAGE_TYPES",
+    "MIN_INT",
     "ROLES",
     "Accept",
     "AgentInfo",
@@ -177,7 +185,9 @@ __all__ = [
     "describe_errors",
     "encode",
     "is_identifier",
+    "load_object",
     "message_schemas",
+    "refuse_edges",
     "render",
     "split_token",
     "subjects",

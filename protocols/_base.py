@@ -17,6 +17,11 @@ ID_RE = re.compile(ID_PATTERN)
 #: A skill name: lower case, dots allowed for namespacing (``code.python``).
 SKILL_PATTERN = r"^[a-z0-9][a-z0-9_.+-]{0,63}$"
 
+#: The integer range every store and most languages keep (signed 64 bits): the codec
+#: refuses an integer outside it on every path.
+MAX_INT = 2**63 - 1
+MIN_INT = -(2**63)
+
 Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 SkillName = Annotated[str, StringConstraints(pattern=SKILL_PATTERN)]
 Level = Annotated[float, Field(ge=0.0, le=1.0)]

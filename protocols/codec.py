@@ -1,4 +1,11 @@
-"""Encoding and decoding of wire messages. Pure functions, no I/O."""
+"""Encoding and decoding of wire messages. Pure functions, no I/O.
+
+Decoding has hard edges, the same on every path (NATS, REST, WebSocket): a payload nested
+deeper than ``MAX_DEPTH`` arrays and objects is ``malformed``; an integer outside the signed
+64-bit range (``MIN_INT``..``MAX_INT``, what every store and most languages keep) and text
+with a NUL character or an unpaired surrogate are ``invalid``. Nothing here raises anything
+but ``ProtocolError``.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from ._base import MAX_INT, MIN_INT
 from .agents import AgentInfo, Deregister, Heartbeat, Register, RegisterAck
 from .control import (
     AgentList,
@@ -108,6 +116,11 @@ def type_name(model: type[BaseModel]) -> str:
 
 _BY_TYPE: dict[str, type[BaseModel]] = {type_name(m): m for m in MESSAGE_TYPES}
 
+#: Most levels of arrays and objects nested below the message object (a payload with more
+#: is ``malformed``). The same as the recursion limit of pydantic's JSON parser, so the fast
+#: path needs no check of its own: what it accepts is never deeper.
+MAX_DEPTH = 200
+
 #: How ``encode`` starts every message (``type`` is every model's first field).
 _HEAD = re.compile(rb'\{"type":"([a-z0-9_.]+)"')
 
@@ -126,11 +139,32 @@ def encode(message: BaseModel) -> bytes:
     return message.model_dump_json(exclude_none=False).encode()
 
 
+#: Every byte mapped to ``0`` if it is a digit, else to a space: one C pass, after which a
+#: run of 19 zeros says that a number may be out of the 64-bit range.
+_DIGITS = bytes(ord("0") if b in b"0123456789" else ord(" ") for b in range(256))
+_LONG_DIGITS = b"0" * 19
+
+
+def load_object(data: bytes) -> dict[str, Any]:
+    """``data`` parsed as one JSON object with every hard edge checked (depth, integer
+    range, text no store can keep); ``ProtocolError`` otherwise. For a path that validates
+    the object itself (the REST gateway)."""
+    obj = _load_object(data)
+    refuse_edges(obj)
+    return obj
+
+
 def _load_object(data: bytes) -> dict[str, Any]:
     try:
         obj = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ProtocolError(ErrorCode.MALFORMED, f"payload is not JSON: {exc}") from None
+    except RecursionError:
+        raise ProtocolError(
+            ErrorCode.MALFORMED, f"payload is nested deeper than {MAX_DEPTH} levels"
+        ) from None
+    except ValueError as exc:  # a number Python will not convert (over 4300 digits)
+        raise ProtocolError(ErrorCode.INVALID, f"payload has a number too large: {exc}") from None
     if not isinstance(obj, dict):
         raise ProtocolError(ErrorCode.MALFORMED, "payload is not a JSON object")
     return obj
@@ -153,38 +187,56 @@ def _validate(model: type[M], obj: dict[str, Any]) -> M:
 
 
 def unstorable(value: object) -> str | None:
-    """What in ``value`` (parsed JSON) no store can keep: a NUL character or an unpaired
-    UTF-16 surrogate (JSON can escape both); None when it is clean."""
-    stack = [value]
+    """What in ``value`` (parsed JSON) no store can keep: a NUL character, an unpaired
+    UTF-16 surrogate (JSON can escape both), an integer outside the signed 64-bit range;
+    None when it is clean."""
+    problem = _edges(value)
+    return problem[1] if problem else None
+
+
+def _edges(value: object) -> tuple[ErrorCode, str] | None:
+    """The first hard edge ``value`` (parsed JSON) breaks: nesting deeper than
+    ``MAX_DEPTH`` (``malformed``), or a value no store can keep (``invalid``)."""
+    stack: list[tuple[object, int]] = [(value, 0)]
     while stack:
-        item = stack.pop()
+        item, depth = stack.pop()
         if isinstance(item, str):
             if "\x00" in item:
-                return "a NUL character"
+                return ErrorCode.INVALID, "a NUL character"
             try:
                 item.encode("utf-8")
             except UnicodeEncodeError:
-                return "an unpaired UTF-16 surrogate"
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
+                return ErrorCode.INVALID, "an unpaired UTF-16 surrogate"
+        elif isinstance(item, bool):
+            continue
+        elif isinstance(item, int):
+            if not MIN_INT <= item <= MAX_INT:
+                return ErrorCode.INVALID, f"an integer out of range ({MIN_INT}..{MAX_INT})"
+        elif isinstance(item, dict | list):
+            if depth > MAX_DEPTH:
+                return ErrorCode.MALFORMED, f"nesting deeper than {MAX_DEPTH} levels"
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
     return None
 
 
-def _refuse_unstorable(obj: object) -> None:
-    problem = unstorable(obj)
-    if problem:
-        raise ProtocolError(
-            ErrorCode.INVALID, f"text with {problem} is not accepted (no store can keep it)"
-        )
+def refuse_edges(obj: object) -> None:
+    """``ProtocolError`` when parsed JSON breaks a hard edge: nested deeper than
+    ``MAX_DEPTH`` (``malformed``), an integer out of the 64-bit range or text no store can
+    keep (``invalid``)."""
+    problem = _edges(obj)
+    if problem is not None:
+        code, what = problem
+        if code is ErrorCode.MALFORMED:
+            raise ProtocolError(code, f"payload has {what}")
+        raise ProtocolError(code, f"a value with {what} is not accepted (no store can keep it)")
 
 
-def _escaped(data: bytes) -> bool:
-    """Only JSON escapes (``\\u``) can carry text no store can keep: such a payload takes
-    the checked path (parsed once, its text checked)."""
-    return b"\\u" in data
+def _checked(data: bytes) -> bool:
+    """Only JSON escapes (``\\u``) can carry text no store can keep, and only a run of 19
+    digits an integer out of range: such a payload takes the checked path (parsed once, its
+    values checked) rather than the fast one."""
+    return b"\\u" in data or _LONG_DIGITS in data.translate(_DIGITS)
 
 
 def _pick(obj: dict[str, Any], models: tuple[type[M], ...]) -> M:
@@ -201,11 +253,12 @@ def _pick(obj: dict[str, Any], models: tuple[type[M], ...]) -> M:
 def decode(data: bytes, *models: type[M]) -> M:
     """Parse ``data`` as one of ``models`` (chosen by its ``type`` field).
 
-    Raises ``ProtocolError`` with code ``malformed``, ``unknown_type`` or ``invalid`` (also
-    for text with a NUL character or an unpaired surrogate, which no store can keep).
+    Raises ``ProtocolError`` with code ``malformed`` (also when nested deeper than
+    ``MAX_DEPTH``), ``unknown_type`` or ``invalid`` (also for an integer out of the 64-bit
+    range, text with a NUL character or an unpaired surrogate, which no store can keep).
     """
-    escaped = _escaped(data)
-    head = None if escaped else _HEAD.match(data)
+    checked = _checked(data)
+    head = None if checked else _HEAD.match(data)
     if head is not None:  # the usual case: as ``encode`` wrote it
         kind = head.group(1).decode()
         for model in models:
@@ -214,8 +267,7 @@ def decode(data: bytes, *models: type[M]) -> M:
                 if fast is not None:
                     return fast
     obj = _load_object(data)
-    if escaped:
-        _refuse_unstorable(obj)
+    refuse_edges(obj)  # the slow path: what failed may be an edge (depth, range, text)
     return _pick(obj, models)
 
 
@@ -223,22 +275,21 @@ def decode_object(obj: object, *models: type[M]) -> M:
     """Like ``decode`` for JSON already parsed (a dict), e.g. a message inside an envelope."""
     if not isinstance(obj, dict):
         raise ProtocolError(ErrorCode.MALFORMED, "message is not a JSON object")
-    _refuse_unstorable(obj)
+    refuse_edges(obj)
     return _pick(obj, models)
 
 
 def decode_any(data: bytes) -> BaseModel:
     """Parse any known message."""
-    escaped = _escaped(data)
-    head = None if escaped else _HEAD.match(data)
+    checked = _checked(data)
+    head = None if checked else _HEAD.match(data)
     if head is not None:
         known = _BY_TYPE.get(head.group(1).decode())
         fast = _fast(known, data) if known is not None else None
         if fast is not None:
             return fast
     obj = _load_object(data)
-    if escaped:
-        _refuse_unstorable(obj)
+    refuse_edges(obj)  # the slow path: what failed may be an edge (depth, range, text)
     kind = obj.get("type")
     model = _BY_TYPE.get(kind) if isinstance(kind, str) else None
     if model is None:

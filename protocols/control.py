@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from ._base import Identifier, WireModel
+from ._base import MAX_INT, Identifier, WireModel
 from .agents import AgentInfo
 from .errors import ErrorCode
 from .events import Event
@@ -84,7 +84,7 @@ class ListEvents(WireModel):
     kind: str | None = Field(
         default=None, max_length=100, description="Only kinds starting with this (`task.`)."
     )
-    after: int = Field(default=0, ge=0, description="Only events with a larger `seq`.")
+    after: int = Field(default=0, ge=0, le=MAX_INT, description="Only events with a larger `seq`.")
     limit: int = Field(default=1000, ge=1, le=10_000, description="Most events returned.")
 
 

@@ -8,7 +8,9 @@
   of its token;
 - a token watcher that re-reads the token table, so ``clawhub token create/revoke`` from
   another process takes effect within ``token_refresh`` seconds (revoked NATS users are
-  disconnected by the server's reload);
+  disconnected by the server's reload), and closes the gateway's open WebSockets and SSE
+  streams of a revoked token within ``REVOKE_CHECK`` seconds of the process seeing it
+  (at once for ``revoke_token``);
 - ``data_dir/hub.json`` (mode 0600) with the URLs and an admin token per group, so local
   CLI commands work with no flags.
 """
@@ -38,6 +40,11 @@ from .app import create_app
 from .state import Gateway
 
 log = logging.getLogger(__name__)
+
+#: Seconds between checks of the in-memory token table for a revocation to enforce on the
+#: gateway's open streams (cheap: a version number; the store is re-read every
+#: ``token_refresh``).
+REVOKE_CHECK = 0.1
 
 
 class _Uvicorn(uvicorn.Server):
@@ -82,6 +89,7 @@ class HubProcess:
         self._serving: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._nats_version = -1
+        self._gateway_version = -1
 
     @property
     def url(self) -> str:
@@ -193,12 +201,23 @@ class HubProcess:
             port_file.write_text(str(self.gateway_port))
 
     async def sync_tokens(self) -> None:
-        """Re-read the token table and give the nats-server the new users (if changed)."""
+        """Re-read the token table and give the nats-server the new users (if changed); close
+        the gateway's streams of revoked tokens."""
         await asyncio.to_thread(self.tokens.refresh)
+        self._drop_revoked()
         embedded = self.embedded
         if embedded is not None and self.tokens.version != self._nats_version:
             self._nats_version = self.tokens.version
             await asyncio.to_thread(embedded.set_users, self.tokens.nats_users())
+
+    def _drop_revoked(self) -> None:
+        """When the live tokens changed: end the gateway's open sockets and streams whose
+        token is no longer live (WebSockets are closed with 4401)."""
+        if self.gateway is not None and self.tokens.version != self._gateway_version:
+            self._gateway_version = self.tokens.version
+            dropped = self.gateway.drop_revoked()
+            if dropped:
+                log.info("closed %d stream(s) of revoked tokens", dropped)
 
     async def create_token(
         self, group: str, role: Role, agent_id: str | None = None, note: str = ""
@@ -215,10 +234,18 @@ class HubProcess:
         return done
 
     async def _watch_tokens(self) -> None:
+        """Re-read the store every ``token_refresh``; between reads, enforce a revocation
+        made in this process (``Tokens.revoke``) within ``REVOKE_CHECK``."""
+        loop = asyncio.get_running_loop()
+        due = loop.time() + self.settings.token_refresh
         while True:
-            await asyncio.sleep(self.settings.token_refresh)
+            await asyncio.sleep(min(REVOKE_CHECK, self.settings.token_refresh))
             try:
-                await self.sync_tokens()
+                if loop.time() >= due:
+                    due = loop.time() + self.settings.token_refresh
+                    await self.sync_tokens()
+                else:
+                    self._drop_revoked()
             except Exception:  # keep serving with the tokens we have
                 log.exception("token refresh failed")
 

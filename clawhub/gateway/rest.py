@@ -9,12 +9,14 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Query
+from fastapi import Depends, FastAPI, Path, Query
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel
 
 from protocols import (
     API,
+    ID_PATTERN,
+    MAX_INT,
     ErrorCode,
     GetGoal,
     GetGroup,
@@ -29,8 +31,11 @@ from protocols import (
 
 from ..runtime.auth import Principal
 from .caller import Caller, caller
-from .replies import ERROR_RESPONSES, error_response, reply_response
+from .replies import ERROR_RESPONSES, READ_ERRORS, error_response, error_responses, reply_response
 from .state import Gateway
+
+#: A task or goal id in a path: the identifier pattern of every id.
+PathId = Annotated[str, Path(pattern=ID_PATTERN, description="An identifier.")]
 
 
 def add_rest_routes(app: FastAPI, gw: Gateway) -> None:
@@ -52,7 +57,7 @@ def _ops_routes(app: FastAPI, gw: Gateway) -> None:
         tags=["ops"],
         summary="Prometheus metrics of the token's group.",
         response_class=PlainTextResponse,
-        responses={401: ERROR_RESPONSES[401]},
+        responses=error_responses(401, 403, 422, 500),
     )
     async def metrics(who: Caller) -> PlainTextResponse:
         text = gw.metrics[who.group].render()
@@ -109,7 +114,7 @@ def _read_routes(app: FastAPI, gw: Gateway, served: set[str]) -> None:
 
         def register(fn: Any) -> Any:
             if f"api.{verb}" in served:
-                responses: dict[int | str, dict[str, Any]] = dict(ERROR_RESPONSES)
+                responses: dict[int | str, dict[str, Any]] = dict(READ_ERRORS)
                 responses[200] = {"model": contract.reply, "description": "The hub's reply."}
                 app.add_api_route(
                     path,
@@ -142,7 +147,7 @@ def _read_routes(app: FastAPI, gw: Gateway, served: set[str]) -> None:
         )
 
     @get("/v1/tasks/{task_id}", subjects.API_TASK, "One task's status.")
-    async def task(who: Caller, task_id: str) -> Response:
+    async def task(who: Caller, task_id: PathId) -> Response:
         return await ask(who, subjects.API_TASK, lambda: GetTask(task_id=task_id))
 
     @get("/v1/agents", subjects.API_AGENTS, "List the participants.")
@@ -152,9 +157,9 @@ def _read_routes(app: FastAPI, gw: Gateway, served: set[str]) -> None:
     @get("/v1/events", subjects.API_EVENTS, "Read the stored event log.")
     async def events(
         who: Caller,
-        task_id: str | None = None,
+        task_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
         kind: Annotated[str | None, Query(max_length=100)] = None,
-        after: Annotated[int, Query(ge=0)] = 0,
+        after: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     ) -> Response:
         return await ask(
@@ -172,5 +177,5 @@ def _read_routes(app: FastAPI, gw: Gateway, served: set[str]) -> None:
         return await ask(who, subjects.API_GOALS, lambda: ListGoals(limit=limit))
 
     @get("/v1/goals/{goal_id}", subjects.API_GOAL, "One goal's status.")
-    async def goal(who: Caller, goal_id: str) -> Response:
+    async def goal(who: Caller, goal_id: PathId) -> Response:
         return await ask(who, subjects.API_GOAL, lambda: GetGoal(goal_id=goal_id))

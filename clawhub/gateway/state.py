@@ -4,8 +4,9 @@ connection counts, and the one way a call reaches a hub (``Gateway.call``)."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel
@@ -28,6 +29,10 @@ class Gateway:
     metrics: dict[str, Metrics] = field(default_factory=dict)
     ws_total: int = 0
     ws_by_group: Counter[str] = field(default_factory=Counter)
+    _open: dict[int, tuple[str, Callable[[], None]]] = field(
+        default_factory=dict, init=False, repr=False
+    )
+    _keys: Iterator[int] = field(default_factory=itertools.count, init=False, repr=False)
 
     def __post_init__(self) -> None:
         for group, hub in self.hubs.items():
@@ -49,6 +54,34 @@ class Gateway:
         finally:
             self.ws_total -= 1
             self.ws_by_group[group] -= 1
+
+    @contextlib.contextmanager
+    def watch(self, token: str, close: Callable[[], None]) -> Iterator[None]:
+        """While the block runs, a stream (a WebSocket, an SSE response) served to ``token``:
+        ``close`` ends it when the token is revoked (``drop_revoked``)."""
+        key = next(self._keys)
+        self._open[key] = (token, close)
+        try:
+            yield
+        finally:
+            self._open.pop(key, None)
+
+    def live(self, token: str) -> bool:
+        """Whether ``token`` is still good (not revoked since its stream opened)."""
+        try:
+            self.principal(token)
+        except ProtocolError:
+            return False
+        return True
+
+    def drop_revoked(self) -> int:
+        """End every open stream whose token is no longer live; how many were ended. The
+        hub process calls it whenever the token table changes."""
+        dropped = [key for key, (token, _) in self._open.items() if not self.live(token)]
+        for key in dropped:
+            _, close = self._open.pop(key)
+            close()
+        return len(dropped)
 
     def principal(self, token: str | None) -> Principal:
         """The caller of a token; ``unauthorized`` or ``forbidden`` (group not served)."""

@@ -1,4 +1,4 @@
-"""WebSocket routes of the gateway: the agent transport and the event stream.
+"""The agent socket of the gateway (the event stream is in ``stream``).
 
 ``/v1/ws/agent``: a participant in any language speaks the bus's JSON messages in the
 envelope of ``protocols.gateway`` (``WsRequest`` → ``WsResponse``; ``WsOffer`` →
@@ -7,9 +7,12 @@ process (the code path NATS uses), and once the participant is registered the ga
 listens on its NATS inbox for it, forwarding offers and cancels down the socket and the
 answers back as the NATS reply. When the socket closes the participant is lost at once.
 
-``/v1/ws/events``: the group's events as ``WsPush`` frames (optionally the stored ones
-after ``?after=SEQ`` first, and only kinds starting with one of ``?kinds=task.,agent.``).
-``/v1/events/stream`` serves the same as Server-Sent Events.
+Every frame the gateway refuses is answered (a binary frame too) with a ``claw.v1.error``
+carrying the frame's ``id`` when it has one, and recorded; an answer to an offer that is not
+open, or that names another task, attempt or participant, is refused the same way. A socket
+whose token is revoked is closed (close code 4401) as soon as the process sees the
+revocation (``Gateway.drop_revoked``); a frame on it after the revocation is refused
+``unauthorized``.
 """
 
 from __future__ import annotations
@@ -19,11 +22,9 @@ import contextlib
 import itertools
 import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any
+import re
 
-from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import StreamingResponse
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from pydantic import BaseModel
@@ -36,8 +37,6 @@ from protocols import (
     Deregister,
     ErrorCode,
     ErrorReply,
-    Event,
-    ListEvents,
     ProtocolError,
     Register,
     RegisterAck,
@@ -55,54 +54,29 @@ from protocols import (
 
 from ..runtime.auth import Principal, act_as
 from ..runtime.hub import Hub
-from .caller import Caller, connection_token
+from ..runtime.offers import answer_mismatch
+from .sockets import CLOSE_ERROR, CLOSE_UNAUTHORIZED, admit, error_frame
 from .state import Gateway
 
 log = logging.getLogger("clawhub.gateway")
-
-#: Close codes: the token was refused (4401), not allowed (4403), or the gateway is full.
-CLOSE_UNAUTHORIZED = 4401
-CLOSE_FORBIDDEN = 4403
-CLOSE_FULL = 1013
-#: Most events queued for one slow event-stream client before it is dropped.
-STREAM_QUEUE = 10_000
-
-
-async def _admit(gw: Gateway, ws: WebSocket) -> Principal | None:
-    """Accept the socket; check the token and the connection limits (closing if refused)."""
-    await ws.accept()
-    try:
-        who = gw.principal(connection_token(ws))
-    except ProtocolError as exc:
-        code = CLOSE_UNAUTHORIZED if exc.code is ErrorCode.UNAUTHORIZED else CLOSE_FORBIDDEN
-        await _refuse(ws, exc, code)
-        return None
-    if gw.sockets_full(who.group):
-        full = ProtocolError(ErrorCode.RATE_LIMITED, "too many WebSocket connections; retry later")
-        await _refuse(ws, full, CLOSE_FULL)
-        return None
-    return who
-
-
-async def _refuse(ws: WebSocket, exc: ProtocolError, code: int) -> None:
-    with contextlib.suppress(Exception):
-        await ws.send_text(WsResponse(id=None, message=_error(exc)).model_dump_json())
-        await ws.close(code=code, reason=exc.message[:120])
 
 
 class AgentSession:
     """One participant on one socket."""
 
-    def __init__(self, gw: Gateway, ws: WebSocket, who: Principal) -> None:
+    def __init__(self, gw: Gateway, ws: WebSocket, who: Principal, token: str) -> None:
         self.gw = gw
         self.ws = ws
         self.who = who
+        self.token = token
+        self.revoked = asyncio.Event()
+        """Set when the token is revoked: the socket is closed (4401)."""
         self.hub: Hub = gw.hubs[who.group]
         self.agent_id: str | None = None
         self.session: str | None = None
         self._sub: Subscription | None = None
         self._send_lock = asyncio.Lock()
-        self._offers: dict[str, asyncio.Future[Accept | Decline]] = {}
+        self._offers: dict[str, tuple[Assignment, asyncio.Future[Accept | Decline]]] = {}
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -121,26 +95,65 @@ class AgentSession:
                 log.debug("frame to %s dropped: %s", self.agent_id, exc)
 
     async def run(self) -> None:
-        """Serve frames until the socket closes."""
-        limit = self.hub.settings.max_message_bytes + 4096  # the envelope's own bytes
+        """Serve frames until the socket closes, or its token is revoked (then it is closed
+        with 4401)."""
+        serve = asyncio.create_task(self._serve())
+        revoked = asyncio.create_task(self.revoked.wait())
         try:
-            while True:
-                data = await self.ws.receive_text()
-                await self._frame(data, limit)
-        except WebSocketDisconnect:
-            pass
+            with self.gw.watch(self.token, self.revoked.set):
+                await asyncio.wait({serve, revoked}, return_when=asyncio.FIRST_COMPLETED)
+            if self.revoked.is_set():
+                serve.cancel()
+                await asyncio.gather(serve, return_exceptions=True)
+                async with self._send_lock:
+                    with contextlib.suppress(Exception):
+                        await self.ws.close(code=CLOSE_UNAUTHORIZED, reason="token revoked")
+            elif serve.done() and not serve.cancelled() and serve.exception() is not None:
+                log.error("agent socket of %s failed", self.agent_id, exc_info=serve.exception())
+                with contextlib.suppress(Exception):
+                    await self.ws.close(code=CLOSE_ERROR)
         finally:
-            await self.close()
+            for task in (serve, revoked):
+                task.cancel()
+            await asyncio.gather(serve, revoked, return_exceptions=True)
+            await self.close("token revoked" if self.revoked.is_set() else "")
+
+    async def _serve(self) -> None:
+        limit = self.hub.settings.max_message_bytes + 4096  # the envelope's own bytes
+        with contextlib.suppress(WebSocketDisconnect):
+            while True:
+                received = await self.ws.receive()
+                if received["type"] == "websocket.disconnect":
+                    return
+                text = received.get("text")
+                if text is None:  # a binary frame: answered, the socket stays open
+                    await self._refuse_frame(
+                        None,
+                        ProtocolError(
+                            ErrorCode.MALFORMED,
+                            "binary frames are not accepted: send each JSON frame as text",
+                        ),
+                    )
+                    continue
+                await self._frame(text, limit)
+
+    async def _refuse_frame(self, frame_id: str | None, exc: ProtocolError) -> None:
+        self.hub.board.refused("ws", exc, self.agent_id)
+        await self.send(WsResponse(id=frame_id, message=error_frame(exc)))
 
     async def _frame(self, data: str, limit: int) -> None:
         try:
             frame = parse_frame(data, limit)
         except ProtocolError as exc:
-            self.hub.board.refused("ws", exc, self.agent_id)
-            await self.send(WsResponse(id=None, message=_error(exc)))
+            await self._refuse_frame(frame_id(data), exc)
+            return
+        if not self.gw.live(self.token):  # revoked: the watcher closes the socket
+            revoked = ProtocolError(ErrorCode.UNAUTHORIZED, "the token was revoked")
+            await self._refuse_frame(frame.id, revoked)
+            self.revoked.set()
             return
         if isinstance(frame, WsAnswer):
-            self._answer(frame)
+            await self._answer(frame)
             return
         reply = await self._request(frame)
         if frame.id is None and not isinstance(reply, ErrorReply):
@@ -219,7 +232,7 @@ class AgentSession:
     async def _offer(self, msg: Msg, offer: Assignment) -> None:
         offer_id = f"o{next(self._ids)}"
         future: asyncio.Future[Accept | Decline] = asyncio.get_running_loop().create_future()
-        self._offers[offer_id] = future
+        self._offers[offer_id] = (offer, future)
         try:
             await self.send(WsOffer(id=offer_id, message=offer))
             answer = await asyncio.wait_for(future, self.hub.settings.accept_timeout)
@@ -229,17 +242,30 @@ class AgentSession:
         finally:
             self._offers.pop(offer_id, None)
 
-    def _answer(self, frame: WsAnswer) -> None:
-        future = self._offers.get(frame.id)
-        if future is None or future.done():
-            return  # late or unknown: the hub has moved on
-        if frame.message.agent_id != self.agent_id:
-            exc = ProtocolError(ErrorCode.FORBIDDEN, "an answer must come from the offeree")
-            self.hub.board.refused("ws", exc, self.agent_id)
+    async def _answer(self, frame: WsAnswer) -> None:
+        """Hand a good answer to its offer; refuse (with a reply) one to an offer that is
+        not open, or one that names another task, attempt or participant."""
+        entry = self._offers.get(frame.id)
+        if entry is None or entry[1].done():  # late or unknown: the hub has moved on
+            exc = ProtocolError(
+                ErrorCode.CONFLICT,
+                f"offer {frame.id} is not open (unknown, answered already, or withdrawn)",
+            )
+            await self._refuse_frame(frame.id, exc)
+            return
+        offer, future = entry
+        if self.agent_id is None:
+            wrong: ProtocolError | None = ProtocolError(
+                ErrorCode.FORBIDDEN, "an answer must come from the offeree"
+            )
+        else:
+            wrong = answer_mismatch(offer.task_id, offer.attempt, self.agent_id, frame.message)
+        if wrong is not None:  # the offer stays open until its timeout
+            await self._refuse_frame(frame.id, wrong)
             return
         future.set_result(frame.message)
 
-    async def close(self) -> None:
+    async def close(self, why: str = "") -> None:
         """The socket is gone: the participant is lost at once (as a closed NATS
         connection is), its offers unanswered."""
         if self._closed:
@@ -252,7 +278,8 @@ class AgentSession:
         if agent_id is not None:
             agent = self.hub.board.agents.get(agent_id)
             if agent is not None and agent.session == session and agent.state == "online":
-                self.hub.board.agent_lost(agent_id, "connection closed (websocket)")
+                reason = "connection closed (websocket)" + (f": {why}" if why else "")
+                self.hub.board.agent_lost(agent_id, reason)
 
 
 def parse_frame(data: str | bytes, limit: int) -> WsRequest | WsAnswer:
@@ -268,117 +295,31 @@ def parse_frame(data: str | bytes, limit: int) -> WsRequest | WsAnswer:
     return frame
 
 
-def _error(exc: ProtocolError) -> dict[str, Any]:
-    return ErrorReply(code=exc.code, message=exc.message).model_dump(mode="json")
+#: The ``id`` near the start of a frame that is not JSON or too deep to parse (as encoders write
+#: it: first, or after ``type``).
+_HEAD_ID = re.compile(r'^\s*\{\s*(?:"type"\s*:\s*"[^"\\]*"\s*,\s*)?"id"\s*:\s*"([^"\\]{1,64})"')
 
 
-def _kinds(raw: str | None) -> tuple[str, ...]:
-    return tuple(k for k in (raw or "").split(",") if k)
-
-
-async def _events(
-    gw: Gateway, who: Principal, after: int | None, kinds: tuple[str, ...]
-) -> AsyncGenerator[Event, None]:
-    """Stored events after ``after`` (if given), then live ones, filtered by kind prefix."""
-    hub = gw.hubs[who.group]
-    queue: asyncio.Queue[Event | None] = asyncio.Queue(STREAM_QUEUE)
-
-    def observe(event: Event) -> None:
-        try:
-            queue.put_nowait(event)
-        except asyncio.QueueFull:
-            queue.get_nowait()
-            queue.put_nowait(None)  # too slow: end the stream
-
-    hub.observers.append(observe)
+def frame_id(data: str) -> str | None:
+    """The ``id`` of a frame refused as a whole, when it has one that can be echoed (a JSON
+    object whose ``id`` is a short string); None otherwise."""
     try:
-        last = 0
-        if after is not None:
-            reply = await gw.call(who, subjects.API_EVENTS, ListEvents(after=after, limit=10_000))
-            for event in getattr(reply, "events", []):
-                last = event.seq
-                if not kinds or event.kind.startswith(kinds):
-                    yield event
-        while True:
-            item = await queue.get()
-            if item is None:
-                return
-            if item.seq and item.seq <= last:
-                continue
-            if not kinds or item.kind.startswith(kinds):
-                yield item
-    finally:
-        hub.observers.remove(observe)
-
-
-async def _stream_events(gw: Gateway, ws: WebSocket, who: Principal) -> None:
-    """Push the group's events down ``ws`` until the client closes it."""
-    after = ws.query_params.get("after")
-    stream = _events(
-        gw,
-        who,
-        int(after) if after and after.isdigit() else None,
-        _kinds(ws.query_params.get("kinds")),
-    )
-
-    async def pump() -> None:
-        async for event in stream:
-            await ws.send_text(WsPush(message=event).model_dump_json())
-
-    async def drain() -> None:
-        with contextlib.suppress(WebSocketDisconnect):
-            while True:
-                await ws.receive_text()  # the client sends nothing; this sees the close
-
-    tasks = [asyncio.create_task(pump()), asyncio.create_task(drain())]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await stream.aclose()
+        obj = json.loads(data)
+    except (ValueError, RecursionError):  # not JSON, or too deep to parse: read its head
+        head = _HEAD_ID.match(data[:1024])
+        return head.group(1) if head else None
+    value = obj.get("id") if isinstance(obj, dict) else None
+    return value if isinstance(value, str) and 0 < len(value) <= 64 else None
 
 
 def add_ws_routes(app: FastAPI, gw: Gateway) -> None:
-    """Add the WebSocket (and SSE) routes."""
+    """Add the agent socket."""
 
     @app.websocket("/v1/ws/agent")
     async def agent_socket(ws: WebSocket) -> None:
-        who = await _admit(gw, ws)
-        if who is None:
+        admitted = await admit(gw, ws)
+        if admitted is None:
             return
+        who, token = admitted
         with gw.socket_open(who.group):
-            await AgentSession(gw, ws, who).run()
-
-    @app.websocket("/v1/ws/events")
-    async def event_socket(ws: WebSocket) -> None:
-        who = await _admit(gw, ws)
-        if who is None:
-            return
-        with gw.socket_open(who.group):
-            await _stream_events(gw, ws, who)
-
-    @app.get(
-        "/v1/events/stream",
-        tags=["read"],
-        summary="The group's events as Server-Sent Events (stored ones after `after`, then "
-        "live; `kinds` filters by prefix, comma-separated).",
-        response_class=StreamingResponse,
-    )
-    async def event_stream(
-        request: Request, who: Caller, after: int | None = None, kinds: str | None = None
-    ) -> Any:
-        stream = _events(gw, who, after, _kinds(kinds))
-
-        async def lines() -> AsyncIterator[str]:
-            try:
-                async for event in stream:
-                    if await request.is_disconnected():
-                        return
-                    data = json.dumps(event.model_dump(mode="json"))
-                    yield f"id: {event.seq}\nevent: {event.kind}\ndata: {data}\n\n"
-            finally:
-                await stream.aclose()
-
-        return StreamingResponse(lines(), media_type="text/event-stream")
+            await AgentSession(gw, ws, who, token).run()

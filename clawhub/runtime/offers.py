@@ -1,10 +1,19 @@
 """Offers on the bus: each is a publish to the participant's inbox with a reply subject under
 one reply subscription, and a timer for the accept timeout (rather than a task awaiting a
-request per offer). Answers and failures go back to the board."""
+request per offer). Answers and failures go back to the board.
+
+Hard edges: an answer that names another task, attempt or participant than its offer is
+refused (recorded, and the offer counts as unanswered); an answer to an offer that is not
+open (unknown, answered already, withdrawn) is refused with a reply when it asked for one;
+an inbox nobody listens on (NATS "no responders") ``UNREACHABLE_AFTER`` times in a row gets
+its participant marked lost, with a reason that says so, instead of being offered work for
+ever."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections import Counter
 from collections.abc import Callable
 
 import nats.errors
@@ -17,6 +26,7 @@ from protocols import (
     Assignment,
     AttemptOutcome,
     Decline,
+    ErrorCode,
     ErrorReply,
     ProtocolError,
     decode,
@@ -25,6 +35,29 @@ from protocols import (
 )
 
 from ..board import Board, Offer
+
+#: Offers in a row that found nobody on a participant's inbox before it is marked lost.
+UNREACHABLE_AFTER = 3
+
+
+def answer_mismatch(
+    task_id: str, attempt: int, agent_id: str, answer: Accept | Decline
+) -> ProtocolError | None:
+    """Why ``answer`` does not answer the offer of ``attempt`` of ``task_id`` to
+    ``agent_id`` (``forbidden``: from another participant; ``conflict``: another task or
+    attempt); None when it does."""
+    if answer.agent_id != agent_id:
+        return ProtocolError(
+            ErrorCode.FORBIDDEN,
+            f"the answer names participant {answer.agent_id}; the offer was made to {agent_id}",
+        )
+    if (answer.task_id, answer.attempt) != (task_id, attempt):
+        return ProtocolError(
+            ErrorCode.CONFLICT,
+            f"the answer names task {answer.task_id} attempt {answer.attempt}; the offer is "
+            f"task {task_id} attempt {attempt}",
+        )
+    return None
 
 
 class Offers:
@@ -38,6 +71,10 @@ class Offers:
         """Prefix of the reply subjects (set by ``listen``)."""
         self._pending: dict[str, tuple[Offer, asyncio.TimerHandle]] = {}
         self._seq = 0
+        self._unreachable: Counter[str] = Counter()
+        """Offers in a row that found nobody on each participant's inbox."""
+        self._lost_unreachable: dict[str, str] = {}
+        """The session each participant had when it was lost as unreachable."""
 
     async def listen(self) -> None:
         """Subscribe to the replies of every offer."""
@@ -98,21 +135,30 @@ class Offers:
 
     async def on_reply(self, msg: Msg) -> None:
         entry = self._pending.pop(subjects.reply_token(msg.subject), None)
-        if entry is None:
-            return  # answered already, or too late: the offer was withdrawn
+        no_responders = bool(msg.headers and msg.headers.get("Status") == NO_RESPONDERS_STATUS)
+        if entry is None:  # answered already, or too late: the offer was withdrawn
+            if not no_responders:
+                await self._not_open(msg)
+            return
         offer, timer = entry
         timer.cancel()
-        if msg.headers and msg.headers.get("Status") == NO_RESPONDERS_STATUS:
-            self._refuse(offer, "no_reply", "nobody listens on the agent's inbox")
+        inbox = subjects.agent_inbox(self.group, offer.agent_id)
+        if no_responders:
+            self._nobody_listens(offer, inbox)
             return
+        self._unreachable.pop(offer.agent_id, None)
+        self._lost_unreachable.pop(offer.agent_id, None)
         rec = offer.task
         try:
             answer = decode(msg.data, Accept, Decline, ErrorReply)
+            if isinstance(answer, Accept | Decline):
+                wrong = answer_mismatch(rec.id, offer.attempt, offer.agent_id, answer)
+                if wrong is not None:
+                    raise wrong
         except ProtocolError as exc:
-            self.board.refused(
-                subjects.agent_inbox(self.group, offer.agent_id), exc, offer.agent_id
-            )
+            self.board.refused(inbox, exc, offer.agent_id)
             self._refuse(offer, "no_reply", f"bad answer: {exc.message}")
+            await self._answer_back(msg, exc)
             return
         if isinstance(answer, Accept):
             self.board.offer_accepted(rec.id, offer.attempt, offer.agent_id)
@@ -120,3 +166,42 @@ class Offers:
             self._refuse(offer, "declined", answer.reason or "declined")
         elif isinstance(answer, ErrorReply):
             self._refuse(offer, "declined", f"{answer.code.value}: {answer.message}")
+
+    def _nobody_listens(self, offer: Offer, inbox: str) -> None:
+        """No responders on the participant's inbox: the offer is unanswered; after
+        ``UNREACHABLE_AFTER`` in a row the participant is lost (it would be offered work
+        for ever otherwise). Heart-beating brings it back; if its inbox is still unheard in
+        the same session, the first offer that finds nobody marks it lost again."""
+        self._refuse(offer, "no_reply", "nobody listens on the agent's inbox")
+        agent_id = offer.agent_id
+        agent = self.board.agents.get(agent_id)
+        session = agent.session if agent is not None else ""
+        self._unreachable[agent_id] += 1
+        # back on heartbeats alone (same session, inbox still unheard): lost at the first try
+        again = self._lost_unreachable.get(agent_id) == session
+        if again or self._unreachable[agent_id] >= UNREACHABLE_AFTER:
+            tries = self._unreachable.pop(agent_id)
+            self._lost_unreachable[agent_id] = session
+            self.board.agent_lost(
+                agent_id,
+                f"its inbox {inbox} is unreachable: nobody listened there for {tries} "
+                f"offer(s) in a row{' since it was lost for that' if again else ''} (is it "
+                "subscribed, and may its token subscribe there?)",
+            )
+
+    async def _not_open(self, msg: Msg) -> None:
+        """An answer to an offer that is not open: recorded, and refused to its sender when
+        it asked for a reply."""
+        exc = ProtocolError(
+            ErrorCode.CONFLICT,
+            "this answers an offer that is not open (unknown, answered already, or withdrawn)",
+        )
+        self.board.refused(msg.subject, exc, None)
+        await self._answer_back(msg, exc)
+
+    async def _answer_back(self, msg: Msg, exc: ProtocolError) -> None:
+        if msg.reply:
+            with contextlib.suppress(Exception):
+                await self.nc().publish(
+                    msg.reply, encode(ErrorReply(code=exc.code, message=exc.message))
+                )

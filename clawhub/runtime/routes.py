@@ -40,7 +40,7 @@ def sender_of(data: bytes | BaseModel) -> str | None:
         data = data.model_dump_json().encode()
     try:
         obj = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # too deep: refused anyway
         return None
     if isinstance(obj, dict):
         profile = obj.get("profile")
