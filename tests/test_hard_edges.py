@@ -33,9 +33,9 @@ from protocols import (
 from protocols.schema import message_schemas
 
 GROUP = "default"
-SUBMIT = subjects.api(GROUP, subjects.API_SUBMIT)
-EVENTS = subjects.api(GROUP, subjects.API_EVENTS)
-REGISTER = subjects.hub_register(GROUP)
+SUBMIT = subjects.api(GROUP, subjects.ANON_SENDER, subjects.API_SUBMIT)
+EVENTS = subjects.api(GROUP, subjects.ANON_SENDER, subjects.API_EVENTS)
+REGISTER = subjects.hub_register(GROUP, subjects.ANON_SENDER)
 HUGE = 10**25  # the issue's `after` ≈ 1e25: far outside a 64-bit integer
 
 

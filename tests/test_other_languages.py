@@ -31,7 +31,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
 from clawhub.gateway import HubProcess
-from clawhub.gateway import ws as gateway_ws
+from clawhub.gateway import sockets as gateway_ws
 from clawhub.gateway.replies import STATUS
 from protocols import ErrorCode, asyncapi
 

@@ -297,6 +297,10 @@ class Board:
         """A participant is gone (missed beats, closed connection): revoke all it held."""
         self.participants.lost(agent_id, reason)
 
+    def agent_unreachable(self, agent_id: str, reason: str) -> None:
+        """Offers cannot reach a participant: lost until it registers again."""
+        self.participants.unreachable(agent_id, reason)
+
     def sweep(self) -> None:
         """The lease watcher's pass: lost, stalled, timed out, deadlines."""
         self.watcher.sweep()

@@ -76,6 +76,7 @@ class Participants:
         agent.last_beat = now
         agent.last_seen = time.time()
         agent.heard = True
+        agent.unreachable = False
         agent.credential = credential
         revoked: list[TaskRef] = []
         for ref in msg.running:
@@ -117,6 +118,8 @@ class Participants:
         agent.last_beat = time.monotonic()
         agent.last_seen = time.time()
         agent.heard = True
+        if agent.unreachable:
+            return  # alive, but offers cannot reach it: it must register again
         if agent.state != "online":
             agent.state = "online"
             self.state.index.add(agent.profile)
@@ -173,6 +176,22 @@ class Participants:
         self.journal.emit(
             "agent.lost", agent_id=agent_id, message=reason, data={"revoked": list(held)}
         )
+
+    def unreachable(self, agent_id: str, reason: str) -> None:
+        """Offers cannot reach the participant (nobody listens on its inbox): lost, and
+        kept out until it registers again."""
+        agent = self.state.agents.get(agent_id)
+        if agent is None:
+            return
+        agent.unreachable = True
+        if agent.state == "online":
+            agent.state = "lost"  # a person too: away would come back on the next beat
+            self.state.index.remove(agent_id)
+            held = list(agent.held)
+            for task_id in held:
+                self.attempts.revoke(self.state.tasks[task_id], "lost", reason)
+            self.journal.save_agent(agent)
+        self.journal.emit("agent.unreachable", agent_id=agent_id, message=reason)
 
     def _away(self, agent: AgentRecord, reason: str) -> None:
         agent.state = "away"

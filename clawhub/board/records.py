@@ -221,6 +221,9 @@ class AgentRecord:
     stalled: int = 0
     heard: bool = True
     """False for a participant loaded from the store and not heard from since the restart."""
+    unreachable: bool = False
+    """Lost because nobody listens on its inbox: heartbeats do not bring it back, only a new
+    registration does."""
     credential: str | None = None
     """The credential (token id) that registered it, when the bus vouches for senders: only
     that credential's closed connection may mark it lost."""

@@ -73,8 +73,6 @@ class Offers:
         self._seq = 0
         self._unreachable: Counter[str] = Counter()
         """Offers in a row that found nobody on each participant's inbox."""
-        self._lost_unreachable: dict[str, str] = {}
-        """The session each participant had when it was lost as unreachable."""
 
     async def listen(self) -> None:
         """Subscribe to the replies of every offer."""
@@ -147,7 +145,6 @@ class Offers:
             self._nobody_listens(offer, inbox)
             return
         self._unreachable.pop(offer.agent_id, None)
-        self._lost_unreachable.pop(offer.agent_id, None)
         rec = offer.task
         try:
             answer = decode(msg.data, Accept, Decline, ErrorReply)
@@ -169,24 +166,19 @@ class Offers:
 
     def _nobody_listens(self, offer: Offer, inbox: str) -> None:
         """No responders on the participant's inbox: the offer is unanswered; after
-        ``UNREACHABLE_AFTER`` in a row the participant is lost (it would be offered work
-        for ever otherwise). Heart-beating brings it back; if its inbox is still unheard in
-        the same session, the first offer that finds nobody marks it lost again."""
+        ``UNREACHABLE_AFTER`` in a row the participant is unreachable (it would be offered
+        work for ever otherwise): lost, and kept out until it registers again (heartbeats
+        alone do not bring it back)."""
         self._refuse(offer, "no_reply", "nobody listens on the agent's inbox")
         agent_id = offer.agent_id
-        agent = self.board.agents.get(agent_id)
-        session = agent.session if agent is not None else ""
         self._unreachable[agent_id] += 1
-        # back on heartbeats alone (same session, inbox still unheard): lost at the first try
-        again = self._lost_unreachable.get(agent_id) == session
-        if again or self._unreachable[agent_id] >= UNREACHABLE_AFTER:
+        if self._unreachable[agent_id] >= UNREACHABLE_AFTER:
             tries = self._unreachable.pop(agent_id)
-            self._lost_unreachable[agent_id] = session
-            self.board.agent_lost(
+            self.board.agent_unreachable(
                 agent_id,
                 f"its inbox {inbox} is unreachable: nobody listened there for {tries} "
-                f"offer(s) in a row{' since it was lost for that' if again else ''} (is it "
-                "subscribed, and may its token subscribe there?)",
+                "offer(s) in a row (is it subscribed, and may its token subscribe there?); "
+                "it gets work again once it registers again",
             )
 
     async def _not_open(self, msg: Msg) -> None:
