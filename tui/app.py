@@ -13,7 +13,8 @@ from typing import TypeVar
 from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Footer, Header, Input, TabbedContent, TabPane
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, RichLog, TabbedContent, TabPane
 
 from protocols import AgentMode, ClawHubError, GoalSpec, TaskSpec, TaskState
 
@@ -22,6 +23,7 @@ from .panels import (
     AgentsTable,
     ChatPanel,
     EventsLog,
+    GoalsPanel,
     GoalsTable,
     KeyedTable,
     Refresh,
@@ -71,6 +73,11 @@ class ClawTui(App[None]):
         self.session = session
         self._pending_refresh = False
 
+    @property
+    def main(self) -> Screen[object]:
+        """The main screen (the tabs), under any detail or form pushed over it."""
+        return self.screen_stack[0]
+
     # -- layout and refresh -----------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
@@ -87,7 +94,7 @@ class ClawTui(App[None]):
             with TabPane("5 Chat", id="chat"):
                 yield ChatPanel(id="chat-panel")
             with TabPane("6 Goals", id="goals"):
-                yield GoalsTable(id="goals-table")
+                yield GoalsPanel(id="goals-panel")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -95,7 +102,7 @@ class ClawTui(App[None]):
         self.title = f"Claw Hub · group {self.model.group} · {me}"
         self.model.subscribe(self._model_changed)
         self.refresh_views()
-        self.query_one("#board", TaskPanel).table.focus()
+        self.main.query_one("#board", TaskPanel).table.focus()
         if self.session is not None:
             self.set_interval(1.0, self.refresh_views)  # heartbeat ages move with the clock
 
@@ -123,12 +130,12 @@ class ClawTui(App[None]):
         if model.work:
             parts.append(f"{len(model.work)} task(s) with you")
         self.sub_title = " · ".join(parts)
-        self.query_one("#board", TaskPanel).refresh_from(model)
-        self.query_one("#agents-table", AgentsTable).refresh_from(model)
-        self.query_one("#work-panel", WorkPanel).refresh_from(model)
-        self.query_one("#events-log", EventsLog).refresh_from(model)
-        self.query_one("#chat-panel", ChatPanel).refresh_from(model)
-        self.query_one("#goals-table", GoalsTable).refresh_from(model)
+        self.main.query_one("#board", TaskPanel).refresh_from(model)
+        self.main.query_one("#agents-table", AgentsTable).refresh_from(model)
+        self.main.query_one("#work-panel", WorkPanel).refresh_from(model)
+        self.main.query_one("#events-log", EventsLog).refresh_from(model)
+        self.main.query_one("#chat-panel", ChatPanel).refresh_from(model)
+        self.main.query_one("#goals-panel", GoalsPanel).refresh_from(model)
         for screen in self.screen_stack:
             if isinstance(screen, TaskDetailScreen):
                 screen.refresh_from(model)
@@ -136,15 +143,15 @@ class ClawTui(App[None]):
 
     def _focus_tab(self, tab: str) -> None:
         if tab == "tasks":
-            self.query_one("#board", TaskPanel).table.focus()
-        elif tab == "chat":
-            self.query_one("#chat-input", Input).focus()
+            self.main.query_one("#board", TaskPanel).table.focus()
+        elif tab == "chat":  # the log, so the keys keep working; `c` starts writing
+            self.main.query_one("#chat-log", RichLog).focus()
         elif tab in ("agents", "goals"):
-            self.query_one(f"#{tab}-table", KeyedTable).focus()
+            self.main.query_one(f"#{tab}-table", KeyedTable).focus()
         elif tab == "work":
-            self.query_one(WorkTable).focus()
+            self.main.query_one(WorkTable).focus()
         else:
-            self.query_one("#events-log", EventsLog).focus()
+            self.main.query_one("#events-log", EventsLog).focus()
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if self.screen_stack:  # not while closing
@@ -185,8 +192,8 @@ class ClawTui(App[None]):
 
     def select_task(self, task_id: str) -> bool:
         """Show the board with the cursor on ``task_id`` (filters are cleared if they hide it)."""
-        self.query_one(TabbedContent).active = "tasks"
-        board = self.query_one("#board", TaskPanel)
+        self.main.query_one(TabbedContent).active = "tasks"
+        board = self.main.query_one("#board", TaskPanel)
         if task_id not in self.model.tasks:
             return False
         states = BOARD_FILTERS[board.filter_index][1]
@@ -200,9 +207,9 @@ class ClawTui(App[None]):
     def select_row(self, table_id: str, key: str) -> bool:
         """Show the tab of ``table_id`` with the cursor on ``key``."""
         tab = {"agents-table": "agents", "goals-table": "goals", "work-table": "work"}[table_id]
-        self.query_one(TabbedContent).active = tab
+        self.main.query_one(TabbedContent).active = tab
         self.refresh_views()
-        table = self.query_one(f"#{table_id}", KeyedTable)
+        table = self.main.query_one(f"#{table_id}", KeyedTable)
         table.focus()
         return table.select_key(key)
 
@@ -235,23 +242,25 @@ class ClawTui(App[None]):
     def action_tab(self, tab: str) -> None:
         if isinstance(self.screen, TaskDetailScreen):
             self.pop_screen()
-        self.query_one(TabbedContent).active = tab
+        self.main.query_one(TabbedContent).active = tab
         self._focus_tab(tab)
 
     def action_chat(self) -> None:
+        """Show the chat and put the cursor in its input (Esc leaves it)."""
         self.action_tab("chat")
+        self.main.query_one("#chat-input", Input).focus()
 
     async def action_sync(self) -> None:
         if (session := self._live()) is not None:
             await self._do("refresh", session.sync())
 
     def action_cycle_filter(self) -> None:
-        board = self.query_one("#board", TaskPanel)
+        board = self.main.query_one("#board", TaskPanel)
         board.cycle_filter()
         board.refresh_from(self.model)
 
     def action_search(self) -> None:
-        self.query_one("#board", TaskPanel).start_search()
+        self.main.query_one("#board", TaskPanel).start_search()
 
     async def action_open_task(self) -> None:
         task_id = self._task_or_warn()
@@ -282,13 +291,13 @@ class ClawTui(App[None]):
         if task is not None and task.state is not TaskState.NEEDS_HUMAN:
             self.notify(f"{task_id} is {task.state.value}: nothing waits for a decision")
             return
-        verb = "Approve" if accept else "Reject"
+        verb, done = ("Approve", "approved") if accept else ("Reject", "rejected")
 
         async def decided(reason: object) -> None:
             if isinstance(reason, str) and (session := self._live()) is not None:
                 status = await self._do(verb.lower(), session.decide(task_id, accept, reason))
                 if status is not None:
-                    self.notify(f"{task_id} {verb.lower()}d: now {status.state.value}")
+                    self.notify(f"{task_id} {done}: now {status.state.value}")
 
         hint = "why (optional)" if accept else "why: the reworker reads this"
         self.push_screen(
