@@ -38,6 +38,7 @@ from tui.screens import (
     SubmitTaskScreen,
     TaskDetailScreen,
 )
+from tui.session import STOP_TIMEOUT
 
 WAIT = 20.0
 SIZE = (140, 40)
@@ -523,3 +524,103 @@ def goals_cell(app: ClawTui, goal_id: str, column: str) -> object:
 
 def _logged(app: ClawTui, task_id: str, line: str) -> bool:
     return any(e.task_id == task_id and e.message == line for e in app.model.events)
+
+
+# -- leaving: always promptly, and as a person who left (agent.left), not a crash ------------
+
+#: Quitting ends within this many seconds, whatever the hub does (the session's bound + slack).
+QUIT_WITHIN = STOP_TIMEOUT + 3.0
+
+
+async def quit_and_time(app: ClawTui, pilot: Pilot[None]) -> float:
+    """Press q; how long the app took to end (it must end within ``QUIT_WITHIN``)."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await pilot.press("q")
+    await until("the app ends", lambda: not app.is_running, timeout=QUIT_WITHIN)
+    return loop.time() - started
+
+
+async def agent_events(url: str, agent_id: str) -> list[tuple[str, str]]:
+    async with HubClient(url) as client:
+        return [
+            (e.kind, e.message)
+            for e in await client.history(kind="agent.")
+            if e.agent_id == agent_id
+        ]
+
+
+async def test_quit_leaves_the_group_as_agent_left(hub: Hub, client: HubClient) -> None:
+    async with human_app(hub.url, review=0.9) as (app, pilot, _):
+        await until("Ann listed", lambda: "ann" in app.model.agents)
+        before = app.model.agents["ann"].reliability
+        assert await quit_and_time(app, pilot) < QUIT_WITHIN
+    kinds = [kind for kind, _ in await agent_events(hub.url, "ann")]
+    assert kinds == ["agent.registered", "agent.left"]
+    [ann] = [a for a in await client.agents(include_gone=True) if a.profile.id == "ann"]
+    assert (ann.state, ann.reliability) == ("left", before)  # leaving is not a failure
+
+
+async def test_quit_while_the_hub_is_down_ends_promptly(
+    hub: Hub, nats_server: EmbeddedNats
+) -> None:
+    async with human_app(hub.url, review=0.9) as (app, pilot, session):
+        await until("Ann listed", lambda: "ann" in app.model.agents)
+        await hub.stop()
+        await asyncio.to_thread(nats_server.kill)
+        await until("the TUI sees the hub gone", lambda: not app.model.connected)
+        assert await quit_and_time(app, pilot) < QUIT_WITHIN
+        assert not session.human.agent.registered or session.human.agent.running == []
+
+
+async def test_quit_just_after_a_hub_restart_ends_promptly_and_leaves(
+    hub: Hub, nats_server: EmbeddedNats, sqlite_store: Store, tmp_path: Path
+) -> None:
+    """The hang that was seen: the hub and its bus restart under the TUI, then q."""
+    async with human_app(hub.url, review=0.9) as (app, pilot, _):
+        await until("Ann listed", lambda: "ann" in app.model.agents)
+        await hub.stop()
+        await asyncio.to_thread(nats_server.restart)  # same port: the TUI reconnects
+        again = Hub(hub_settings(nats_server, tmp_path), store=sqlite_store)
+        await again.start()
+        try:
+            await until(
+                "Ann rejoined",
+                lambda: any(
+                    e.kind == "agent.rejoined" and e.agent_id == "ann" for e in app.model.events
+                ),
+            )
+            assert await quit_and_time(app, pilot) < QUIT_WITHIN
+            kinds = [kind for kind, _ in await agent_events(again.url, "ann")]
+            assert kinds[-1] == "agent.left" and "agent.lost" not in kinds
+        finally:
+            await again.stop()
+
+
+async def test_quit_ends_even_when_a_loop_ignores_its_cancellation(
+    hub: Hub, client: HubClient
+) -> None:
+    """``stop`` used to ``gather`` its loops: one stuck in a request on a dead connection
+    hung the quit, the human heart-beating on as online. Now it is abandoned and the human
+    still leaves."""
+    release = asyncio.Event()
+
+    async def stubborn() -> None:
+        while not release.is_set():
+            try:
+                await release.wait()
+            except asyncio.CancelledError:
+                continue  # as a finally clause stuck on a dead socket would
+
+    async with human_app(hub.url, review=0.9) as (app, pilot, session):
+        await until("Ann listed", lambda: "ann" in app.model.agents)
+        stuck = asyncio.create_task(stubborn())
+        session._tasks.append(stuck)
+        try:
+            assert await quit_and_time(app, pilot) < QUIT_WITHIN
+            assert not stuck.done()  # abandoned, not waited for
+            [ann] = [a for a in await client.agents(include_gone=True) if a.profile.id == "ann"]
+            assert ann.state == "left"
+        finally:
+            release.set()
+            await stuck

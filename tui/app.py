@@ -72,6 +72,7 @@ class ClawTui(App[None]):
         self.model = model
         self.session = session
         self._pending_refresh = False
+        self._leaving = False
 
     @property
     def main(self) -> Screen[object]:
@@ -235,6 +236,15 @@ class ClawTui(App[None]):
         if task_id is None:
             self.notify("select a task first (tab 1, arrows)", severity="warning")
         return task_id
+
+    async def action_quit(self) -> None:
+        """Leave the group (the hub records ``agent.left``; unfinished work goes back), then
+        exit. Bounded: with the hub gone, the app still ends within seconds."""
+        if self.session is not None and not self._leaving:
+            self._leaving = True
+            self.notify("leaving the group…", timeout=10)
+            await self.session.stop()
+        self.exit()
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

@@ -10,7 +10,6 @@ The model is fed two ways: a poll of agents, tasks, goals and the group summary 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 
@@ -39,6 +38,24 @@ log = logging.getLogger("tui")
 #: The event log is read in pages of this many events at start, at most this many pages.
 HISTORY_PAGE = 1000
 HISTORY_PAGES = 50
+
+#: ``stop`` returns within this many seconds, whatever the hub and the bus do.
+STOP_TIMEOUT = 5.0
+#: Of which the cancelled loops get at most this long to end.
+LOOPS_TIMEOUT = 1.0
+#: Results already written get this long to reach the hub when the human leaves.
+LEAVE_TIMEOUT = 2.0
+
+
+async def _settle(tasks: list[asyncio.Task[None]], timeout: float, what: str) -> None:
+    """Wait up to ``timeout`` for ``tasks``; cancel and abandon those still running (unlike
+    ``gather`` or ``wait_for``, never wait for a task that ignores its cancellation)."""
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=timeout)
+    for task in pending:
+        log.warning("%s did not end within %.1fs; abandoned", what, timeout)
+        task.cancel()
 
 
 class GroupSession:
@@ -78,6 +95,7 @@ class GroupSession:
         self.goals_supported = True
         self._epoch = 0
         """Bumped by every action's reply: a poll that began before it is stale, dropped."""
+        self._stopped = False
 
     @property
     def me(self) -> str:
@@ -103,15 +121,32 @@ class GroupSession:
             asyncio.create_task(self._task_refresher(), name="tui-task-refresh"),
         ]
 
-    async def stop(self) -> None:
-        """Stop the loops, leave the group, close the connection."""
-        for task in self._tasks:
+    async def stop(self, *, timeout: float = STOP_TIMEOUT) -> None:
+        """Stop the loops, leave the group (``agent.left``: a person leaving is not a crash),
+        close the connection. Bounded: it returns within about ``timeout`` seconds whatever
+        state the hub and the bus are in (down, restarting, a request stuck on a dead
+        connection); what does not finish in time is abandoned, never waited for. A second
+        call does nothing."""
+        if self._stopped:
+            return
+        self._stopped = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        loops, self._tasks = self._tasks, []
+        for task in loops:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
-        with contextlib.suppress(ClawHubError):
-            await self.human.stop()
-        await self.client.close()
+        await _settle(loops, min(LOOPS_TIMEOUT, timeout), "the session's loops")
+        leave = asyncio.create_task(self._leave(), name="tui-leave")
+        await _settle([leave], max(0.1, deadline - loop.time()), "leaving the group")
+        close = asyncio.create_task(self.client.close(), name="tui-close")
+        await _settle([close], max(0.1, deadline - loop.time()), "closing the connection")
+
+    async def _leave(self) -> None:
+        """Deregister (when the hub is reachable) and close the participant's connection."""
+        try:
+            await self.human.stop(timeout=LEAVE_TIMEOUT)
+        except ClawHubError as exc:
+            log.info("leaving the group: %s", exc)
 
     # -- reading ----------------------------------------------------------------------------
 
