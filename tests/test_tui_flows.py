@@ -624,3 +624,39 @@ async def test_quit_ends_even_when_a_loop_ignores_its_cancellation(
         finally:
             release.set()
             await stuck
+
+
+async def test_an_idle_group_costs_no_redraw(hub: Hub, client: HubClient) -> None:
+    """Idle, the TUI used to take ~11% of a core: each poll told the screen to redraw and
+    rebuilt the footer. Now polls that find nothing new (heartbeats aside) tell no one, and
+    the footer is rebuilt only when a key's dimmed state changes."""
+    agents = [writer("writer-1")]
+    await asyncio.gather(*(a.start(hub.url) for a in agents))
+    try:
+        async with human_app(hub.url, review=0.9) as (app, pilot, session):
+            [task_id] = await client.submit(TaskSpec(title="Haiku", skills={"writing": 0.5}))
+            await until_state(client, task_id, TaskState.DONE)
+            await until(
+                "the board shows it",
+                lambda: (t := app.model.tasks.get(task_id)) is not None and t.state.terminal,
+            )
+            await pilot.pause(1.0)  # the events of the run settle
+            footers: list[object] = []
+            app.screen.bindings_updated_signal.subscribe(app, footers.append)
+            version, beats = app.model.version, app.model.agents["writer-1"].last_seen
+            polls = 0
+            real_sync = session.sync
+
+            async def counted() -> None:
+                nonlocal polls
+                polls += 1
+                await real_sync()
+
+            session.sync = counted  # type: ignore[method-assign]
+            await until("a few polls", lambda: polls >= 4)
+            await until("a heartbeat read", lambda: app.model.agents["writer-1"].last_seen > beats)
+            assert app.model.version == version  # nothing changed: no listener was told
+            assert footers == []  # and the footer was not rebuilt
+            assert app.model.connected
+    finally:
+        await asyncio.gather(*(a.stop() for a in agents))

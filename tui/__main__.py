@@ -37,7 +37,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--capacity", type=int, default=3, help="tasks you hold at once")
     parser.add_argument("--group", default=os.environ.get("CLAWHUB_GROUP", "default"))
     parser.add_argument(
-        "--refresh", type=float, default=1.0, help="seconds between full reads of the group"
+        "--refresh",
+        type=float,
+        default=5.0,
+        help="seconds between full reads of the group (the event stream updates it between)",
     )
     parser.add_argument("--log", default=None, help="write the log to this file")
     args = parser.parse_args(argv)

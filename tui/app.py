@@ -18,7 +18,7 @@ from textual.widgets import DataTable, Footer, Header, Input, RichLog, TabbedCon
 
 from protocols import AgentMode, ClawHubError, GoalSpec, TaskSpec, TaskState
 
-from .model import BOARD_FILTERS, GroupModel, why_not
+from .model import BOARD_FILTERS, TASK_ACTIONS, GroupModel, why_not
 from .panels import (
     AgentsTable,
     ChatPanel,
@@ -51,6 +51,13 @@ T = TypeVar("T")
 #: Tab ids in order (keys 1..6).
 TABS = ("tasks", "agents", "work", "events", "chat", "goals")
 
+#: Seconds between redraws for the clock alone (model changes redraw at once): every
+#: redraw of a table whose ages moved repaints it, so an idle screen ticks slowly.
+CLOCK_TICK = 5.0
+
+#: The actions whose keys are dimmed when they cannot apply (``why_not``).
+ACTIONS = (*sorted(TASK_ACTIONS), "pause_agent", "drain_agent", "approve_plan", "reject_plan")
+
 
 class ClawTui(App[None]):
     """The Claw Hub TUI."""
@@ -73,6 +80,7 @@ class ClawTui(App[None]):
         self.session = session
         self._pending_refresh = False
         self._leaving = False
+        self._bindings_state: tuple[object, ...] = ()
 
     @property
     def main(self) -> Screen[object]:
@@ -105,7 +113,8 @@ class ClawTui(App[None]):
         self.refresh_views()
         self.main.query_one("#board", TaskPanel).table.focus()
         if self.session is not None:
-            self.set_interval(1.0, self.refresh_views)  # heartbeat ages move with the clock
+            # ages (of tasks, of heartbeats) move with the clock; changes redraw at once
+            self.set_interval(CLOCK_TICK, self.refresh_views)
 
     def on_unmount(self) -> None:
         self.model.unsubscribe(self._model_changed)
@@ -140,7 +149,15 @@ class ClawTui(App[None]):
         for screen in self.screen_stack:
             if isinstance(screen, TaskDetailScreen):
                 screen.refresh_from(model)
-        self.refresh_bindings()
+        self._refresh_bindings_if_changed()
+
+    def _refresh_bindings_if_changed(self) -> None:
+        """Redraw the footer only when a key's dimmed state changed: the footer is rebuilt
+        at each ``refresh_bindings``, which re-lays out the screen (the main idle cost)."""
+        state = (self.screen, self.focused, *(self.why_not(a) is None for a in ACTIONS))
+        if state != self._bindings_state:
+            self._bindings_state = state
+            self.refresh_bindings()
 
     def _focus_tab(self, tab: str) -> None:
         if tab == "tasks":
@@ -156,7 +173,7 @@ class ClawTui(App[None]):
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if self.screen_stack:  # not while closing
-            self.refresh_bindings()
+            self._refresh_bindings_if_changed()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Keys that cannot apply to the selected row are shown dimmed (``on_key`` says why

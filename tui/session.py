@@ -1,9 +1,11 @@
 """``GroupSession``: the TUI's link to the hub, over the bus only (``HubClient`` + the human
 participant). It keeps a ``GroupModel`` fresh and carries out the human's actions.
 
-The model is fed two ways: a poll of agents, tasks, goals and the group summary every
-``refresh`` seconds, and the live event stream (each task event re-reads that task at once;
-``chat.message`` events become chat lines). Every action raises the SDK's errors
+The model is fed two ways: the live event stream (each task event re-reads that task at
+once, agent and goal events the participants and the goals; ``chat.message`` events become
+chat lines), and a full read of agents, tasks, goals and the group summary every ``refresh``
+seconds that catches whatever the stream missed (a reconnect). The model's listeners are
+told only of changes, so an idle group costs no redraw. Every action raises the SDK's errors
 (``RequestRefused``, ``HubUnavailable``, ...); the app shows them as notifications.
 """
 
@@ -39,6 +41,10 @@ log = logging.getLogger("tui")
 HISTORY_PAGE = 1000
 HISTORY_PAGES = 50
 
+#: Marks in the refresher's dirty set, besides task ids (which are identifiers: no spaces).
+AGENTS = "<agents>"
+GOALS = "<goals>"
+
 #: ``stop`` returns within this many seconds, whatever the hub and the bus do.
 STOP_TIMEOUT = 5.0
 #: Of which the cancelled loops get at most this long to end.
@@ -71,7 +77,7 @@ class GroupSession:
         id: str | None = None,
         group: str = "default",
         device: Device = "laptop",
-        refresh: float = 1.0,
+        refresh: float = 5.0,
         timeout: float = 10.0,
         model: GroupModel | None = None,
     ) -> None:
@@ -151,30 +157,35 @@ class GroupSession:
     # -- reading ----------------------------------------------------------------------------
 
     async def sync(self) -> None:
-        """Read agents, tasks, goals and the group summary now."""
+        """Read agents, tasks, goals and the group summary now. The listeners are told
+        only when something changed: an idle group costs no redraw."""
         model = self.model
         epoch = self._epoch
         try:
             agents = await self.client.agents(include_gone=True)
             tasks = await self.client.tasks(limit=5000)
         except SDKError as exc:
-            model.connected = False
-            model.status = f"hub unreachable: {exc}"
-            model.touch()
+            status = f"hub unreachable: {exc}"
+            if model.connected or model.status != status:
+                model.connected = False
+                model.status = status
+                model.touch()
             return
         if epoch != self._epoch:
             return  # an action's newer reply came in meanwhile; the next poll is fresh
-        model.set_agents(agents)
-        model.set_tasks(tasks)
+        changed = model.set_agents(agents)
+        changed = model.set_tasks(tasks) or changed
         if self.goals_supported:
             try:
-                model.set_goals(await self.client.goals())
+                changed = model.set_goals(await self.client.goals()) or changed
                 model.info = await self.client.group_info()
             except SDKError as exc:
                 log.debug("goals or group summary unavailable: %s", exc)
-        model.connected = True
-        model.status = f"connected to {self.url}"
-        model.touch()
+        status = f"connected to {self.url}"
+        if changed or not model.connected or model.status != status:
+            model.connected = True
+            model.status = status
+            model.touch()
 
     async def load_log(self, task_id: str) -> None:
         """Read a task's stored event log (log lines, offers, revokes) into the model."""
@@ -223,11 +234,18 @@ class GroupSession:
                 async for event in self.client.events():
                     if not self.model.add_event(event):
                         continue
-                    if event.task_id is not None and event.kind != "task.progress":
-                        self._dirty.add(event.task_id)
-                        self._wake.set()
-                    elif event.task_id is not None:
+                    if event.task_id is not None and event.kind == "task.progress":
                         self._progress(event.task_id, event.data.get("fraction"), event.message)
+                    elif event.task_id is not None:
+                        self._dirty.add(event.task_id)
+                        if event.kind != "task.log":  # an agent's load may have changed
+                            self._dirty.add(AGENTS)
+                    if event.kind.startswith("agent."):
+                        self._dirty.add(AGENTS)
+                    elif event.kind.startswith("goal."):
+                        self._dirty.add(GOALS)
+                    if self._dirty:
+                        self._wake.set()
                     self.model.touch()
             except (SDKError, RuntimeError) as exc:  # connection closed under us: retry
                 log.debug("event stream: %s", exc)
@@ -247,7 +265,14 @@ class GroupSession:
             await self._wake.wait()
             self._wake.clear()
             dirty, self._dirty = self._dirty, set()
-            for task_id in dirty:
+            try:
+                if AGENTS in dirty:
+                    self.model.set_agents(await self.client.agents(include_gone=True))
+                if GOALS in dirty and self.goals_supported:
+                    self.model.set_goals(await self.client.goals())
+            except SDKError as exc:
+                log.debug("refresh of agents or goals: %s", exc)
+            for task_id in dirty - {AGENTS, GOALS}:
                 try:
                     self.model.set_task(await self.client.task(task_id))
                     if task_id in self.model.logs:
