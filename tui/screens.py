@@ -36,6 +36,7 @@ KEYMAP: tuple[tuple[str, str, str], ...] = (
     ("task board", "f", "cycle the state filter: all, open, needs_human, ready, running, ..."),
     ("task board", "/", "search by id, title, skill or holder (Esc clears)"),
     ("task detail", "a r t g x", "as on the board; s submits your result; l reloads the log"),
+    ("task detail", "end", "the end of the log: the view then follows new lines"),
     ("task detail", "escape", "back"),
     ("agents", "p", "pause an agent (no new work) or resume it"),
     ("agents", "d", "drain an agent: no new work, it leaves when done"),
@@ -100,15 +101,16 @@ class TaskDetailScreen(Screen[None]):
         yield Footer()
 
     def refresh_from(self, model: GroupModel) -> None:
-        """Show the task as the model has it. Scrolled to the end (or with all of it in view),
-        the view follows new log lines, like ``tail -f``; scrolled up, it stays put."""
+        """Show the task as the model has it. It opens at the top (the spec); scrolled to
+        the end (``end``), the view follows new log lines like ``tail -f``; scrolled up, it
+        stays put."""
         task = model.tasks.get(self.task_id)
         shown = (task, len(model.task_events(self.task_id)))
         if shown == self._shown:
             return  # nothing new: no redraw
-        first, self._shown = self._shown is None, shown
+        self._shown = shown
         scroll = self.query_one("#detail-scroll", VerticalScroll)
-        following = not first and scroll.scroll_y >= scroll.max_scroll_y
+        following = 0 < scroll.max_scroll_y <= scroll.scroll_y
         body = task_detail(model, task) if task else Text(f"no task {self.task_id}", "red")
         self.query_one("#detail", Static).update(body)
         if following:
