@@ -7,10 +7,13 @@ import asyncio
 import fcntl
 import os
 import pty
+import signal
 import struct
 import subprocess
 import sys
 import termios
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -22,9 +25,13 @@ from clawhub.store import Store
 from protocols import AgentInfo, AgentProfile, AttemptInfo, Event, TaskSpec, TaskState, TaskStatus
 from tui import KEYMAP, ClawTui, GroupModel, human_id
 from tui.model import parse_skills, why_not
+from tui.session import STOP_TIMEOUT
 
 ROOT = Path(__file__).resolve().parent.parent
 DEAD_URL = "nats://127.0.0.1:1"
+#: The program ends within this many seconds of a quit or a hang-up (start-up of Python and
+#: the bounded leave included).
+QUIT_WITHIN = STOP_TIMEOUT + 10.0
 
 
 @pytest.fixture
@@ -45,22 +52,54 @@ async def _agents(url: str) -> list[AgentInfo]:
         return await client.agents()
 
 
-async def test_clawhub_tui_joins_as_a_human_and_leaves_on_q(hub: Hub, tmp_path: Path) -> None:
-    """The real program in a pseudo-terminal: Bob shows up in the group as a human with his
-    skills; ``q`` quits, and he leaves the group."""
+async def _joined(url: str, agent_id: str) -> list[AgentInfo]:
+    """The participant ``agent_id`` once it is listed (the app may draw before it joined)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while not (found := [a for a in await _agents(url) if a.profile.id == agent_id]):
+        assert loop.time() < deadline, f"{agent_id} never joined"
+        await asyncio.sleep(0.1)
+    return found
+
+
+class Terminal:
+    """``clawhub tui`` running in a pseudo-terminal: what it drew, and the keyboard."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, master: int) -> None:
+        self.proc = proc
+        self.master: int | None = master
+        self.screen = bytearray()
+
+    def text(self) -> str:
+        return self.screen.decode(errors="replace")
+
+    def type(self, keys: bytes) -> None:
+        assert self.master is not None
+        os.write(self.master, keys)
+
+    def hang_up(self) -> None:
+        """Close the terminal window: the pty goes away and its processes get SIGHUP."""
+        assert self.master is not None
+        asyncio.get_running_loop().remove_reader(self.master)
+        os.close(self.master)
+        self.master = None
+        os.killpg(self.proc.pid, signal.SIGHUP)
+
+
+@asynccontextmanager
+async def tui_in_a_pty(
+    url: str, tmp_path: Path, *args: str, program: tuple[str, ...] = ("clawhub.cli", "tui")
+) -> AsyncIterator[Terminal]:
+    """Run ``python -m PROGRAM --url URL ARGS`` in a 140x40 pty until it has drawn."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 140, 0, 0))
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "clawhub.cli",
-        "tui",
+        *program,
         "--url",
-        hub.url,
-        "--name",
-        "Bob",
-        "--skills",
-        "review=0.8,writing",
+        url,
+        *args,
         stdin=slave,
         stdout=slave,
         stderr=slave,
@@ -69,37 +108,58 @@ async def test_clawhub_tui_joins_as_a_human_and_leaves_on_q(hub: Hub, tmp_path: 
         start_new_session=True,
     )
     os.close(slave)
-    screen = bytearray()
+    term = Terminal(proc, master)
     loop = asyncio.get_running_loop()
 
     def read() -> None:
         try:
-            screen.extend(os.read(master, 65536))
+            term.screen.extend(os.read(master, 65536))
         except OSError:  # the child closed the terminal
             loop.remove_reader(master)
 
     loop.add_reader(master, read)
     try:
         deadline = loop.time() + 30
-        while not [a for a in await _agents(hub.url) if a.profile.id == "bob"]:
-            assert proc.returncode is None, screen.decode(errors="replace")
-            assert loop.time() < deadline, "Bob never joined:\n" + screen.decode(errors="replace")
+        while b"Tasks" not in term.screen:  # the app draws before it reads keys
+            assert proc.returncode is None, term.text()
+            assert loop.time() < deadline, "it never drew:\n" + term.text()
             await asyncio.sleep(0.1)
-        [bob] = [a for a in await _agents(hub.url) if a.profile.id == "bob"]
-        assert bob.profile.kind == "human"
-        assert bob.profile.skills == {"review": 0.8, "writing": 0.5}
-        while b"Tasks" not in screen:  # the app draws before it reads keys
-            assert loop.time() < deadline, screen.decode(errors="replace")
-            await asyncio.sleep(0.1)
-        os.write(master, b"q")
-        assert await asyncio.wait_for(proc.wait(), 20) == 0
-        assert "bob" not in {a.profile.id for a in await _agents(hub.url)}
+        yield term
     finally:
-        loop.remove_reader(master)
+        if term.master is not None:
+            loop.remove_reader(term.master)
+            os.close(term.master)
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-        os.close(master)
+
+
+async def test_clawhub_tui_joins_as_a_human_and_leaves_on_q(hub: Hub, tmp_path: Path) -> None:
+    """The real program in a pseudo-terminal: Bob shows up in the group as a human with his
+    skills; ``q`` quits, and he leaves the group."""
+    async with tui_in_a_pty(
+        hub.url, tmp_path, "--name", "Bob", "--skills", "review=0.8,writing"
+    ) as term:
+        [bob] = await _joined(hub.url, "bob")
+        assert bob.profile.kind == "human"
+        assert bob.profile.skills == {"review": 0.8, "writing": 0.5}
+        term.type(b"q")
+        assert await asyncio.wait_for(term.proc.wait(), 20) == 0
+        assert "bob" not in {a.profile.id for a in await _agents(hub.url)}
+
+
+async def test_closing_the_terminal_is_leaving_not_a_crash(hub: Hub, tmp_path: Path) -> None:
+    """A closed terminal window (SIGHUP) used to kill the program: the hub saw the
+    connection drop, marked Bob *lost* and halved his reliability. Now he leaves."""
+    async with tui_in_a_pty(hub.url, tmp_path, "--name", "Bob", program=("tui",)) as term:
+        [bob] = await _joined(hub.url, "bob")
+        term.hang_up()
+        assert await asyncio.wait_for(term.proc.wait(), QUIT_WITHIN) == 0
+    async with HubClient(hub.url) as client:
+        kinds = [e.kind for e in await client.history(kind="agent.") if e.agent_id == "bob"]
+        [after] = [a for a in await client.agents(include_gone=True) if a.profile.id == "bob"]
+    assert kinds == ["agent.registered", "agent.left"]
+    assert (after.state, after.reliability) == ("left", bob.reliability)
 
 
 def test_clawhub_tui_with_a_dead_url_is_a_clear_error(tmp_path: Path) -> None:

@@ -4,14 +4,17 @@ the other participants: a human approves, rejects, takes work and reassigns, by 
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 from conftest import hub_settings
+from rich.console import Console
+from textual.containers import VerticalScroll
 from textual.pilot import Pilot
-from textual.widgets import Select
+from textual.widgets import Input, Select, Static, TabbedContent
 
 from agents_sdk import Agent, HubClient, TaskContext
 from clawhub.runtime import EmbeddedNats, Hub
@@ -26,13 +29,16 @@ from protocols import (
     ValidationStep,
 )
 from tui import ClawTui, GroupSession
+from tui.panels import AgentsTable, GoalsTable
 from tui.screens import (
     ReasonScreen,
     ReassignScreen,
     ResultScreen,
     SubmitGoalScreen,
     SubmitTaskScreen,
+    TaskDetailScreen,
 )
+from tui.session import STOP_TIMEOUT
 
 WAIT = 20.0
 SIZE = (140, 40)
@@ -132,6 +138,7 @@ async def test_human_submits_a_task_and_approves_its_result(hub: Hub, client: Hu
             assert app.select_task(task_id)
             await pilot.press("a")
             await fill_reason(app, pilot, "lovely")
+            await until("the notification", lambda: f"{task_id} approved: now" in notices(app))
 
             done = await client.wait(task_id, timeout=WAIT)
             assert done.state is TaskState.DONE
@@ -166,6 +173,7 @@ async def test_human_rejects_and_another_agent_reworks(hub: Hub, client: HubClie
             assert app.select_task(task_id)
             await pilot.press("r")
             await fill_reason(app, pilot, "too short")
+            await until("the notification", lambda: f"{task_id} rejected: now" in notices(app))
 
             await until(
                 "the rework waits",
@@ -362,7 +370,19 @@ async def test_pause_drain_cancel_and_chat(hub: Hub, client: HubClient) -> None:
             assert cancelled.state is TaskState.CANCELLED
             assert "not needed" in (cancelled.error or "")
 
+            # the Agents tab names each participant by id, and by name where it differs
+            assert app.select_row("agents-table", "ann")
+            table = app.main.query_one("#agents-table", AgentsTable)
+            labels = {str(table.cell_at(row, 0)) for row in range(table.row_count)}
+            assert {"ann (Ann)", "writer-1"} <= labels
+
+            # on the Chat tab the keys still work: `c` goes to the input, it types no "c"
             await pilot.press("5")
+            assert app.main.query_one(TabbedContent).active == "chat"
+            chat_input = app.main.query_one("#chat-input", Input)
+            assert not chat_input.has_focus
+            await pilot.press("c")
+            assert chat_input.has_focus and chat_input.value == ""
             await pilot.press(*"hello all", "enter")
             await client.chat("writer-1", "hi Ann")
             await until(
@@ -423,5 +443,220 @@ async def test_human_approves_a_plan(
             assert worded.spec.approve_plan  # the form asks for approval by default
             failed = await client.wait_goal(worded.id, timeout=WAIT)
             assert failed.state == "failed" and "MOONSHOT_API_KEY" in (failed.error or "")
+            # the Goals tab says why it failed, in full under the table
+            assert app.select_row("goals-table", worded.id)
+            await until(
+                "the reason under the goals table",
+                lambda: "MOONSHOT_API_KEY" in shown_text(app, "#goal-detail"),
+            )
+            assert "cannot plan" in str(goals_cell(app, worded.id, "Why it failed"))
+    finally:
+        await asyncio.gather(*(a.stop() for a in agents))
+
+
+def shown_text(app: ClawTui, selector: str) -> str:
+    """What a ``Static`` of the current screen shows, as plain text."""
+    console = Console(width=SIZE[0], record=True, file=io.StringIO())
+    console.print(app.screen.query_one(selector, Static).content)
+    return console.export_text()
+
+
+async def test_task_detail_follows_new_log_lines(hub: Hub, client: HubClient) -> None:
+    """The open detail of a running task shows each log line as it comes; scrolled to the end,
+    it stays there (like ``tail -f``); scrolled up, new lines do not move the view."""
+    next_line = asyncio.Event()
+    agent = Agent("chatty", id="chatty", skills={"writing": 0.9})
+
+    @agent.handler
+    async def work(ctx: TaskContext) -> object:
+        for i in range(30):
+            await ctx.log(f"warming up {i}")
+        for i in range(1, 4):
+            await ctx.log(f"line {i} of the work")
+            await next_line.wait()
+            next_line.clear()
+        return "done"
+
+    def shows(text: str) -> Callable[[], bool]:
+        return lambda: text in shown_text(app, "#detail")
+
+    await agent.start(hub.url)
+    try:
+        async with human_app(hub.url, review=0.9) as (app, pilot, _):
+            [task_id] = await client.submit(
+                TaskSpec(title="Talk a lot", skills={"writing": 0.5}, timeouts=Timeouts(stall=120))
+            )
+            await until("the first line", lambda: _logged(app, task_id, "line 1 of the work"))
+            await until("on the board", lambda: task_id in app.model.tasks)
+            assert app.select_task(task_id)
+            await pilot.press("enter")
+            await until("the detail", lambda: isinstance(app.screen, TaskDetailScreen))
+            await until("line 1 shown", shows("line 1 of the work"))
+            scroll = app.screen.query_one("#detail-scroll", VerticalScroll)
+            await until("the detail overflows", lambda: scroll.max_scroll_y > 0)
+            assert scroll.scroll_y == 0  # it opens at the top: the spec first
+
+            next_line.set()  # not following: the view stays where the human put it
+            await until("line 2 shown", shows("line 2 of the work"))
+            await pilot.pause()
+            assert scroll.scroll_y == 0
+
+            await pilot.press("end")
+            await until("at the end", lambda: scroll.scroll_y == scroll.max_scroll_y > 0)
+            bottom = scroll.max_scroll_y
+            next_line.set()  # following: the new line comes into view
+            await until("line 3 shown", shows("line 3 of the work"))
+            await until(
+                "still at the end",
+                lambda: scroll.max_scroll_y > bottom and scroll.scroll_y == scroll.max_scroll_y,
+            )
+            next_line.set()
+            await until("done shown", shows("task.done"))
+            await until("and in view", lambda: scroll.scroll_y == scroll.max_scroll_y)
+    finally:
+        await agent.stop()
+
+
+def goals_cell(app: ClawTui, goal_id: str, column: str) -> object:
+    table = app.main.query_one("#goals-table", GoalsTable)
+    return table.get_cell(goal_id, column)
+
+
+def _logged(app: ClawTui, task_id: str, line: str) -> bool:
+    return any(e.task_id == task_id and e.message == line for e in app.model.events)
+
+
+# -- leaving: always promptly, and as a person who left (agent.left), not a crash ------------
+
+#: Quitting ends within this many seconds, whatever the hub does (the session's bound + slack).
+QUIT_WITHIN = STOP_TIMEOUT + 3.0
+
+
+async def quit_and_time(app: ClawTui, pilot: Pilot[None]) -> float:
+    """Press q; how long the app took to end (it must end within ``QUIT_WITHIN``)."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await pilot.press("q")
+    await until("the app ends", lambda: not app.is_running, timeout=QUIT_WITHIN)
+    return loop.time() - started
+
+
+async def agent_events(url: str, agent_id: str) -> list[tuple[str, str]]:
+    async with HubClient(url) as client:
+        return [
+            (e.kind, e.message)
+            for e in await client.history(kind="agent.")
+            if e.agent_id == agent_id
+        ]
+
+
+async def test_quit_leaves_the_group_as_agent_left(hub: Hub, client: HubClient) -> None:
+    async with human_app(hub.url, review=0.9) as (app, pilot, _):
+        await until("Ann listed", lambda: "ann" in app.model.agents)
+        before = app.model.agents["ann"].reliability
+        assert await quit_and_time(app, pilot) < QUIT_WITHIN
+    kinds = [kind for kind, _ in await agent_events(hub.url, "ann")]
+    assert kinds == ["agent.registered", "agent.left"]
+    [ann] = [a for a in await client.agents(include_gone=True) if a.profile.id == "ann"]
+    assert (ann.state, ann.reliability) == ("left", before)  # leaving is not a failure
+
+
+async def test_quit_while_the_hub_is_down_ends_promptly(
+    hub: Hub, nats_server: EmbeddedNats
+) -> None:
+    async with human_app(hub.url, review=0.9) as (app, pilot, session):
+        await until("Ann listed", lambda: "ann" in app.model.agents)
+        await hub.stop()
+        await asyncio.to_thread(nats_server.kill)
+        await until("the TUI sees the hub gone", lambda: not app.model.connected)
+        assert await quit_and_time(app, pilot) < QUIT_WITHIN
+        assert not session.human.agent.registered or session.human.agent.running == []
+
+
+async def test_quit_just_after_a_hub_restart_ends_promptly_and_leaves(
+    hub: Hub, nats_server: EmbeddedNats, sqlite_store: Store, tmp_path: Path
+) -> None:
+    """The hang that was seen: the hub and its bus restart under the TUI, then q."""
+    async with human_app(hub.url, review=0.9) as (app, pilot, _):
+        await until("Ann listed", lambda: "ann" in app.model.agents)
+        await hub.stop()
+        await asyncio.to_thread(nats_server.restart)  # same port: the TUI reconnects
+        again = Hub(hub_settings(nats_server, tmp_path), store=sqlite_store)
+        await again.start()
+        try:
+            await until(
+                "Ann rejoined",
+                lambda: any(
+                    e.kind == "agent.rejoined" and e.agent_id == "ann" for e in app.model.events
+                ),
+            )
+            assert await quit_and_time(app, pilot) < QUIT_WITHIN
+            kinds = [kind for kind, _ in await agent_events(again.url, "ann")]
+            assert kinds[-1] == "agent.left" and "agent.lost" not in kinds
+        finally:
+            await again.stop()
+
+
+async def test_quit_ends_even_when_a_loop_ignores_its_cancellation(
+    hub: Hub, client: HubClient
+) -> None:
+    """``stop`` used to ``gather`` its loops: one stuck in a request on a dead connection
+    hung the quit, the human heart-beating on as online. Now it is abandoned and the human
+    still leaves."""
+    release = asyncio.Event()
+
+    async def stubborn() -> None:
+        while not release.is_set():
+            try:
+                await release.wait()
+            except asyncio.CancelledError:
+                continue  # as a finally clause stuck on a dead socket would
+
+    async with human_app(hub.url, review=0.9) as (app, pilot, session):
+        await until("Ann listed", lambda: "ann" in app.model.agents)
+        stuck = asyncio.create_task(stubborn())
+        session._tasks.append(stuck)
+        try:
+            assert await quit_and_time(app, pilot) < QUIT_WITHIN
+            assert not stuck.done()  # abandoned, not waited for
+            [ann] = [a for a in await client.agents(include_gone=True) if a.profile.id == "ann"]
+            assert ann.state == "left"
+        finally:
+            release.set()
+            await stuck
+
+
+async def test_an_idle_group_costs_no_redraw(hub: Hub, client: HubClient) -> None:
+    """Idle, the TUI used to take ~11% of a core: each poll told the screen to redraw and
+    rebuilt the footer. Now polls that find nothing new (heartbeats aside) tell no one, and
+    the footer is rebuilt only when a key's dimmed state changes."""
+    agents = [writer("writer-1")]
+    await asyncio.gather(*(a.start(hub.url) for a in agents))
+    try:
+        async with human_app(hub.url, review=0.9) as (app, pilot, session):
+            [task_id] = await client.submit(TaskSpec(title="Haiku", skills={"writing": 0.5}))
+            await until_state(client, task_id, TaskState.DONE)
+            await until(
+                "the board shows it",
+                lambda: (t := app.model.tasks.get(task_id)) is not None and t.state.terminal,
+            )
+            await pilot.pause(1.0)  # the events of the run settle
+            footers: list[object] = []
+            app.screen.bindings_updated_signal.subscribe(app, footers.append)
+            version, beats = app.model.version, app.model.agents["writer-1"].last_seen
+            polls = 0
+            real_sync = session.sync
+
+            async def counted() -> None:
+                nonlocal polls
+                polls += 1
+                await real_sync()
+
+            session.sync = counted  # type: ignore[method-assign]
+            await until("a few polls", lambda: polls >= 4)
+            await until("a heartbeat read", lambda: app.model.agents["writer-1"].last_seen > beats)
+            assert app.model.version == version  # nothing changed: no listener was told
+            assert footers == []  # and the footer was not rebuilt
+            assert app.model.connected
     finally:
         await asyncio.gather(*(a.stop() for a in agents))

@@ -135,7 +135,7 @@ def _attempt(
 
 def sample_model() -> GroupModel:
     """Six agents (one human: Ann, this TUI's user), nine tasks in every state, events,
-    chat, one work item and a goal awaiting plan approval."""
+    chat, one work item, a goal awaiting plan approval and one whose planning failed."""
     model = GroupModel("demo", "ann", clock=lambda: NOW, clock_text=utc_clock)
     model.status = "connected to nats://127.0.0.1:4222"
     model.connected = True
@@ -350,7 +350,20 @@ def sample_model() -> GroupModel:
                 tasks_total=1,
                 created_at=NOW - 30.0,
                 updated_at=NOW - 20.0,
-            )
+            ),
+            GoalStatus(
+                id="g-party",
+                spec=GoalSpec(id="g-party", text="Plan the launch party"),
+                state="failed",
+                planning_attempts=1,
+                error=(
+                    "cannot plan goal g-party: planning and judging with moonshot/kimi-k2.6 "
+                    "are off: set MOONSHOT_API_KEY, or choose another model with "
+                    "CLAWHUB_COORDINATOR_MODEL (any litellm model string)"
+                ),
+                created_at=NOW - 10.0,
+                updated_at=NOW - 9.0,
+            ),
         ]
     )
     kinds = [

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -36,7 +37,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--capacity", type=int, default=3, help="tasks you hold at once")
     parser.add_argument("--group", default=os.environ.get("CLAWHUB_GROUP", "default"))
     parser.add_argument(
-        "--refresh", type=float, default=1.0, help="seconds between full reads of the group"
+        "--refresh",
+        type=float,
+        default=5.0,
+        help="seconds between full reads of the group (the event stream updates it between)",
     )
     parser.add_argument("--log", default=None, help="write the log to this file")
     args = parser.parse_args(argv)
@@ -71,9 +75,18 @@ async def run(args: argparse.Namespace) -> int:
     except ClawHubError as exc:
         print(f"error: cannot join the group at {args.url}: {exc}", file=sys.stderr)
         return 1
+    app = ClawTui(session.model, session)
+    loop = asyncio.get_running_loop()
+    # a closed terminal (SIGHUP) or a kill (SIGTERM) is a person leaving, not a crash: end
+    # the app, then leave the group below, so the hub records agent.left, not agent.lost
+    hangups = [getattr(signal, n) for n in ("SIGHUP", "SIGTERM") if hasattr(signal, n)]
+    for sig in hangups:
+        loop.add_signal_handler(sig, app.exit)
     try:
-        await ClawTui(session.model, session).run_async()
+        await app.run_async()
     finally:
+        for sig in hangups:
+            loop.remove_signal_handler(sig)
         await session.stop()
     return 0
 

@@ -13,15 +13,17 @@ from typing import TypeVar
 from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Footer, Header, Input, TabbedContent, TabPane
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, RichLog, TabbedContent, TabPane
 
 from protocols import AgentMode, ClawHubError, GoalSpec, TaskSpec, TaskState
 
-from .model import BOARD_FILTERS, GroupModel, why_not
+from .model import BOARD_FILTERS, TASK_ACTIONS, GroupModel, why_not
 from .panels import (
     AgentsTable,
     ChatPanel,
     EventsLog,
+    GoalsPanel,
     GoalsTable,
     KeyedTable,
     Refresh,
@@ -49,6 +51,13 @@ T = TypeVar("T")
 #: Tab ids in order (keys 1..6).
 TABS = ("tasks", "agents", "work", "events", "chat", "goals")
 
+#: Seconds between redraws for the clock alone (model changes redraw at once): every
+#: redraw of a table whose ages moved repaints it, so an idle screen ticks slowly.
+CLOCK_TICK = 5.0
+
+#: The actions whose keys are dimmed when they cannot apply (``why_not``).
+ACTIONS = (*sorted(TASK_ACTIONS), "pause_agent", "drain_agent", "approve_plan", "reject_plan")
+
 
 class ClawTui(App[None]):
     """The Claw Hub TUI."""
@@ -70,6 +79,13 @@ class ClawTui(App[None]):
         self.model = model
         self.session = session
         self._pending_refresh = False
+        self._leaving = False
+        self._bindings_state: tuple[object, ...] = ()
+
+    @property
+    def main(self) -> Screen[object]:
+        """The main screen (the tabs), under any detail or form pushed over it."""
+        return self.screen_stack[0]
 
     # -- layout and refresh -----------------------------------------------------------------
 
@@ -87,7 +103,7 @@ class ClawTui(App[None]):
             with TabPane("5 Chat", id="chat"):
                 yield ChatPanel(id="chat-panel")
             with TabPane("6 Goals", id="goals"):
-                yield GoalsTable(id="goals-table")
+                yield GoalsPanel(id="goals-panel")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -95,9 +111,10 @@ class ClawTui(App[None]):
         self.title = f"Claw Hub · group {self.model.group} · {me}"
         self.model.subscribe(self._model_changed)
         self.refresh_views()
-        self.query_one("#board", TaskPanel).table.focus()
+        self.main.query_one("#board", TaskPanel).table.focus()
         if self.session is not None:
-            self.set_interval(1.0, self.refresh_views)  # heartbeat ages move with the clock
+            # ages (of tasks, of heartbeats) move with the clock; changes redraw at once
+            self.set_interval(CLOCK_TICK, self.refresh_views)
 
     def on_unmount(self) -> None:
         self.model.unsubscribe(self._model_changed)
@@ -123,32 +140,40 @@ class ClawTui(App[None]):
         if model.work:
             parts.append(f"{len(model.work)} task(s) with you")
         self.sub_title = " · ".join(parts)
-        self.query_one("#board", TaskPanel).refresh_from(model)
-        self.query_one("#agents-table", AgentsTable).refresh_from(model)
-        self.query_one("#work-panel", WorkPanel).refresh_from(model)
-        self.query_one("#events-log", EventsLog).refresh_from(model)
-        self.query_one("#chat-panel", ChatPanel).refresh_from(model)
-        self.query_one("#goals-table", GoalsTable).refresh_from(model)
+        self.main.query_one("#board", TaskPanel).refresh_from(model)
+        self.main.query_one("#agents-table", AgentsTable).refresh_from(model)
+        self.main.query_one("#work-panel", WorkPanel).refresh_from(model)
+        self.main.query_one("#events-log", EventsLog).refresh_from(model)
+        self.main.query_one("#chat-panel", ChatPanel).refresh_from(model)
+        self.main.query_one("#goals-panel", GoalsPanel).refresh_from(model)
         for screen in self.screen_stack:
             if isinstance(screen, TaskDetailScreen):
                 screen.refresh_from(model)
-        self.refresh_bindings()
+        self._refresh_bindings_if_changed()
+
+    def _refresh_bindings_if_changed(self) -> None:
+        """Redraw the footer only when a key's dimmed state changed: the footer is rebuilt
+        at each ``refresh_bindings``, which re-lays out the screen (the main idle cost)."""
+        state = (self.screen, self.focused, *(self.why_not(a) is None for a in ACTIONS))
+        if state != self._bindings_state:
+            self._bindings_state = state
+            self.refresh_bindings()
 
     def _focus_tab(self, tab: str) -> None:
         if tab == "tasks":
-            self.query_one("#board", TaskPanel).table.focus()
-        elif tab == "chat":
-            self.query_one("#chat-input", Input).focus()
+            self.main.query_one("#board", TaskPanel).table.focus()
+        elif tab == "chat":  # the log, so the keys keep working; `c` starts writing
+            self.main.query_one("#chat-log", RichLog).focus()
         elif tab in ("agents", "goals"):
-            self.query_one(f"#{tab}-table", KeyedTable).focus()
+            self.main.query_one(f"#{tab}-table", KeyedTable).focus()
         elif tab == "work":
-            self.query_one(WorkTable).focus()
+            self.main.query_one(WorkTable).focus()
         else:
-            self.query_one("#events-log", EventsLog).focus()
+            self.main.query_one("#events-log", EventsLog).focus()
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if self.screen_stack:  # not while closing
-            self.refresh_bindings()
+            self._refresh_bindings_if_changed()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Keys that cannot apply to the selected row are shown dimmed (``on_key`` says why
@@ -185,8 +210,8 @@ class ClawTui(App[None]):
 
     def select_task(self, task_id: str) -> bool:
         """Show the board with the cursor on ``task_id`` (filters are cleared if they hide it)."""
-        self.query_one(TabbedContent).active = "tasks"
-        board = self.query_one("#board", TaskPanel)
+        self.main.query_one(TabbedContent).active = "tasks"
+        board = self.main.query_one("#board", TaskPanel)
         if task_id not in self.model.tasks:
             return False
         states = BOARD_FILTERS[board.filter_index][1]
@@ -200,9 +225,9 @@ class ClawTui(App[None]):
     def select_row(self, table_id: str, key: str) -> bool:
         """Show the tab of ``table_id`` with the cursor on ``key``."""
         tab = {"agents-table": "agents", "goals-table": "goals", "work-table": "work"}[table_id]
-        self.query_one(TabbedContent).active = tab
+        self.main.query_one(TabbedContent).active = tab
         self.refresh_views()
-        table = self.query_one(f"#{table_id}", KeyedTable)
+        table = self.main.query_one(f"#{table_id}", KeyedTable)
         table.focus()
         return table.select_key(key)
 
@@ -229,29 +254,40 @@ class ClawTui(App[None]):
             self.notify("select a task first (tab 1, arrows)", severity="warning")
         return task_id
 
+    async def action_quit(self) -> None:
+        """Leave the group (the hub records ``agent.left``; unfinished work goes back), then
+        exit. Bounded: with the hub gone, the app still ends within seconds."""
+        if self.session is not None and not self._leaving:
+            self._leaving = True
+            self.notify("leaving the group…", timeout=10)
+            await self.session.stop()
+        self.exit()
+
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
     def action_tab(self, tab: str) -> None:
         if isinstance(self.screen, TaskDetailScreen):
             self.pop_screen()
-        self.query_one(TabbedContent).active = tab
+        self.main.query_one(TabbedContent).active = tab
         self._focus_tab(tab)
 
     def action_chat(self) -> None:
+        """Show the chat and put the cursor in its input (Esc leaves it)."""
         self.action_tab("chat")
+        self.main.query_one("#chat-input", Input).focus()
 
     async def action_sync(self) -> None:
         if (session := self._live()) is not None:
             await self._do("refresh", session.sync())
 
     def action_cycle_filter(self) -> None:
-        board = self.query_one("#board", TaskPanel)
+        board = self.main.query_one("#board", TaskPanel)
         board.cycle_filter()
         board.refresh_from(self.model)
 
     def action_search(self) -> None:
-        self.query_one("#board", TaskPanel).start_search()
+        self.main.query_one("#board", TaskPanel).start_search()
 
     async def action_open_task(self) -> None:
         task_id = self._task_or_warn()
@@ -282,13 +318,13 @@ class ClawTui(App[None]):
         if task is not None and task.state is not TaskState.NEEDS_HUMAN:
             self.notify(f"{task_id} is {task.state.value}: nothing waits for a decision")
             return
-        verb = "Approve" if accept else "Reject"
+        verb, done = ("Approve", "approved") if accept else ("Reject", "rejected")
 
         async def decided(reason: object) -> None:
             if isinstance(reason, str) and (session := self._live()) is not None:
                 status = await self._do(verb.lower(), session.decide(task_id, accept, reason))
                 if status is not None:
-                    self.notify(f"{task_id} {verb.lower()}d: now {status.state.value}")
+                    self.notify(f"{task_id} {done}: now {status.state.value}")
 
         hint = "why (optional)" if accept else "why: the reworker reads this"
         self.push_screen(

@@ -78,9 +78,10 @@ class HumanParticipant:
         """Connect and register (see ``Agent.start``)."""
         await self.agent.start(url, timeout=timeout)
 
-    async def stop(self) -> None:
-        """Leave the group; unfinished items go back to the hub (it reassigns them)."""
-        await self.agent.stop()
+    async def stop(self, *, timeout: float = 10.0) -> None:
+        """Leave the group; unfinished items go back to the hub (it reassigns them).
+        ``timeout`` bounds the delivery of results already written (see ``Agent.stop``)."""
+        await self.agent.stop(timeout=timeout)
 
     def complete(self, task_id: str, output: JsonValue) -> None:
         """Submit the result of a work item; ``KeyError`` if there is no such item."""

@@ -186,17 +186,24 @@ class GroupModel:
 
     # -- feeding ----------------------------------------------------------------------------
 
-    def set_agents(self, agents: Iterable[AgentInfo]) -> None:
-        """Replace the participants."""
-        self.agents = {a.profile.id: a for a in agents}
+    def set_agents(self, agents: Iterable[AgentInfo]) -> bool:
+        """Replace the participants; True if anything but a heartbeat time changed (the
+        clock tick redraws heartbeat ages on its own)."""
+        new = {a.profile.id: a for a in agents}
+        old, self.agents = self.agents, new
+        if old.keys() != new.keys():
+            return True
+        return any(_beat_aside(old[k]) != _beat_aside(a) for k, a in new.items())
 
     def set_agent(self, agent: AgentInfo) -> None:
         """Add or update one participant."""
         self.agents[agent.profile.id] = agent
 
-    def set_tasks(self, tasks: Iterable[TaskStatus]) -> None:
-        """Replace the tasks."""
-        self.tasks = {t.id: t for t in tasks}
+    def set_tasks(self, tasks: Iterable[TaskStatus]) -> bool:
+        """Replace the tasks; True if any changed."""
+        new = {t.id: t for t in tasks}
+        old, self.tasks = self.tasks, new
+        return old != new
 
     def set_task(self, task: TaskStatus) -> None:
         """Add or update one task (an older status never replaces a newer one)."""
@@ -204,9 +211,11 @@ class GroupModel:
         if old is None or task.updated_at >= old.updated_at:
             self.tasks[task.id] = task
 
-    def set_goals(self, goals: Iterable[GoalStatus]) -> None:
-        """Replace the goals."""
-        self.goals = {g.id: g for g in goals}
+    def set_goals(self, goals: Iterable[GoalStatus]) -> bool:
+        """Replace the goals; True if any changed."""
+        new = {g.id: g for g in goals}
+        old, self.goals = self.goals, new
+        return old != new
 
     def set_goal(self, goal: GoalStatus) -> None:
         """Add or update one goal."""
@@ -335,6 +344,11 @@ class GroupModel:
     def goal_list(self) -> list[GoalStatus]:
         """Goals, newest first."""
         return sorted(self.goals.values(), key=lambda g: (-g.created_at, g.id))
+
+
+def _beat_aside(agent: AgentInfo) -> AgentInfo:
+    """``agent`` with its heartbeat time set aside, to compare what else changed."""
+    return agent.model_copy(update={"last_seen": 0.0})
 
 
 #: Actions on the selected task (the app dims the keys of those that do not apply).

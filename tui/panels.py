@@ -28,6 +28,7 @@ from .render import (
     chat_text,
     event_text,
     goal_cells,
+    goal_detail,
     state_text,
     task_cells,
     work_cells,
@@ -37,6 +38,23 @@ from .render import (
 
 class Refresh(Message):
     """A panel asks the app to redraw the panels from the model (a filter changed)."""
+
+
+class Display(Static):
+    """A ``Static`` that redraws only when what it shows changed: each ``update`` lays the
+    whole screen out again, the main cost of an idle refresh."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._key: object = None
+
+    def show(self, content: RenderableType, key: object = None) -> None:
+        """Show ``content``; ``key`` (default: the content itself, for ``Text``) says
+        whether it is new."""
+        key = content if key is None else key
+        if self._key is None or key != self._key:
+            self._key = key
+            self.update(content)
 
 
 class KeyedTable(DataTable[RenderableType]):
@@ -133,7 +151,7 @@ class TaskPanel(Vertical):
         self.text = ""
 
     def compose(self) -> ComposeResult:
-        yield Static(id="board-summary")
+        yield Display(id="board-summary")
         yield Input(
             placeholder="search: id, title, skill or holder (Enter keeps, Esc clears)",
             id="board-search",
@@ -166,7 +184,7 @@ class TaskPanel(Vertical):
         if self.text:
             summary.append(f" · search: {self.text!r}", style="bold")
         summary.append(f" · {len(tasks)} shown", style="dim")
-        self.query_one("#board-summary", Static).update(summary)
+        self.query_one("#board-summary", Display).show(summary)
         self.table.sync([(t.id, task_cells(model, t)) for t in tasks])
 
     def on_input_changed(self, event: Input.Changed) -> None:
@@ -210,7 +228,7 @@ class WorkPanel(Vertical):
     def compose(self) -> ComposeResult:
         yield WorkTable(id="work-table")
         with VerticalScroll(id="work-detail"):
-            yield Static(id="work-text")
+            yield Display(id="work-text")
 
     @property
     def table(self) -> WorkTable:
@@ -230,7 +248,8 @@ class WorkPanel(Vertical):
                 style="dim",
             )
         )
-        self.query_one("#work-text", Static).update(text)
+        shown = (item.task_id, item.attempt, len(item.feedback)) if item else "nothing"
+        self.query_one("#work-text", Display).show(text, shown)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self.post_message(Refresh())
@@ -247,6 +266,32 @@ class GoalsTable(KeyedTable):
 
     def refresh_from(self, model: GroupModel) -> None:
         self.sync([(g.id, goal_cells(g)) for g in model.goal_list()])
+
+
+class GoalsPanel(Vertical):
+    """The goals tab: the ``GoalsTable`` and, under it, why the highlighted goal failed."""
+
+    DEFAULT_CSS = """
+    GoalsPanel GoalsTable { height: 1fr; }
+    GoalsPanel #goal-detail { height: auto; max-height: 8; padding: 0 1; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield GoalsTable(id="goals-table")
+        yield Display(id="goal-detail")
+
+    @property
+    def table(self) -> GoalsTable:
+        return self.query_one(GoalsTable)
+
+    def refresh_from(self, model: GroupModel) -> None:
+        self.table.refresh_from(model)
+        key = self.table.selected_key()
+        goal = model.goals.get(key) if key else None
+        self.query_one("#goal-detail", Display).show(goal_detail(goal))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.post_message(Refresh())
 
 
 class EventsLog(RichLog):

@@ -47,7 +47,7 @@ OUTCOME_STYLE = {
 MODE_STYLE = {"active": "", "paused": "yellow", "draining": "magenta"}
 
 AGENT_COLUMNS = (
-    "Name",
+    "Agent",
     "Kind",
     "Model",
     "Device",
@@ -61,7 +61,7 @@ AGENT_COLUMNS = (
 )
 TASK_COLUMNS = ("State", "Task", "Title", "Skills", "Holder", "Try", "Progress", "Age")
 WORK_COLUMNS = ("Task", "Try", "Title", "Skills", "Waiting", "Validation")
-GOAL_COLUMNS = ("Goal", "State", "Text", "Tasks", "Cost")
+GOAL_COLUMNS = ("Goal", "State", "Text", "Tasks", "Cost", "Why it failed")
 
 
 def state_text(state: TaskState | str) -> Text:
@@ -86,9 +86,8 @@ def agent_cells(model: GroupModel, agent: AgentInfo) -> list[RenderableType]:
     """One row of the agents table."""
     p = agent.profile
     activity = model.activity(agent)
-    name = Text(p.name, style="bold" if p.id == model.me else "")
     return [
-        name,
+        agent_label(model, agent),
         p.kind,
         p.model or "-",
         p.device,
@@ -100,6 +99,15 @@ def agent_cells(model: GroupModel, agent: AgentInfo) -> list[RenderableType]:
         f"{agent.reliability:.2f}",
         f"{agent.completed}/{agent.failed}",
     ]
+
+
+def agent_label(model: GroupModel, agent: AgentInfo) -> Text:
+    """The participant's id (what every command takes), and its name too when it differs."""
+    p = agent.profile
+    label = Text(p.id, style="bold" if p.id == model.me else "")
+    if p.name != p.id:
+        label.append(f" ({p.name})", style="dim")
+    return label
 
 
 def task_cells(model: GroupModel, task: TaskStatus) -> list[RenderableType]:
@@ -144,7 +152,16 @@ def goal_cells(goal: GoalStatus) -> list[RenderableType]:
         one_line(goal.spec.text, 60),
         f"{goal.tasks_done}/{goal.tasks_total}",
         f"${goal.usage.cost:.4f}",
+        Text(one_line(goal.error, 60), style="red") if goal.error else "",
     ]
+
+
+def goal_detail(goal: GoalStatus | None) -> Text:
+    """Under the goals table: why the highlighted goal failed (or was cancelled), in full."""
+    if goal is None or not goal.error:
+        return Text("")
+    text = Text("Why it failed: " if goal.state == "failed" else "Why: ", style="bold")
+    return text.append(goal.error, style="red")
 
 
 def event_text(model: GroupModel, event: Event) -> Text:

@@ -25,7 +25,7 @@ KEYMAP: tuple[tuple[str, str, str], ...] = (
     ("anywhere", "1 … 6", "tabs: Tasks, Agents, My work, Events, Chat, Goals"),
     ("anywhere", "n", "submit a new task (a human may approve its result)"),
     ("anywhere", "G", "submit a goal for the coordinator to plan"),
-    ("anywhere", "c", "chat: write in the group's shared channel"),
+    ("anywhere", "c", "chat: write in the group's channel (Enter sends, Esc leaves)"),
     ("anywhere", "ctrl+r", "read everything from the hub again"),
     ("anywhere", "q", "quit (your unfinished work goes back to the hub)"),
     ("task board", "enter", "the task's detail: spec, attempts and why, verdicts, output, log"),
@@ -36,6 +36,7 @@ KEYMAP: tuple[tuple[str, str, str], ...] = (
     ("task board", "f", "cycle the state filter: all, open, needs_human, ready, running, ..."),
     ("task board", "/", "search by id, title, skill or holder (Esc clears)"),
     ("task detail", "a r t g x", "as on the board; s submits your result; l reloads the log"),
+    ("task detail", "end", "the end of the log: the view then follows new lines"),
     ("task detail", "escape", "back"),
     ("agents", "p", "pause an agent (no new work) or resume it"),
     ("agents", "d", "drain an agent: no new work, it leaves when done"),
@@ -91,6 +92,7 @@ class TaskDetailScreen(Screen[None]):
     def __init__(self, task_id: str) -> None:
         super().__init__()
         self.task_id = task_id
+        self._shown: object = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -99,9 +101,20 @@ class TaskDetailScreen(Screen[None]):
         yield Footer()
 
     def refresh_from(self, model: GroupModel) -> None:
+        """Show the task as the model has it. It opens at the top (the spec); scrolled to
+        the end (``end``), the view follows new log lines like ``tail -f``; scrolled up, it
+        stays put."""
         task = model.tasks.get(self.task_id)
+        shown = (task, len(model.task_events(self.task_id)))
+        if shown == self._shown:
+            return  # nothing new: no redraw
+        self._shown = shown
+        scroll = self.query_one("#detail-scroll", VerticalScroll)
+        following = 0 < scroll.max_scroll_y <= scroll.scroll_y
         body = task_detail(model, task) if task else Text(f"no task {self.task_id}", "red")
         self.query_one("#detail", Static).update(body)
+        if following:
+            self.call_after_refresh(scroll.scroll_end, animate=False)
 
 
 class _Form(ModalScreen[object]):

@@ -1,16 +1,17 @@
 """``GroupSession``: the TUI's link to the hub, over the bus only (``HubClient`` + the human
 participant). It keeps a ``GroupModel`` fresh and carries out the human's actions.
 
-The model is fed two ways: a poll of agents, tasks, goals and the group summary every
-``refresh`` seconds, and the live event stream (each task event re-reads that task at once;
-``chat.message`` events become chat lines). Every action raises the SDK's errors
+The model is fed two ways: the live event stream (each task event re-reads that task at
+once, agent and goal events the participants and the goals; ``chat.message`` events become
+chat lines), and a full read of agents, tasks, goals and the group summary every ``refresh``
+seconds that catches whatever the stream missed (a reconnect). The model's listeners are
+told only of changes, so an idle group costs no redraw. Every action raises the SDK's errors
 (``RequestRefused``, ``HubUnavailable``, ...); the app shows them as notifications.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 
@@ -40,6 +41,28 @@ log = logging.getLogger("tui")
 HISTORY_PAGE = 1000
 HISTORY_PAGES = 50
 
+#: Marks in the refresher's dirty set, besides task ids (which are identifiers: no spaces).
+AGENTS = "<agents>"
+GOALS = "<goals>"
+
+#: ``stop`` returns within this many seconds, whatever the hub and the bus do.
+STOP_TIMEOUT = 5.0
+#: Of which the cancelled loops get at most this long to end.
+LOOPS_TIMEOUT = 1.0
+#: Results already written get this long to reach the hub when the human leaves.
+LEAVE_TIMEOUT = 2.0
+
+
+async def _settle(tasks: list[asyncio.Task[None]], timeout: float, what: str) -> None:
+    """Wait up to ``timeout`` for ``tasks``; cancel and abandon those still running (unlike
+    ``gather`` or ``wait_for``, never wait for a task that ignores its cancellation)."""
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=timeout)
+    for task in pending:
+        log.warning("%s did not end within %.1fs; abandoned", what, timeout)
+        task.cancel()
+
 
 class GroupSession:
     """Joins a group as a human participant and mirrors the group into ``model``."""
@@ -54,7 +77,7 @@ class GroupSession:
         id: str | None = None,
         group: str = "default",
         device: Device = "laptop",
-        refresh: float = 1.0,
+        refresh: float = 5.0,
         timeout: float = 10.0,
         model: GroupModel | None = None,
     ) -> None:
@@ -78,6 +101,7 @@ class GroupSession:
         self.goals_supported = True
         self._epoch = 0
         """Bumped by every action's reply: a poll that began before it is stale, dropped."""
+        self._stopped = False
 
     @property
     def me(self) -> str:
@@ -103,43 +127,65 @@ class GroupSession:
             asyncio.create_task(self._task_refresher(), name="tui-task-refresh"),
         ]
 
-    async def stop(self) -> None:
-        """Stop the loops, leave the group, close the connection."""
-        for task in self._tasks:
+    async def stop(self, *, timeout: float = STOP_TIMEOUT) -> None:
+        """Stop the loops, leave the group (``agent.left``: a person leaving is not a crash),
+        close the connection. Bounded: it returns within about ``timeout`` seconds whatever
+        state the hub and the bus are in (down, restarting, a request stuck on a dead
+        connection); what does not finish in time is abandoned, never waited for. A second
+        call does nothing."""
+        if self._stopped:
+            return
+        self._stopped = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        loops, self._tasks = self._tasks, []
+        for task in loops:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
-        with contextlib.suppress(ClawHubError):
-            await self.human.stop()
-        await self.client.close()
+        await _settle(loops, min(LOOPS_TIMEOUT, timeout), "the session's loops")
+        leave = asyncio.create_task(self._leave(), name="tui-leave")
+        await _settle([leave], max(0.1, deadline - loop.time()), "leaving the group")
+        close = asyncio.create_task(self.client.close(), name="tui-close")
+        await _settle([close], max(0.1, deadline - loop.time()), "closing the connection")
+
+    async def _leave(self) -> None:
+        """Deregister (when the hub is reachable) and close the participant's connection."""
+        try:
+            await self.human.stop(timeout=LEAVE_TIMEOUT)
+        except ClawHubError as exc:
+            log.info("leaving the group: %s", exc)
 
     # -- reading ----------------------------------------------------------------------------
 
     async def sync(self) -> None:
-        """Read agents, tasks, goals and the group summary now."""
+        """Read agents, tasks, goals and the group summary now. The listeners are told
+        only when something changed: an idle group costs no redraw."""
         model = self.model
         epoch = self._epoch
         try:
             agents = await self.client.agents(include_gone=True)
             tasks = await self.client.tasks(limit=5000)
         except SDKError as exc:
-            model.connected = False
-            model.status = f"hub unreachable: {exc}"
-            model.touch()
+            status = f"hub unreachable: {exc}"
+            if model.connected or model.status != status:
+                model.connected = False
+                model.status = status
+                model.touch()
             return
         if epoch != self._epoch:
             return  # an action's newer reply came in meanwhile; the next poll is fresh
-        model.set_agents(agents)
-        model.set_tasks(tasks)
+        changed = model.set_agents(agents)
+        changed = model.set_tasks(tasks) or changed
         if self.goals_supported:
             try:
-                model.set_goals(await self.client.goals())
+                changed = model.set_goals(await self.client.goals()) or changed
                 model.info = await self.client.group_info()
             except SDKError as exc:
                 log.debug("goals or group summary unavailable: %s", exc)
-        model.connected = True
-        model.status = f"connected to {self.url}"
-        model.touch()
+        status = f"connected to {self.url}"
+        if changed or not model.connected or model.status != status:
+            model.connected = True
+            model.status = status
+            model.touch()
 
     async def load_log(self, task_id: str) -> None:
         """Read a task's stored event log (log lines, offers, revokes) into the model."""
@@ -188,11 +234,18 @@ class GroupSession:
                 async for event in self.client.events():
                     if not self.model.add_event(event):
                         continue
-                    if event.task_id is not None and event.kind != "task.progress":
-                        self._dirty.add(event.task_id)
-                        self._wake.set()
-                    elif event.task_id is not None:
+                    if event.task_id is not None and event.kind == "task.progress":
                         self._progress(event.task_id, event.data.get("fraction"), event.message)
+                    elif event.task_id is not None:
+                        self._dirty.add(event.task_id)
+                        if event.kind != "task.log":  # an agent's load may have changed
+                            self._dirty.add(AGENTS)
+                    if event.kind.startswith("agent."):
+                        self._dirty.add(AGENTS)
+                    elif event.kind.startswith("goal."):
+                        self._dirty.add(GOALS)
+                    if self._dirty:
+                        self._wake.set()
                     self.model.touch()
             except (SDKError, RuntimeError) as exc:  # connection closed under us: retry
                 log.debug("event stream: %s", exc)
@@ -212,7 +265,14 @@ class GroupSession:
             await self._wake.wait()
             self._wake.clear()
             dirty, self._dirty = self._dirty, set()
-            for task_id in dirty:
+            try:
+                if AGENTS in dirty:
+                    self.model.set_agents(await self.client.agents(include_gone=True))
+                if GOALS in dirty and self.goals_supported:
+                    self.model.set_goals(await self.client.goals())
+            except SDKError as exc:
+                log.debug("refresh of agents or goals: %s", exc)
+            for task_id in dirty - {AGENTS, GOALS}:
                 try:
                     self.model.set_task(await self.client.task(task_id))
                     if task_id in self.model.logs:
