@@ -131,10 +131,13 @@ def up(
             )
         console.print(f"  store    {server.store.display_url}")
         console.print(f"  data     {settings.data_dir}  (hub.json holds an admin token per group)")
-        console.print(
-            "  agents:  clawhub token create --group G --role agent --agent-id ID, then "
-            f"Agent(...).run({server.url!r}, token=...)"
-        )
+        if embedded and not embedded.auth:
+            console.print("  agents:  Agent(...).run() finds this hub in hub.json; no token needed")
+        else:
+            console.print(
+                "  agents:  clawhub token create --group G --role agent --agent-id ID, then "
+                f"Agent(...).run({server.url!r}, token=...)"
+            )
         console.print("  Ctrl-C to stop")
         try:
             await stop.wait()
