@@ -39,10 +39,14 @@ class _Watch:
 
     def __init__(self) -> None:
         self.last: BaseException | None = None
+        self.refused: BaseException | None = None
+        """The server's refusal of the credentials, if it came (later resets do not hide it)."""
         self.pending: dict[str, set[asyncio.Future[None]]] = {}
 
     async def on_error(self, exc: Exception) -> None:
         self.last = exc
+        if _is_auth(exc):
+            self.refused = exc
         subject = denied_subject(str(exc))
         if subject is None:
             log.debug("nats: %s: %s", type(exc).__name__, exc)
@@ -81,16 +85,24 @@ def scheme_problem(url: str) -> str | None:
     return None
 
 
+def _is_auth(exc: BaseException | None) -> bool:
+    """True for the server's refusal of the credentials."""
+    text = str(exc or "").lower()
+    return isinstance(exc, nats.errors.AuthorizationError) or "authorization" in text
+
+
 def connect_cause(exc: BaseException | None) -> str:
     """Why a connection failed, in words."""
     text = str(exc or "")
-    if isinstance(exc, nats.errors.AuthorizationError) or "authorization" in text.lower():
+    if _is_auth(exc):
         return (
             "bad credentials (authorization violation): the token (CLAWHUB_TOKEN) is "
             "unknown, revoked or mistyped, or the server takes none (clawhub up --no-auth)"
         )
     if isinstance(exc, ConnectionRefusedError):
         return "nothing listening there (connection refused): is the hub running?"
+    if isinstance(exc, ConnectionResetError):
+        return "the server closed the connection (connection reset): bad credentials?"
     if isinstance(exc, socket.gaierror):
         return f"unknown host ({exc.strerror})"
     if exc is None or isinstance(exc, TimeoutError | nats.errors.TimeoutError):
@@ -135,8 +147,9 @@ async def connect(
             await nc.close()
         except Exception:  # best effort: the half-made connection may be in any state
             log.debug("closing the failed connection raised", exc_info=True)
-        # nats-py retries in silence until the deadline: the cause is the last error it saw
-        cause = watch.last if isinstance(exc, TimeoutError) and watch.last else exc
+        # nats-py retries in silence until the deadline: the cause is the last error it saw,
+        # unless the server refused the credentials on the way (resets follow that refusal)
+        cause = watch.refused or (watch.last if isinstance(exc, TimeoutError) else exc) or exc
         raise HubUnavailable(f"cannot connect to NATS at {url}: {connect_cause(cause)}") from None
     _WATCHES[nc] = watch
     return nc

@@ -88,16 +88,24 @@ def scheme_problem(url: str) -> str | None:
     return None
 
 
+def _is_auth(exc: BaseException | None) -> bool:
+    """True for the server's refusal of the credentials."""
+    text = str(exc or "").lower()
+    return isinstance(exc, AuthorizationError) or "authorization" in text
+
+
 def connect_cause(exc: BaseException | None) -> str:
     """Why a connection failed, in words: bad credentials, nothing listening, timeout..."""
     text = str(exc or "")
-    if isinstance(exc, AuthorizationError) or "authorization violation" in text.lower():
+    if _is_auth(exc):
         return (
             "bad credentials (authorization violation): the token is unknown, revoked or "
             "mistyped, or the server takes none (a hub started with --no-auth)"
         )
     if isinstance(exc, ConnectionRefusedError):
         return "nothing listening there (connection refused): is `clawhub up` running?"
+    if isinstance(exc, ConnectionResetError):
+        return "the server closed the connection (connection reset): bad credentials?"
     if isinstance(exc, socket.gaierror):
         return f"unknown host ({exc.strerror})"
     if exc is None or isinstance(exc, TimeoutError | NatsTimeout):
@@ -126,18 +134,28 @@ async def connect(url: str, token: str | None = None) -> NATS:
         }
     denials = _Denials()
     try:
-        nc = await nats.connect(
-            url,
-            **extra,
-            connect_timeout=3,
-            max_reconnect_attempts=1,  # nats-py reads 0 as "forever"
-            reconnect_time_wait=0.2,
-            allow_reconnect=False,
-            name="clawhub-cli",
-            error_cb=denials.on_error,
-        )
+        for tries_left in (1, 0):  # once more after a reset: it may hide a refusal
+            try:
+                nc = await nats.connect(
+                    url,
+                    **extra,
+                    connect_timeout=3,
+                    max_reconnect_attempts=1,  # nats-py reads 0 as "forever"
+                    reconnect_time_wait=0.2,
+                    allow_reconnect=False,
+                    name="clawhub-cli",
+                    error_cb=denials.on_error,
+                )
+                break
+            except ConnectionResetError:
+                if not tries_left or denials.refused is not None:
+                    raise
     except Exception as exc:
-        cause = denials.last if isinstance(exc, nats.errors.NoServersError) else exc
+        # the error callback saw the cause (a refusal of the credentials wins over the
+        # reset of the socket that follows it)
+        cause = denials.refused or (
+            denials.last if isinstance(exc, nats.errors.NoServersError) else exc
+        )
         raise BusError(f"cannot connect to NATS at {url}: {connect_cause(cause)}") from None
     _DENIALS[nc] = denials
     return nc
@@ -149,10 +167,14 @@ class _Denials:
 
     def __init__(self) -> None:
         self.last: BaseException | None = None
+        self.refused: BaseException | None = None
+        """The server's refusal of the credentials, if it came (later resets do not hide it)."""
         self.pending: dict[str, set[asyncio.Future[None]]] = {}
 
     async def on_error(self, exc: Exception) -> None:
         self.last = exc
+        if _is_auth(exc):
+            self.refused = exc
         subject = denied_subject(str(exc))
         if subject is None:
             return
