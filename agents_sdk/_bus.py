@@ -47,11 +47,14 @@ class _Watch:
         self.last = exc
         if _is_auth(exc):
             self.refused = exc
-        subject = denied_subject(str(exc))
-        if subject is None:
+        if "permissions violation" not in str(exc).lower():
             log.debug("nats: %s: %s", type(exc).__name__, exc)
             return
+        # a publish or a subscription this token may not make (an inbox not its own, say)
         log.warning("NATS refused this credential: %s", exc)
+        subject = denied_subject(str(exc))
+        if subject is None:
+            return
         for key, waiters in self.pending.items():
             if key.lower() == subject:  # nats-py lower-cases the server's error line
                 for waiter in waiters:

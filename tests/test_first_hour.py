@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -24,6 +25,7 @@ from agents_sdk import (
     HubClient,
     HubUnavailable,
     RequestRefused,
+    SDKError,
     TaskContext,
     local_hub_url,
 )
@@ -269,6 +271,30 @@ async def test_a_permission_refusal_is_forbidden_not_a_timeout(
     assert "forbidden" in run.stderr, shown(run)
     assert "did not answer" not in run.stderr
     assert hub.board.tasks[task_id].state is TaskState.READY
+
+
+async def test_an_agent_says_when_nats_refuses_its_inbox(
+    hub_server: HubProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="agents_sdk")
+    token, _ = await hub_server.create_token("alpha", "agent", "worker")
+    agent = Agent("other", id="other", skills={"x": 0.5}, group="alpha")  # not the token's id
+
+    def warned() -> bool:
+        return any(
+            "permissions violation for subscription" in r.getMessage().lower()
+            for r in caplog.records
+        )
+
+    try:
+        with contextlib.suppress(SDKError):  # the hub may refuse the id, or take it
+            await agent.start(hub_server.url, token=token, timeout=10)
+        deadline = time.monotonic() + DEADLINE
+        while not warned():
+            assert time.monotonic() < deadline, [r.getMessage() for r in caplog.records]
+            await asyncio.sleep(0.05)
+    finally:
+        await agent.stop()
 
 
 # -- clawhub submit: --validate, a task waiting for a human, skills with levels ---------------
