@@ -11,7 +11,7 @@
         await ctx.progress(0.5, "halfway")
         return {"answer": 42}
 
-    agent.run("nats://127.0.0.1:4222")
+    agent.run()  # the hub of `clawhub up` (hub.json), or agent.run("nats://host:port")
 
 ``LLMAgent`` answers tasks with any litellm model (``anthropic/...``, ``openai/...``,
 ``moonshot/...``, ``ollama/...``); ``ctx.memory`` is an agent's persistent ``Memory``.
@@ -25,6 +25,7 @@ from ._agent import Agent
 from ._client import HubClient
 from ._context import TaskContext
 from ._handlers import Handler, HandlerFunc
+from ._local import local_hub_url
 from ._version import __version__
 from .errors import (
     AgentIdConflict,
@@ -65,4 +66,5 @@ __all__ = [
     "TaskContext",
     "WaitTimeout",
     "__version__",
+    "local_hub_url",
 ]

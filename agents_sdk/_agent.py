@@ -51,6 +51,7 @@ from ._context import Emitter, TaskContext
 from ._handlers import Handler, HandlerFunc, HandlerRegistry
 from ._jobs import Jobs
 from ._link import HubLink
+from ._local import local_hub_url
 from ._registration import Registration
 from ._transport import TOKEN_ENV, open_transport
 from ._version import __version__
@@ -233,14 +234,15 @@ class Agent:
 
     async def start(
         self,
-        url: str = "nats://127.0.0.1:4222",
+        url: str | None = None,
         *,
         timeout: float | None = None,
         token: str | None = None,
     ) -> None:
         """Connect, register and start serving; returns once a hub accepted the registration.
 
-        ``url`` is ``nats://...`` (the bus) or ``ws://host:port`` (the hub's gateway); a
+        ``url`` is ``nats://...`` (the bus) or ``ws://host:port`` (the hub's gateway);
+        default: ``local_hub_url()``, the hub in ``CLAWHUB_NATS_URL`` or ``hub.json``. A
         ``token`` (``clawhub token create``; default: the ``CLAWHUB_TOKEN`` environment
         variable) is needed wherever the hub requires one.
 
@@ -259,7 +261,7 @@ class Agent:
         token = token if token is not None else os.environ.get(TOKEN_ENV) or None
         link.sender = subjects.sender_for(token)
         link.bus = bus = await open_transport(
-            url,
+            url or local_hub_url(),
             token=token,
             timeout=timeout,
             name=subjects.agent_connection_name(self.id, self.session),
@@ -297,13 +299,12 @@ class Agent:
         await self._jobs.stop(drain=drain, deadline=asyncio.get_running_loop().time() + timeout)
         await self._shutdown(deregister=True)
 
-    def run(
-        self, url: str = "nats://127.0.0.1:4222", *, drain: bool = False, token: str | None = None
-    ) -> None:
-        """Start, serve until SIGINT/SIGTERM, then stop. Blocks; owns its event loop."""
+    def run(self, url: str | None = None, *, drain: bool = False, token: str | None = None) -> None:
+        """Start, serve until SIGINT/SIGTERM, then stop. Blocks; owns its event loop. With no
+        ``url``: the local hub (``local_hub_url()``)."""
         asyncio.run(self._serve(url, drain, token))
 
-    async def _serve(self, url: str, drain: bool, token: str | None = None) -> None:
+    async def _serve(self, url: str | None, drain: bool, token: str | None = None) -> None:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         installed: list[signal.Signals] = []

@@ -55,6 +55,7 @@ from protocols import (
 )
 
 from ._bus import connect, request
+from ._local import URL_ENV, local_admin_token, local_hub_url
 from ._transport import TOKEN_ENV, nats_token
 from .errors import WaitTimeout
 
@@ -81,14 +82,17 @@ class HubClient:
 
     def __init__(
         self,
-        url: str = "nats://127.0.0.1:4222",
+        url: str | None = None,
         group: str = "default",
         timeout: float = 10.0,
         *,
         token: str | None = None,
     ) -> None:
-        """``token``: from ``clawhub token create`` (the NATS user it stands for), wherever
-        the hub's nats-server requires one."""
+        """``url``: the hub's ``nats://`` URL; default: the local hub (``local_hub_url()``:
+        ``CLAWHUB_NATS_URL``, else ``hub.json``), found when connecting. ``token``: from
+        ``clawhub token create`` (the NATS user it stands for), wherever the hub's
+        nats-server requires one; default: ``CLAWHUB_TOKEN``, else, for the local hub of
+        ``hub.json``, its admin token for ``group`` (as the ``clawhub`` command does)."""
         subjects.api(group, subjects.ANON_SENDER, subjects.API_TASK)  # validates the group early
         self.token = token if token is not None else os.environ.get(TOKEN_ENV) or None
         self.sender = subjects.sender_for(self.token)
@@ -103,6 +107,11 @@ class HubClient:
     async def connect(self) -> None:
         """Connect to NATS (``HubUnavailable`` if that fails within ``timeout``)."""
         if self._nc is None:
+            if self.url is None:
+                self.url = local_hub_url()
+                if self.token is None and not os.environ.get(URL_ENV):
+                    self.token = local_admin_token(self.group)
+                    self.sender = subjects.sender_for(self.token)
             self._nc = await connect(self.url, timeout=self.timeout, **nats_token(self.token))
 
     async def close(self) -> None:

@@ -43,7 +43,7 @@ from protocols import (
     type_name,
 )
 
-from ._bus import connect, expect, publish, request
+from ._bus import connect, connect_cause, expect, publish, request
 from .errors import HubUnavailable, RequestRefused, RequestTimeout
 
 log = logging.getLogger("agents_sdk")
@@ -190,7 +190,7 @@ class WsTransport:
         try:
             self._ws = await asyncio.wait_for(self._open(timeout), timeout)
         except (TimeoutError, OSError, Exception) as exc:
-            raise HubUnavailable(f"cannot connect to {self.url}: {exc or 'timed out'}") from None
+            raise HubUnavailable(f"cannot connect to {self.url}: {connect_cause(exc)}") from None
         self._reader = asyncio.create_task(self._read_forever())
 
     async def _read_forever(self) -> None:

@@ -20,7 +20,10 @@
                                       ``ModelUnavailable``)
 
 NATS' own ``NoRespondersError`` and ``TimeoutError`` never escape the SDK's request
-helpers: they become ``HubUnavailable`` and ``RequestTimeout``. Every exception class the
+helpers: they become ``HubUnavailable`` and ``RequestTimeout``; a request whose subject the
+NATS server refuses this credential is a ``RequestRefused`` with code ``forbidden``, at once.
+A ``HubUnavailable`` from connecting names its cause (bad credentials, nothing listening,
+an ``http://`` URL, timeout). Every exception class the
 SDK defines is in this module.
 """
 

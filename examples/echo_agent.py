@@ -7,9 +7,10 @@ Start a hub, then this agent, then give it work::
         python examples/echo_agent.py --id echo
     clawhub submit "shout" --skill text=0.5 --input '{"text": "hello"}' --wait
 
-With no ``--url`` it joins the hub named by ``CLAWHUB_NATS_URL``, else the one a local
-``clawhub up`` wrote to ``hub.json`` (in ``CLAWHUB_DATA_DIR``, default ``~/.clawhub``). An
-agent token acts as one participant, so ``--id`` must be the token's ``--agent-id``.
+With no ``--url`` it joins ``agents_sdk.local_hub_url()``: the hub named by
+``CLAWHUB_NATS_URL``, else the one a local ``clawhub up`` wrote to ``hub.json`` (in
+``CLAWHUB_DATA_DIR``, default ``~/.clawhub``). An agent token acts as one participant, so
+``--id`` must be the token's ``--agent-id``; a hub started with ``--no-auth`` needs no token.
 
 The agent says it knows the skill ``text`` at level 0.8, so the hub offers it every task
 that needs ``text`` at 0.8 or less. For each task it returns the input text upper-cased and
@@ -21,13 +22,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
-import os
 from collections.abc import Sequence
-from pathlib import Path
 
-from agents_sdk import Agent, SDKError, TaskContext
+from agents_sdk import Agent, SDKError, TaskContext, local_hub_url
 
 #: What this agent can do, and how well (0..1). Tasks state the skills they need.
 SKILLS = {"text": 0.8}
@@ -42,18 +40,6 @@ def read_text(ctx: TaskContext) -> str:
         return str(data["text"])
     # Raising fails this attempt; the hub records the error and may retry elsewhere.
     raise ValueError('input must be a string or {"text": "..."}')
-
-
-def hub_url() -> str:
-    """The hub to join: ``CLAWHUB_NATS_URL``, else the URL in a local hub's ``hub.json``."""
-    if url := os.environ.get("CLAWHUB_NATS_URL"):
-        return url
-    data_dir = Path(os.environ.get("CLAWHUB_DATA_DIR") or Path.home() / ".clawhub")
-    try:
-        url = json.loads((data_dir / "hub.json").read_text())["url"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return "nats://127.0.0.1:4222"  # no local hub: the NATS default port
-    return str(url)
 
 
 def build(agent_id: str | None = None, group: str = "default") -> Agent:
@@ -101,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     agent.start_timeout = args.start_timeout
     try:
         # Connects, registers, heart-beats and serves until SIGINT/SIGTERM, then deregisters.
-        agent.run(args.url or hub_url())
+        agent.run(args.url or local_hub_url())
     except SDKError as exc:  # e.g. no hub at that URL, or the id is taken
         print(f"echo agent: {exc}")
         return 1

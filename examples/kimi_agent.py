@@ -3,7 +3,7 @@
 ::
 
     export MOONSHOT_API_KEY=sk-...
-    python examples/kimi_agent.py --url nats://127.0.0.1:PORT
+    python examples/kimi_agent.py   # the hub of `clawhub up` (hub.json)
     clawhub submit "Plan the migration to PostgreSQL" --skill planning=0.5 --wait
 
 Offline, with no key: add ``--mock-response "1. Back up ..."``. litellm then answers with
@@ -22,7 +22,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from agents_sdk import LLMAgent, SDKError
+from agents_sdk import LLMAgent, SDKError, local_hub_url
 
 MODEL = "moonshot/kimi-k2.6"
 SKILLS = {"planning": 0.9, "research": 0.8, "writing": 0.7}
@@ -53,7 +53,11 @@ def build(
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the agent until interrupted; 0 on a clean exit."""
     parser = argparse.ArgumentParser(description="A Kimi agent (planning, research).")
-    parser.add_argument("--url", default="nats://127.0.0.1:4222", help="NATS URL of the hub")
+    parser.add_argument(
+        "--url",
+        default=None,
+        help="NATS URL of the hub (default: CLAWHUB_NATS_URL, else the hub.json of clawhub up)",
+    )
     parser.add_argument("--group", default="default", help="Claw Group to join")
     parser.add_argument("--id", default="kimi-1", help="agent id (keep it to keep memory)")
     parser.add_argument("--model", default=MODEL, help="litellm model string")
@@ -73,7 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     agent.start_timeout = args.start_timeout
     try:
-        agent.run(args.url)  # serves until SIGINT/SIGTERM, then leaves the group
+        # serves until SIGINT/SIGTERM, then leaves the group; with no --url, the local hub
+        agent.run(args.url or local_hub_url())
     except SDKError as exc:
         print(f"kimi agent: {exc}")
         return 1

@@ -3,7 +3,7 @@
 ::
 
     ollama pull llama3.2 && ollama serve          # the model runs on this machine
-    python examples/ollama_agent.py --url nats://127.0.0.1:PORT
+    python examples/ollama_agent.py   # the hub of `clawhub up` (hub.json)
     clawhub submit "Summarise the salary sheet" --skill summarize=0.5 --wait
 
 No API key: litellm talks to Ollama at ``--api-base`` (default ``http://localhost:11434``).
@@ -22,7 +22,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from agents_sdk import LLMAgent, SDKError
+from agents_sdk import LLMAgent, SDKError, local_hub_url
 
 MODEL = "ollama/llama3.2"
 API_BASE = "http://localhost:11434"
@@ -58,7 +58,11 @@ def build(
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the agent until interrupted; 0 on a clean exit."""
     parser = argparse.ArgumentParser(description="A local Ollama agent (private data).")
-    parser.add_argument("--url", default="nats://127.0.0.1:4222", help="NATS URL of the hub")
+    parser.add_argument(
+        "--url",
+        default=None,
+        help="NATS URL of the hub (default: CLAWHUB_NATS_URL, else the hub.json of clawhub up)",
+    )
     parser.add_argument("--group", default="default", help="Claw Group to join")
     parser.add_argument("--id", default="ollama-1", help="agent id (keep it to keep memory)")
     parser.add_argument("--model", default=MODEL, help="litellm model string (ollama/...)")
@@ -80,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     agent.start_timeout = args.start_timeout
     try:
-        agent.run(args.url)  # serves until SIGINT/SIGTERM, then leaves the group
+        # serves until SIGINT/SIGTERM, then leaves the group; with no --url, the local hub
+        agent.run(args.url or local_hub_url())
     except SDKError as exc:
         print(f"ollama agent: {exc}")
         return 1

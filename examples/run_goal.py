@@ -3,12 +3,15 @@ the hub's coordinator model plans into tasks. Prints progress, the deliverable a
 
 ::
 
-    python examples/echo_agent.py --url nats://127.0.0.1:PORT &
-    python examples/summarizer_agent.py --url nats://127.0.0.1:PORT &
-    python examples/run_goal.py --url nats://127.0.0.1:PORT --plan examples/goal_plan.yaml
+    clawhub up --no-auth &
+    python examples/echo_agent.py &
+    python examples/summarizer_agent.py &
+    python examples/run_goal.py --plan examples/goal_plan.yaml
 
     # planned by the coordinator model (the hub needs e.g. MOONSHOT_API_KEY):
-    python examples/run_goal.py --url nats://127.0.0.1:PORT --text "Summarize our news"
+    python examples/run_goal.py --text "Summarize our news"
+
+With no ``--url`` it finds the hub of ``clawhub up`` (``agents_sdk.local_hub_url()``).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ def load_plan(path: Path) -> Plan:
 
 
 async def run_goal(
-    url: str, text: str, plan: Plan | None, budget: float | None, timeout: float
+    url: str | None, text: str, plan: Plan | None, budget: float | None, timeout: float
 ) -> GoalStatus:
     """Submit the goal, print each goal event as it comes, return the final status."""
     async with HubClient(url) as hub:
@@ -53,7 +56,11 @@ async def run_goal(
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the goal; 0 when it is done."""
     parser = argparse.ArgumentParser(description="Run a goal on a running hub.")
-    parser.add_argument("--url", default="nats://127.0.0.1:4222", help="NATS URL of the hub")
+    parser.add_argument(
+        "--url",
+        default=None,
+        help="NATS URL of the hub (default: CLAWHUB_NATS_URL, else the hub.json of clawhub up)",
+    )
     parser.add_argument("--plan", type=Path, help="YAML/JSON plan file (no model needed)")
     parser.add_argument("--text", default="Shout two sentences and summarize them")
     parser.add_argument("--budget", type=float, default=None, help="most USD to spend")

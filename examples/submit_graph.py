@@ -2,9 +2,14 @@
 
 ::
 
-    python examples/echo_agent.py --url nats://127.0.0.1:4222 &
-    python examples/summarizer_agent.py --url nats://127.0.0.1:4222 &
-    python examples/submit_graph.py --url nats://127.0.0.1:4222
+    clawhub up --no-auth &                 # or with tokens: see docs/agents.md
+    python examples/echo_agent.py &
+    python examples/summarizer_agent.py &
+    python examples/submit_graph.py
+
+With no ``--url`` each finds the hub of ``clawhub up`` (``agents_sdk.local_hub_url()``:
+``CLAWHUB_NATS_URL``, else ``hub.json``); ``HubClient`` then also takes ``hub.json``'s admin
+token for the group when ``CLAWHUB_TOKEN`` is not set.
 
 The graph: two ``text`` tasks (the echo agent shouts two sentences) feed one ``summarize``
 task. A task that ``depends_on`` others waits until they are done and then receives their
@@ -62,9 +67,10 @@ def describe(status: TaskStatus, run: str) -> str:
 
 
 async def submit_and_wait(
-    url: str, group: str, run: str, timeout: float, request_timeout: float = 10.0
+    url: str | None, group: str, run: str, timeout: float, request_timeout: float = 10.0
 ) -> list[TaskStatus]:
-    """Submit the graph and wait until every task is done, failed or cancelled."""
+    """Submit the graph and wait until every task is done, failed or cancelled (``url``
+    None: the local hub)."""
     async with HubClient(url, group=group, timeout=request_timeout) as hub:
         ids = await hub.submit(build_graph(run))
         print(f"submitted {len(ids)} tasks (run {run})")
@@ -74,7 +80,11 @@ async def submit_and_wait(
 def main(argv: Sequence[str] | None = None) -> int:
     """Submit, wait, print; 0 when every task is done."""
     parser = argparse.ArgumentParser(description="Submit a small task graph and wait for it.")
-    parser.add_argument("--url", default="nats://127.0.0.1:4222", help="NATS URL of the hub")
+    parser.add_argument(
+        "--url",
+        default=None,
+        help="NATS URL of the hub (default: CLAWHUB_NATS_URL, else the hub.json of clawhub up)",
+    )
     parser.add_argument("--group", default="default", help="Claw Group")
     parser.add_argument("--id", default=None, help="run id, the prefix of the task ids")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait")

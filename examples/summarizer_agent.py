@@ -2,7 +2,7 @@
 
 ::
 
-    python examples/summarizer_agent.py --url nats://127.0.0.1:4222
+    python examples/summarizer_agent.py   # the hub of `clawhub up` (hub.json)
     clawhub submit "sum up" --skill summarize=0.5 \\
         --input '{"text": "NATS moves messages. The hub matches work."}' --wait
 
@@ -27,7 +27,7 @@ import logging
 import re
 from collections.abc import Sequence
 
-from agents_sdk import Agent, SDKError, TaskContext
+from agents_sdk import Agent, SDKError, TaskContext, local_hub_url
 
 SKILLS = {"summarize": 0.7}
 
@@ -90,7 +90,11 @@ def build(agent_id: str | None = None, group: str = "default") -> Agent:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the summarizer until interrupted; 0 on a clean exit."""
     parser = argparse.ArgumentParser(description="A plain-code summarizer agent (sync handler).")
-    parser.add_argument("--url", default="nats://127.0.0.1:4222", help="NATS URL of the hub")
+    parser.add_argument(
+        "--url",
+        default=None,
+        help="NATS URL of the hub (default: CLAWHUB_NATS_URL, else the hub.json of clawhub up)",
+    )
     parser.add_argument("--group", default="default", help="Claw Group to join")
     parser.add_argument("--id", default=None, help="agent id (default: summarizer-<random>)")
     parser.add_argument(
@@ -102,7 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     agent = build(args.id, args.group)
     agent.start_timeout = args.start_timeout
     try:
-        agent.run(args.url)  # serves until SIGINT/SIGTERM, then leaves the group
+        # serves until SIGINT/SIGTERM, then leaves the group; with no --url, the local hub
+        agent.run(args.url or local_hub_url())
     except SDKError as exc:
         print(f"summarizer agent: {exc}")
         return 1

@@ -423,7 +423,10 @@ def test_demo_end_to_end(env: dict[str, str]) -> None:
     assert run.code == 0, run
     assert "12/12 tasks done" in run.out, run
     assert "stalled" in run.out and "lost" in run.out
-    assert "rejected by reviewer reviewer: the error paths are not handled" in run.out
+    assert "rejected by reviewer: the error paths are not handled" in run.out
+    feed = [line for line in run.out.splitlines() if line.startswith("  task.")]
+    assert feed and not [line for line in feed if "None" in line.split()], feed
+    assert not [line for line in feed if "reviewer reviewer reviewer" in line], feed
     assert "done" in run.out.split("goal g-")[1].split("\n")[0]
     assert "Traceback" not in run.err
 

@@ -67,10 +67,14 @@ async def example_process(
 
 
 async def wait_listed(
-    client: HubClient, agent_id: str, proc: asyncio.subprocess.Process, log: Path
+    client: HubClient,
+    agent_id: str,
+    proc: asyncio.subprocess.Process,
+    log: Path,
+    within: float = 20.0,
 ) -> AgentInfo:
     """Poll the hub until ``agent_id`` is online (fail early if the process died)."""
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         for info in await client.agents():
             if info.profile.id == agent_id:
@@ -78,7 +82,7 @@ async def wait_listed(
         if proc.returncode is not None:
             pytest.fail(f"{agent_id} exited with {proc.returncode}:\n{read_log(log)}")
         await asyncio.sleep(0.1)
-    pytest.fail(f"{agent_id} never joined:\n{read_log(log)}")
+    pytest.fail(f"{agent_id} never joined within {within:g}s:\n{read_log(log)}")
 
 
 async def stop_and_check_left(

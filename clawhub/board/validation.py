@@ -79,6 +79,14 @@ def make_verdict(
     )
 
 
+def _who(verdict: Verdict) -> str:
+    """Who gave a verdict, for a message: ``reviewer critic-2``, but ``schema`` and an agent
+    named ``reviewer`` once (not ``schema schema``, ``reviewer reviewer``)."""
+    if verdict.step in verdict.by:
+        return verdict.by
+    return f"{verdict.step} {verdict.by}"
+
+
 class Validation:
     """Runs each result through its task's validation steps to done or rework."""
 
@@ -156,7 +164,7 @@ class Validation:
             "task.verdict",
             task=rec,
             agent_id=verdict.by if verdict.step in ("reviewer", "human") else None,
-            message=f"{verdict.step} {verdict.by}: "
+            message=f"{_who(verdict)}: "
             f"{'accepted' if verdict.accepted else 'rejected'}"
             f"{': ' + verdict.reasons if verdict.reasons else ''}"[:2000],
             data=verdict.model_dump(mode="json"),
@@ -185,7 +193,7 @@ class Validation:
         self.attempts.finish(rec, S.DONE, None)
 
     def _reject(self, rec: TaskRecord, verdict: Verdict) -> None:
-        reason = f"rejected by {verdict.step} {verdict.by}: {verdict.reasons or 'no reason'}"
+        reason = f"rejected by {_who(verdict)}: {verdict.reasons or 'no reason'}"
         author = self._settle(rec, "rejected", reason)
         rec.failures += 1
         if author and rec.spec.rework == "other":

@@ -47,13 +47,15 @@ from . import tokens, work
 from .client import api_subject, call, resolve_token
 from .options import (
     TALKS_TO_HUB,
+    VALIDATE_HELP,
     ReasonOpt,
     SharedOptions,
     fail,
     parse_skills,
+    parse_validation,
     shared_options,
 )
-from .views import agents_table, console, event_line, tasks_table
+from .views import agents_table, console, err, event_line, tasks_table
 
 app = typer.Typer(
     name="clawhub",
@@ -129,10 +131,13 @@ def up(
             )
         console.print(f"  store    {server.store.display_url}")
         console.print(f"  data     {settings.data_dir}  (hub.json holds an admin token per group)")
-        console.print(
-            "  agents:  clawhub token create --group G --role agent --agent-id ID, then "
-            f"Agent(...).run({server.url!r}, token=...)"
-        )
+        if embedded and not embedded.auth:
+            console.print("  agents:  Agent(...).run() finds this hub in hub.json; no token needed")
+        else:
+            console.print(
+                "  agents:  clawhub token create --group G --role agent --agent-id ID, then "
+                f"Agent(...).run({server.url!r}, token=...)"
+            )
         console.print("  Ctrl-C to stop")
         try:
             await stop.wait()
@@ -172,9 +177,23 @@ def tasks(
     shared.show(result, lambda: console.print(tasks_table(result.tasks)))
 
 
+#: ``clawhub submit --wait`` ran out of time while a task waits for a human decision.
+EXIT_NEEDS_HUMAN = 3
+
+
+def _human_hint(task_id: str) -> str:
+    return (
+        f"task {task_id} waits for a human decision: "
+        f"`clawhub approve {task_id}` or `clawhub reject {task_id} --reason ...`"
+    )
+
+
 async def _wait_for_tasks(nc: NATS, group: str, ids: list[str], timeout: float) -> list[TaskStatus]:
-    """Poll until every task is terminal (the event stream is for the SDK's ``wait``)."""
+    """Poll until every task is terminal (the event stream is for the SDK's ``wait``). A
+    task that waits for a human is said at once; if the time runs out while one still
+    does, that is the error (exit ``EXIT_NEEDS_HUMAN``), not a bare timeout."""
     deadline = time.monotonic() + timeout
+    told: set[str] = set()
     while True:
         out = [
             await call(
@@ -184,7 +203,15 @@ async def _wait_for_tasks(nc: NATS, group: str, ids: list[str], timeout: float) 
         ]
         if all(t.state.terminal for t in out):
             return out
+        waiting = [t.id for t in out if t.state is TaskState.NEEDS_HUMAN]
+        for task_id in waiting:
+            if task_id not in told:
+                told.add(task_id)
+                err.print(f"[yellow]note:[/] {_human_hint(task_id)}")
         if time.monotonic() > deadline:
+            if waiting:
+                hints = "; ".join(_human_hint(t) for t in waiting)
+                raise fail(f"not finished after {timeout:g}s: {hints}", EXIT_NEEDS_HUMAN)
             raise HubError(f"tasks not finished after {timeout:g}s")
         await asyncio.sleep(0.2)
 
@@ -197,6 +224,7 @@ def submit(
         list[str] | None,
         typer.Option("--skill", "-s", help="Required skill as name=min_level (repeatable)."),
     ] = None,
+    validate: Annotated[list[str] | None, typer.Option("--validate", help=VALIDATE_HELP)] = None,
     input_: Annotated[str | None, typer.Option("--input", help="Input as JSON.")] = None,
     instructions: Annotated[str, typer.Option(help="What to do.")] = "",
     depends_on: Annotated[
@@ -215,7 +243,9 @@ def submit(
     *,
     shared: SharedOptions,
 ) -> None:
-    """Submit a task (or a graph from --file) to a running hub."""
+    """Submit a task (or a graph from --file) to a running hub. With --wait: exit 0 when
+    every task is done, 1 when one failed or the time ran out, 3 when the time ran out
+    while a task waits for a human decision (`clawhub approve`)."""
     try:
         if file is not None:
             raw = json.loads(file.read_text())
@@ -231,6 +261,7 @@ def submit(
                     depends_on=depends_on or [],
                     priority=priority,
                     max_attempts=max_attempts,
+                    validation=parse_validation(validate or []),
                 )
             ]
         else:

@@ -43,6 +43,7 @@ from protocols import (
 from ..board.records import TaskRecord
 from ..runtime.hub import Hub
 from ..settings import HubSettings
+from .views import feed_line, verdict_text
 
 #: The demo fleet (roles of ``agents_sdk.demo``), one process each.
 ROLES = ("researcher", "hung-model", "coder", "flaky-laptop", "writer", "reviewer", "phone")
@@ -252,10 +253,7 @@ async def run_demo(console: Console, *, timeout: float = 120.0, keep: bool = Fal
             while time.monotonic() - run_start < timeout:
                 while feed:
                     ev = feed.pop(0)
-                    live.console.print(
-                        f"  {ev.kind:<17} {ev.task_id or ev.agent_id or ''} "
-                        f"{ev.agent_id if ev.task_id else ''} {ev.message}".rstrip()
-                    )
+                    live.console.print("  " + feed_line(ev), markup=False, highlight=False)
                 recs = [hub.board.tasks[i] for i in ids]
                 live.update(_live_table(recs))
                 if all(r.state.terminal for r in recs):
@@ -269,11 +267,8 @@ async def run_demo(console: Console, *, timeout: float = 120.0, keep: bool = Fal
         verdicts = [v for r in recs for v in r.verdicts]
         for r in recs:
             for v in r.verdicts:
-                mark = "accepted" if v.accepted else "rejected"
-                console.print(
-                    f"  verdict on {r.spec.title!r} attempt {v.attempt}: {mark} by "
-                    f"{v.step} {v.by}: {v.reasons}"
-                )
+                verdict = verdict_text(v.step, v.by, v.accepted, v.reasons)
+                console.print(f"  verdict on {r.spec.title!r} attempt {v.attempt}: {verdict}")
         console.print(f"goal {goal.id}: {goal.state}" + (f" ({goal.error})" if goal.error else ""))
         reassigned = {
             o: sum(1 for r in recs for h in r.history if h.outcome == o)

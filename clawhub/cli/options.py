@@ -30,6 +30,8 @@ import typer
 from nats.aio.client import Client as NATS
 from pydantic import BaseModel, ValidationError
 
+from protocols import ValidationStep
+
 from ..errors import HubError
 from ..settings import HubSettings
 from .client import api_subject, call, connect, resolve_token, resolve_url
@@ -195,12 +197,54 @@ def shared_options(*names: Shared) -> Callable[[Callable[..., None]], Callable[.
 
 
 def parse_skills(values: list[str]) -> dict[str, float]:
-    """``--skill name=level`` values as a skill map (exit 2 on a bad one)."""
+    """``--skill name=level`` values as a skill map (exit 2 on a bad one).
+
+    The level is required: a task's level is the lowest an agent needs, and a silent
+    default would choose it for you (``name=0`` asks for the skill at any level)."""
     out: dict[str, float] = {}
     for item in values:
-        name, _, level = item.partition("=")
+        name, sep, level = item.partition("=")
+        if not sep or not level.strip():
+            raise fail(
+                f"bad --skill {item!r}: give the lowest level an agent needs, e.g. "
+                f"{name.strip() or 'python'}=0.5 ({name.strip() or 'python'}=0 for any level)",
+                2,
+            )
         try:
-            out[name.strip()] = float(level) if level else 0.0
+            out[name.strip()] = float(level)
         except ValueError:
             raise fail(f"bad --skill {item!r}: use name=level, e.g. python=0.5", 2) from None
     return out
+
+
+#: What ``--validate`` takes (``clawhub submit`` and ``clawhub goal``).
+VALIDATE_HELP = (
+    "Validation step, in order (repeatable): human, judge (judge:MODEL), schema, "
+    "reviewer (reviewer:SKILL=LEVEL, default review)."
+)
+
+
+def parse_validation(values: list[str]) -> list[ValidationStep]:
+    """``--validate`` values as validation steps (exit 2 on a bad one): ``human``,
+    ``judge`` or ``judge:MODEL`` (a litellm model of its own), ``schema``, ``reviewer`` or
+    ``reviewer:SKILL=LEVEL`` (the skill and lowest level a reviewer needs)."""
+    steps: list[ValidationStep] = []
+    for item in values:
+        kind, _, rest = item.strip().partition(":")
+        fields: dict[str, object] = {"kind": kind}
+        if rest and kind == "judge":
+            fields["model"] = rest
+        elif rest and kind == "reviewer":
+            [(skill, level)] = parse_skills([rest]).items()
+            fields.update(skill=skill, level=level)
+        elif rest:
+            raise fail(f"bad --validate {item!r}: only judge:MODEL and reviewer:SKILL=LEVEL", 2)
+        try:
+            steps.append(ValidationStep.model_validate(fields))
+        except ValidationError:
+            raise fail(
+                f"bad --validate {item!r}: use human, judge[:MODEL], schema or "
+                "reviewer[:SKILL=LEVEL], e.g. reviewer:review=0.6",
+                2,
+            ) from None
+    return steps

@@ -4,6 +4,7 @@ tasks, goals and events."""
 from __future__ import annotations
 
 import json
+import re
 import time
 
 from rich.console import Console
@@ -151,3 +152,32 @@ def event_line(ev: Event) -> str:
     attempt = f"#{ev.attempt}" if ev.attempt else ""
     who = " ".join(x for x in (ev.task_id and ev.task_id + attempt, ev.agent_id) if x)
     return f"{ev.seq or '-':>6} {when} {ev.kind:<16} {who:<28} {ev.message}".rstrip()
+
+
+def verdict_text(step: str, by: str, accepted: bool, reasons: str = "") -> str:
+    """``rejected by critic (reviewer): reasons``; the step is left out when ``by`` names it
+    already (``by schema``, the demo's agent called ``reviewer``)."""
+    who = by if step in by else f"{by} ({step})"
+    mark = "accepted" if accepted else "rejected"
+    return f"{mark} by {who}" + (f": {reasons}" if reasons else "")
+
+
+def feed_line(ev: Event) -> str:
+    """One event for a live feed (``clawhub demo``): kind, task (or agent), the agent when
+    the message does not name it already, the message. No empty field says ``None``."""
+    message = ev.message
+    data = ev.data
+    if ev.kind == "task.verdict" and isinstance(data.get("step"), str):
+        message = verdict_text(
+            str(data["step"]),
+            str(data.get("by") or "?"),
+            bool(data.get("accepted")),
+            str(data.get("reasons") or ""),
+        )
+    parts = [ev.kind.ljust(17)]
+    if ev.task_id:
+        parts.append(ev.task_id)
+    if ev.agent_id and not re.search(rf"(?<![\w-]){re.escape(ev.agent_id)}(?![\w-])", message):
+        parts.append(ev.agent_id)
+    parts.append(message)
+    return " ".join(p for p in parts if p).rstrip()

@@ -35,13 +35,20 @@ from protocols import (
     SetAgentMode,
     SubmitGoal,
     TaskStatus,
-    ValidationStep,
     subjects,
 )
 
 from ..errors import HubError
 from .client import api_subject, call
-from .options import TALKS_TO_HUB, ReasonOpt, SharedOptions, fail, shared_options
+from .options import (
+    TALKS_TO_HUB,
+    VALIDATE_HELP,
+    ReasonOpt,
+    SharedOptions,
+    fail,
+    parse_validation,
+    shared_options,
+)
 from .views import console, goal_table, print_goal, print_task
 
 # -------------------------------------------------------------------- tasks and people
@@ -176,7 +183,7 @@ def goal(
     ] = False,
     validate: Annotated[
         list[str] | None,
-        typer.Option("--validate", help="Validation every task needs: judge, human (repeat)."),
+        typer.Option("--validate", help=VALIDATE_HELP + " Every task of the goal needs them."),
     ] = None,
     model: Annotated[str | None, typer.Option(help="Coordinator model for this goal.")] = None,
     wait: Annotated[bool, typer.Option(help="Wait until the goal ends.")] = False,
@@ -192,7 +199,7 @@ def goal(
             budget=budget,
             deadline=time.time() + deadline if deadline else None,
             approve_plan=approve_plan,
-            validation=[ValidationStep.model_validate({"kind": k}) for k in validate or []],
+            validation=parse_validation(validate or []),
             model=model,
         )
     except (OSError, ValueError, ValidationError, yaml.YAMLError) as exc:
