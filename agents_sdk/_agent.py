@@ -286,8 +286,10 @@ class Agent:
             raise
         log.info("agent %s registered with hub %s", self.id, self.hub_id)
 
-    async def stop(self, *, drain: bool = False, timeout: float = 10.0) -> None:
-        """Leave the group.
+    async def stop(
+        self, *, drain: bool = False, timeout: float = 10.0, reason: str = "agent stopped"
+    ) -> None:
+        """Leave the group, saying ``reason`` (kept in the hub's ``agent.left`` event).
 
         Running handlers are cancelled (no result is sent; the hub reassigns their tasks),
         unless ``drain`` is true: then they may finish and deliver their results within
@@ -297,7 +299,7 @@ class Agent:
             return
         self._link.stopping = True
         await self._jobs.stop(drain=drain, deadline=asyncio.get_running_loop().time() + timeout)
-        await self._shutdown(deregister=True)
+        await self._shutdown(deregister=True, reason=reason)
 
     def run(self, url: str | None = None, *, drain: bool = False, token: str | None = None) -> None:
         """Start, serve until SIGINT/SIGTERM, then stop. Blocks; owns its event loop. With no
@@ -322,7 +324,7 @@ class Agent:
             for sig in installed:
                 loop.remove_signal_handler(sig)
 
-    async def _shutdown(self, *, deregister: bool) -> None:
+    async def _shutdown(self, *, deregister: bool, reason: str = "agent stopped") -> None:
         link, registration = self._link, self._registration
         bus, link.bus = link.bus, None
         link.stopping = True
@@ -330,7 +332,7 @@ class Agent:
         if bus is None:
             return
         if deregister and registration.registered.is_set() and bus.connected:
-            goodbye = Deregister(agent_id=self.id, session=self.session, reason="agent stopped")
+            goodbye = Deregister(agent_id=self.id, session=self.session, reason=reason[:500])
             try:
                 await bus.request(
                     subjects.hub_deregister(self.group, self._link.sender),

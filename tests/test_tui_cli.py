@@ -148,10 +148,14 @@ async def test_clawhub_tui_joins_as_a_human_and_leaves_on_q(hub: Hub, tmp_path: 
         assert "bob" not in {a.profile.id for a in await _agents(hub.url)}
 
 
-async def test_closing_the_terminal_is_leaving_not_a_crash(hub: Hub, tmp_path: Path) -> None:
+@pytest.mark.parametrize("program", [("tui",), ("clawhub.cli", "tui")], ids=["tui", "clawhub-tui"])
+async def test_closing_the_terminal_is_leaving_not_a_crash(
+    hub: Hub, tmp_path: Path, program: tuple[str, ...]
+) -> None:
     """A closed terminal window (SIGHUP) used to kill the program: the hub saw the
-    connection drop, marked Bob *lost* and halved his reliability. Now he leaves."""
-    async with tui_in_a_pty(hub.url, tmp_path, "--name", "Bob", program=("tui",)) as term:
+    connection drop, marked Bob *lost* and halved his reliability. Now he leaves, whether
+    the TUI runs alone or under ``clawhub tui`` (which passes the signal on)."""
+    async with tui_in_a_pty(hub.url, tmp_path, "--name", "Bob", program=program) as term:
         [bob] = await _joined(hub.url, "bob")
         term.hang_up()
         assert await asyncio.wait_for(term.proc.wait(), QUIT_WITHIN) == 0
@@ -258,13 +262,21 @@ def _task(id: str, state: TaskState, history: list[AttemptInfo] | None = None) -
 
 def test_agent_activity() -> None:
     model = GroupModel(clock=lambda: 1000.0)
-    model.set_agents([_agent("a"), _agent("b", load=1), _agent("c"), _agent("d", state="lost")])
+    model.set_agents(
+        [
+            _agent("a"),
+            _agent("b", load=1),
+            _agent("c"),
+            _agent("d", state="lost"),
+            _agent("e", state="away"),
+        ]
+    )
     stalled = AttemptInfo(
         attempt=1, agent_id="c", outcome="stalled", offered_at=800.0, ended_at=950.0
     )
     model.set_tasks([_task("t1", TaskState.READY, [stalled])])
     activity = {a.profile.id: model.activity(a) for a in model.agents.values()}
-    assert activity == {"a": "idle", "b": "busy", "c": "stalled", "d": "lost"}
+    assert activity == {"a": "idle", "b": "busy", "c": "stalled", "d": "lost", "e": "away"}
     assert model.heartbeat_age(model.agents["a"]) == 10.0
     model.clock = lambda: 950.0 + 3600  # long ago: no longer shown as stalled
     assert model.activity(model.agents["c"]) == "idle"

@@ -81,7 +81,7 @@ class HumanParticipant:
     async def stop(self, *, timeout: float = 10.0) -> None:
         """Leave the group; unfinished items go back to the hub (it reassigns them).
         ``timeout`` bounds the delivery of results already written (see ``Agent.stop``)."""
-        await self.agent.stop(timeout=timeout)
+        await self.agent.stop(timeout=timeout, reason="left the TUI")
 
     def complete(self, task_id: str, output: JsonValue) -> None:
         """Submit the result of a work item; ``KeyError`` if there is no such item."""

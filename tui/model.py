@@ -27,7 +27,7 @@ from protocols import (
 )
 
 #: What an agent is doing, as the agents table shows it.
-Activity = Literal["idle", "busy", "stalled", "lost", "left"]
+Activity = Literal["idle", "busy", "stalled", "away", "lost", "left"]
 
 #: An agent whose latest attempt stalled this recently (seconds) shows as ``stalled``.
 STALL_WINDOW = 300.0
@@ -260,9 +260,11 @@ class GroupModel:
         return info.profile.name if info else agent_id
 
     def activity(self, agent: AgentInfo) -> Activity:
-        """idle, busy, stalled (its latest attempt stalled recently), lost or left."""
+        """idle, busy, stalled (its latest attempt stalled recently), away, lost or left."""
         if agent.state == "lost":
             return "lost"
+        if agent.state == "away":
+            return "away"
         if agent.state == "left":
             return "left"
         latest = self.latest_attempt_of(agent.profile.id)
@@ -293,7 +295,7 @@ class GroupModel:
 
     def agent_list(self) -> list[AgentInfo]:
         """Participants: online first, then by name."""
-        rank = {"online": 0, "lost": 1, "left": 2}
+        rank = {"online": 0, "away": 1, "lost": 2, "left": 3}
         return sorted(
             self.agents.values(),
             key=lambda a: (rank.get(a.state, 3), a.profile.name.lower(), a.profile.id),

@@ -29,6 +29,7 @@ ACTIVITY_STYLE: dict[Activity, str] = {
     "idle": "green",
     "busy": "bold cyan",
     "stalled": "bold yellow",
+    "away": "yellow",
     "lost": "bold red",
     "left": "dim",
 }

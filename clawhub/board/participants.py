@@ -145,6 +145,8 @@ class Participants:
             raise ProtocolError(ErrorCode.UNKNOWN_AGENT, f"unknown agent {msg.agent_id}")
         if agent.session != msg.session:
             raise ProtocolError(ErrorCode.WRONG_SESSION, f"stale session of {msg.agent_id}")
+        if agent.state == "left":
+            return  # said already (a retried goodbye)
         for task_id in list(agent.held):
             self.attempts.revoke(
                 self.state.tasks[task_id], "revoked", f"agent left: {msg.reason or 'stopped'}"
@@ -171,6 +173,7 @@ class Participants:
             self.attempts.revoke(
                 self.state.tasks[task_id], "lost", f"agent {agent_id} lost: {reason}"
             )
+        # each revoked attempt halved it already (a "lost" outcome); with none, halve it once
         agent.reliability *= 0.5 if not held else 1.0
         self.journal.save_agent(agent)
         self.journal.emit(

@@ -410,11 +410,28 @@ def tui(
         argv += ["--id", id]
     if log:
         argv += ["--log", str(log)]
+    raise typer.Exit(_run_forwarding_signals(argv, env))
+
+
+def _run_forwarding_signals(argv: list[str], env: dict[str, str] | None) -> int:
+    """Run the TUI as a child and return its exit code. A closed terminal (SIGHUP) or a
+    SIGTERM is passed on to it, so the human leaves the group properly instead of this
+    wrapper dying first."""
+    proc = subprocess.Popen(argv, env=env)
+
+    def forward(signum: int, _frame: object) -> None:
+        proc.send_signal(signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGHUP, signal.SIGTERM)}
     try:
-        code = subprocess.call(argv, env=env)
-    except KeyboardInterrupt:
-        code = 130
-    raise typer.Exit(code)
+        while True:
+            try:
+                return proc.wait()
+            except KeyboardInterrupt:
+                continue  # the child has the terminal and leaves on its own
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @app.command()
