@@ -20,7 +20,7 @@ from pydantic.json_schema import models_json_schema
 
 from . import subjects
 from .api import AGENT_CALLS, API, Call
-from .codec import MESSAGE_TYPES, type_name
+from .codec import MAX_DEPTH, MESSAGE_TYPES, type_name
 from .control import ErrorReply
 from .events import Event
 from .gateway import WsAnswer, WsOffer, WsPush, WsRequest, WsResponse
@@ -75,6 +75,10 @@ registered that agent.
 with `claw.v1.error` (`ErrorReply`: a `code` and a `message`) instead of its reply; nothing
 was applied. Publish-only calls (heartbeat, progress) get no reply: a refusal is recorded
 in the event log as `message.refused`.
+
+**Limits.** A payload is at most the hub's `max_message_bytes` (1 MiB by default; the
+`RegisterAck` says the hub's own), else `oversize`; JSON nested deeper than {MAX_DEPTH} arrays and
+objects is `malformed`; an integer outside the signed 64-bit range is `invalid`.
 
 **The WebSocket.** `ws://<gateway host>:<port>/v1/ws/agent?token=<token>` (or the header
 `Authorization: Bearer <token>`) carries the same messages wrapped in `claw.v1.ws.*`
