@@ -11,6 +11,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
+from textual.css.query import NoMatches
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Checkbox, Footer, Header, Input, Label, Select, Static, TextArea
 
@@ -108,8 +109,11 @@ class TaskDetailScreen(Screen[None]):
         shown = (task, len(model.task_events(self.task_id)))
         if shown == self._shown:
             return  # nothing new: no redraw
+        try:
+            scroll = self.query_one("#detail-scroll", VerticalScroll)
+        except NoMatches:
+            return  # pushed but not composed yet: the next refresh draws it
         self._shown = shown
-        scroll = self.query_one("#detail-scroll", VerticalScroll)
         following = 0 < scroll.max_scroll_y <= scroll.scroll_y
         body = task_detail(model, task) if task else Text(f"no task {self.task_id}", "red")
         self.query_one("#detail", Static).update(body)
