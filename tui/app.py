@@ -13,6 +13,7 @@ from typing import TypeVar
 from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, RichLog, TabbedContent, TabPane
 
@@ -132,6 +133,15 @@ class ClawTui(App[None]):
         self._pending_refresh = False
         if not self.screen_stack:  # closing
             return
+        try:
+            self._redraw()
+        except NoMatches:
+            closing = self._exit or self._closing or self.main._closing or self.main._closed
+            if not closing:
+                raise
+            # a timer's tick while the app closes: its panels are being taken down
+
+    def _redraw(self) -> None:
         model = self.model
         waiting = len(model.waiting_for_humans())
         parts = [model.status]

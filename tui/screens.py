@@ -111,12 +111,13 @@ class TaskDetailScreen(Screen[None]):
             return  # nothing new: no redraw
         try:
             scroll = self.query_one("#detail-scroll", VerticalScroll)
+            detail = self.query_one("#detail", Static)
         except NoMatches:
-            return  # pushed but not composed yet: the next refresh draws it
+            return  # pushed but not composed yet (the next refresh draws it), or closing
         self._shown = shown
         following = 0 < scroll.max_scroll_y <= scroll.scroll_y
         body = task_detail(model, task) if task else Text(f"no task {self.task_id}", "red")
-        self.query_one("#detail", Static).update(body)
+        detail.update(body)
         if following:
             self.call_after_refresh(scroll.scroll_end, animate=False)
 
