@@ -162,7 +162,9 @@ async def test_closing_the_terminal_is_leaving_not_a_crash(
     async with HubClient(hub.url) as client:
         kinds = [e.kind for e in await client.history(kind="agent.") if e.agent_id == "bob"]
         [after] = [a for a in await client.agents(include_gone=True) if a.profile.id == "bob"]
-    assert kinds == ["agent.registered", "agent.left"]
+    # a starved machine may have Bob miss beats (away, then back) first: never lost
+    assert kinds[0] == "agent.registered" and kinds[-1] == "agent.left", kinds
+    assert set(kinds[1:-1]) <= {"agent.away", "agent.back"}, kinds
     assert (after.state, after.reliability) == ("left", bob.reliability)
 
 

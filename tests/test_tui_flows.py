@@ -556,7 +556,10 @@ async def test_quit_leaves_the_group_as_agent_left(hub: Hub, client: HubClient) 
         before = app.model.agents["ann"].reliability
         assert await quit_and_time(app, pilot) < QUIT_WITHIN
     kinds = [kind for kind, _ in await agent_events(hub.url, "ann")]
-    assert kinds == ["agent.registered", "agent.left"]
+    # on a starved machine Ann may miss beats and be away, then back, before she quits:
+    # a person, never lost; the quit itself is a goodbye
+    assert kinds[0] == "agent.registered" and kinds[-1] == "agent.left", kinds
+    assert set(kinds[1:-1]) <= {"agent.away", "agent.back"}, kinds
     [ann] = [a for a in await client.agents(include_gone=True) if a.profile.id == "ann"]
     assert (ann.state, ann.reliability) == ("left", before)  # leaving is not a failure
 
