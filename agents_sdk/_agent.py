@@ -301,6 +301,18 @@ class Agent:
         await self._jobs.stop(drain=drain, deadline=asyncio.get_running_loop().time() + timeout)
         await self._shutdown(deregister=True, reason=reason)
 
+    async def lose(self, reason: str = "lost") -> None:
+        """Leave as a crash would: running handlers are cancelled, heartbeats stop and the
+        connection drops without a goodbye, so the hub marks this participant *lost* and
+        reassigns its work. What a bridge does when the outside agent behind it stops
+        answering (``reason`` goes to this process's log; the hub records the loss)."""
+        if self._link.bus is None:
+            return
+        log.warning("agent %s gives up its place in the group: %s", self.id, reason)
+        self._link.stopping = True
+        await self._jobs.stop(drain=False, deadline=asyncio.get_running_loop().time())
+        await self._shutdown(deregister=False)
+
     def run(self, url: str | None = None, *, drain: bool = False, token: str | None = None) -> None:
         """Start, serve until SIGINT/SIGTERM, then stop. Blocks; owns its event loop. With no
         ``url``: the local hub (``local_hub_url()``)."""

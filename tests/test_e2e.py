@@ -242,3 +242,33 @@ async def test_cancel_stops_the_running_handler(hub: Hub, reason: str) -> None:
             assert status.state is TaskState.CANCELLED
             await asyncio.wait_for(cancelled.wait(), 5)
             assert (await client.agents())[0].load == 0
+
+
+async def test_an_agent_that_loses_its_place_is_lost_and_its_task_reassigned(hub: Hub) -> None:
+    """``Agent.lose``: what a bridge does when the outside agent behind it stops answering.
+    The hub sees a crash (lost, not left), and another participant does the task."""
+    started_work = asyncio.Event()
+    bridge = Agent("bridge", id="bridge", skills={"python": 0.9})
+
+    @bridge.handler
+    async def hang(ctx: TaskContext) -> object:
+        started_work.set()
+        await asyncio.Event().wait()
+        return None
+
+    spare = echo_agent("spare", {"python": 0.6})
+    await bridge.start(hub.url)
+    async with HubClient(hub.url) as client:
+        [tid] = await client.submit(TaskSpec(title="t", skills={"python": 0.5}))
+        await asyncio.wait_for(started_work.wait(), 10)
+        await bridge.lose("the remote agent stopped answering")
+        assert not bridge.registered
+        async for _ in started([spare], hub.url):
+            status = await client.wait(tid, timeout=10)
+    assert status.state is TaskState.DONE
+    assert status.output["by"] == "spare"  # type: ignore[index,call-overload]
+    assert [h.outcome for h in status.history] == ["lost", "done"]
+    await hub.durable()
+    events = hub.store.events(hub.group, kind="agent.")
+    kinds = [e.kind for e in events if e.agent_id == "bridge"]
+    assert "agent.lost" in kinds and "agent.left" not in kinds
