@@ -2,7 +2,8 @@
 
 The hub keeps its working state in memory and writes every change here through a single
 writer (``Store.apply`` runs a batch in one transaction). A restarted hub reads open tasks,
-known participants and the event sequence back with the ``load_*`` methods.
+known participants and the event sequence back with the ``load_*`` methods. Opening a store
+checks its schema revision first (``schema.prepare``: Alembic migrations).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Table, event, func, inspect, make_url, select, text
+from sqlalchemy import Engine, Table, event, func, make_url, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -20,6 +21,7 @@ from sqlmodel import SQLModel, col, create_engine
 
 from ..board.rows import EVENTS, Later, Write, dumps, resolve
 from ..errors import StoreError
+from . import schema
 from .tables import AgentRow, EventRow, GoalRow, TaskRow, TokenRow
 
 Row = TaskRow | EventRow | AgentRow | GoalRow | Write | Later
@@ -51,7 +53,13 @@ def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -
 class Store:
     """Tables on one database. Thread-safe for one writer thread plus readers."""
 
-    def __init__(self, url: str, *, connect_args: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        connect_args: dict[str, Any] | None = None,
+        auto_upgrade: bool | None = None,
+    ) -> None:
         self.url = normalise_url(url)
         self._statements: dict[str, tuple[str, list[str], dict[str, Any], bool]] = {}
         if self.url.startswith("sqlite:///") and self.url != "sqlite:///:memory:":
@@ -62,31 +70,20 @@ class Store:
             )
             if self.engine.dialect.name == "sqlite":
                 event.listen(self.engine, "connect", _sqlite_pragmas)
-            SQLModel.metadata.create_all(self.engine, tables=[_table(m) for m in ROW_TYPES])
-            self._add_missing_columns()
+            if auto_upgrade is None:  # the embedded default upgrades itself
+                auto_upgrade = self.engine.dialect.name == "sqlite"
+            schema.prepare(
+                self.engine,
+                [_table(m) for m in ROW_TYPES],
+                SQLModel.metadata,
+                auto_upgrade=auto_upgrade,
+                shown_url=self.display_url,
+            )
+        except StoreError:
+            self.engine.dispose()
+            raise
         except Exception as exc:  # the driver's errors vary; say which store failed
             raise StoreError(f"cannot open store {self.display_url}: {exc}") from exc
-
-    def _add_missing_columns(self) -> None:
-        """Upgrade a store written by an older release: add the columns it lacks (each new
-        column has a default, so old rows read back as before)."""
-        inspector = inspect(self.engine)
-        for model in ROW_TYPES:
-            table = _table(model)
-            have = {c["name"] for c in inspector.get_columns(table.name)}
-            for column in table.columns:
-                if column.name in have:
-                    continue
-                default = getattr(column.default, "arg", None)
-                kind = column.type.compile(dialect=self.engine.dialect)
-                literal = "NULL" if default is None or callable(default) else _sql_literal(default)
-                with self.engine.begin() as conn:
-                    conn.execute(
-                        text(
-                            f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind} '
-                            f"DEFAULT {literal}"
-                        )
-                    )
 
     @property
     def display_url(self) -> str:
@@ -253,15 +250,6 @@ def _params(
         except KeyError:
             return [tuple(row.get(k, defaults.get(k)) for k in order) for row in rows]
     return [{k: row.get(k, defaults.get(k)) for k in order} for row in rows]
-
-
-def _sql_literal(value: Any) -> str:
-    """A column default as SQL (numbers and strings only: what our models use)."""
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int | float):
-        return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 __all__ = [

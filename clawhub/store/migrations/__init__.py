@@ -1,0 +1,1 @@
+"""The store's Alembic migrations (``clawhub db upgrade``; see ``clawhub.store.schema``)."""
