@@ -4,9 +4,11 @@ intended change; review the SVGs in tests/__snapshots__/ before committing."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input
 from tui_sample import sample_model
 
 from tui import ClawTui
@@ -14,6 +16,20 @@ from tui import ClawTui
 SIZE = (140, 36)
 
 SnapCompare = Callable[..., bool]
+
+
+def steady(*keys: str) -> Callable[[Pilot[object]], Awaitable[None]]:
+    """Press ``keys``, then stop every text cursor on the screen from blinking: a blink that
+    falls in the snapshot (a busy machine is slow to take it) would change the picture."""
+
+    async def run(pilot: Pilot[object]) -> None:
+        await pilot.press(*keys)
+        await pilot.pause()
+        for field in pilot.app.screen.query(Input):
+            field.cursor_blink = False
+        await pilot.pause()
+
+    return run
 
 
 @pytest.mark.parametrize(
@@ -41,8 +57,10 @@ def test_task_detail(snap_compare: SnapCompare) -> None:
 
 
 def test_reject_asks_for_a_reason(snap_compare: SnapCompare) -> None:
-    assert snap_compare(ClawTui(sample_model()), press=["r"], terminal_size=SIZE)
+    assert snap_compare(ClawTui(sample_model()), run_before=steady("r"), terminal_size=SIZE)
 
 
 def test_new_task_form(snap_compare: SnapCompare) -> None:
-    assert snap_compare(ClawTui(sample_model()), press=["n", *"Summarise"], terminal_size=SIZE)
+    assert snap_compare(
+        ClawTui(sample_model()), run_before=steady("n", *"Summarise"), terminal_size=SIZE
+    )
