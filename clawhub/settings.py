@@ -131,6 +131,27 @@ class HubSettings(BaseSettings):
         description="Seconds between re-reads of the token table (tokens created or revoked by "
         "`clawhub token` in another process take effect within this).",
     )
+    recovery_grace: float | None = Field(
+        default=None,
+        ge=0,
+        description="Seconds after a restart or takeover during which nothing is offered, so "
+        "participants still running attempts the old hub sent but did not record keep them "
+        "(unset: two heartbeat intervals).",
+    )
+    replica: bool = Field(
+        default=False,
+        description="Run as one of several replicas on one store and one NATS: each group is "
+        "active on one replica (a lease with a fencing epoch), the others stand by.",
+    )
+    replica_id: str | None = Field(
+        default=None, max_length=100, description="This replica's name (unset: host-pid-random)."
+    )
+    lease_ttl: float = Field(
+        default=3.0,
+        gt=0,
+        description="Seconds a replica's group lease lasts unless renewed (renewed every third "
+        "of it): a standby takes a dead replica's groups within about this.",
+    )
 
     def resolved_store_url(self) -> str:
         """The store URL, defaulting to a SQLite file in ``data_dir``."""

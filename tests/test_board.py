@@ -1060,15 +1060,15 @@ def test_load_restores_states_from_rows(tmp_path: Path) -> None:
     assert t["done"].output == {"v": 1}
     assert t["cancelled"].state is S.CANCELLED
     assert t["ready"].state is S.READY
-    # an offer died with the old hub: offered again, no failure counted, holder told
-    assert t["assigned"].state is S.READY
-    assert t["assigned"].failures == 0
-    assert t["assigned"].history[-1].outcome == "revoked"
-    assert ("on", "assigned") in {(a, c.task_id) for a, c in sink.cancels}
+    # an offer died with the old hub: during the recovery grace its holder may still claim
+    # it, and nothing is offered
+    assert t["assigned"].state is S.ASSIGNED
+    assert board.state.held_over == ["assigned"]
+    assert offers(board) == []
     # running on an online holder: re-attached
     assert t["run-on"].state is S.RUNNING
     assert t["run-on"].excluded == {"gone"}
-    assert board.agents["on"].held == {"run-on": 2}
+    assert board.agents["on"].held == {"run-on": 2, "assigned": 1}
     # running on a holder that is not online: revoked, counted
     assert t["run-gone"].state is S.READY
     assert t["run-gone"].failures == 1
@@ -1087,10 +1087,67 @@ def test_load_restores_states_from_rows(tmp_path: Path) -> None:
     # new tasks are numbered after the loaded ones
     board.submit([task("new")])
     assert board.tasks["new"].seq == 10
+    # the grace passes unclaimed: offered again, no failure counted, holder told
+    board.state.recovering_until -= 10
+    board.sweep()
+    assert t["assigned"].state is S.READY
+    assert t["assigned"].failures == 0
+    assert t["assigned"].history[-1].outcome == "revoked"
+    assert ("on", "assigned") in {(a, c.task_id) for a, c in sink.cancels}
+    assert board.agents["on"].held == {"run-on": 2}
     # the loaded online agent gets work
     assert {o.task.id for o in offers(board)} >= {"ready", "assigned"}
     assert board.agents["gone"].state == "lost"
     assert "gone" not in board.index.candidates([])
+
+
+def test_after_a_takeover_a_participant_keeps_the_attempts_the_old_hub_did_not_record(
+    tmp_path: Path,
+) -> None:
+    """The old hub died mid-offer: one offer it recorded (assigned), one it sent but never
+    wrote (the task is ready in the store). The holders say in their next heartbeat that
+    they run them, within the grace: they keep them, nothing is offered to anyone else,
+    so nothing runs twice. A claim after the grace, or for another attempt, is cancelled."""
+    agents = [AgentRecord(profile=_profile("on"), session="s1")]
+    recs = [
+        _rec(
+            "offered",
+            1,
+            S.ASSIGNED,
+            attempt=1,
+            assigned_to="on",
+            history=[_attempt(1, "on", "offered")],
+        ),
+        _rec("unwritten", 2, S.READY),
+        _rec("stale", 3, S.READY, attempt=2, history=[_attempt(2, "x", "lost")]),
+    ]
+    sink = RecordingSink()
+    board = Board(GROUP, settings(tmp_path), sink, "hub-2")
+    board.load(
+        task_records(task_row(r, GROUP) for r in recs),
+        agent_records(agent_row(a, GROUP) for a in agents),
+        last_seq=1,
+    )
+    assert offers(board) == []  # the grace: nothing goes out yet
+    running = [
+        TaskRef(task_id="offered", attempt=1),
+        TaskRef(task_id="unwritten", attempt=1),
+        TaskRef(task_id="stale", attempt=2),  # an attempt that already ended: not the next
+    ]
+    board.heartbeat(Heartbeat(agent_id="on", session="s1", ts=time.time(), running=running))
+    t = board.tasks
+    assert (t["offered"].state, t["offered"].assigned_to) == (S.RUNNING, "on")
+    assert (t["unwritten"].state, t["unwritten"].attempt) == (S.RUNNING, 1)
+    assert t["unwritten"].history[-1].agent_id == "on"
+    assert t["stale"].state is S.READY
+    assert {c.task_id for _, c in sink.cancels} == {"stale"}
+    board.state.recovering_until -= 10
+    board.sweep()  # the grace ends: what was claimed stays, the rest is offered
+    assert t["offered"].state is S.RUNNING and t["unwritten"].state is S.RUNNING
+    assert {o.task.id for o in offers(board)} == {"stale"}
+    later = [TaskRef(task_id="stale", attempt=3)]  # after the grace a claim is refused
+    board.heartbeat(Heartbeat(agent_id="on", session="s1", ts=time.time(), running=later))
+    assert ("on", "stale") in {(a, c.task_id) for a, c in sink.cancels}
 
 
 def test_load_round_trip_of_a_live_board(tmp_path: Path) -> None:

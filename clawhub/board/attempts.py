@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pydantic import JsonValue
 
 from protocols import (
+    AttemptInfo,
     AttemptOutcome,
     Cancel,
     ErrorCode,
@@ -152,6 +153,53 @@ class Attempts:
             cur.started_at = time.time()
         self.journal.emit("task.running", task=rec, agent_id=rec.assigned_to)
         self.journal.save(rec)
+
+    def claim(self, agent: AgentRecord, task_id: str, attempt: int) -> bool:
+        """After a restart or takeover (``GroupState.recovering_until``): ``agent`` says it
+        runs ``attempt`` of ``task_id``, which the old hub offered it but did not record.
+        It keeps it when that is the task's next attempt and nobody holds the task."""
+        state = self.state
+        rec = state.tasks.get(task_id)
+        if time.monotonic() >= state.recovering_until or rec is None:
+            return False
+        if rec.state is not S.READY or attempt != rec.attempt + 1:
+            return False
+        state.move(rec, S.ASSIGNED)
+        rec.attempt = attempt
+        rec.assigned_to = agent.id
+        agent.held[rec.id] = attempt
+        rec.history.append(
+            AttemptInfo(
+                attempt=attempt, agent_id=agent.id, outcome="offered", offered_at=time.time()
+            )
+        )
+        self.journal.emit(
+            "task.assigned",
+            task=rec,
+            agent_id=agent.id,
+            message=f"{agent.id} was running it when the hub took over: kept",
+        )
+        self.start(rec)
+        return True
+
+    def _claimed(self, agent_id: str, task_id: str, attempt: int) -> bool:
+        """A progress or result, during the recovery grace, for an attempt the old hub did
+        not record: its sender claims it (``claim``) when nobody else can hold it."""
+        agent = self.state.agents.get(agent_id)
+        return agent is not None and self.claim(agent, task_id, attempt)
+
+    def release_held_over(self) -> None:
+        """The recovery grace is over: offers nobody claimed go out again."""
+        state = self.state
+        for task_id in state.held_over:
+            rec = state.tasks.get(task_id)
+            if rec is not None and rec.state is S.ASSIGNED:
+                self.end_attempt(rec, "revoked", "hub restarted during the offer", notify=True)
+                state.move(rec, S.READY)
+                self.journal.save(rec)
+        state.held_over = []
+        state.recovering_until = 0.0
+        self.sink.wake()
 
     def offer_refused(
         self, task_id: str, attempt: int, agent_id: str, outcome: AttemptOutcome, reason: str
@@ -300,7 +348,9 @@ class Attempts:
         rec = self.state.tasks.get(msg.task_id)
         if rec is None:
             raise ProtocolError(ErrorCode.UNKNOWN_TASK, f"no task {msg.task_id}")
-        if self.state.current(msg.task_id, msg.attempt, msg.agent_id) is None:
+        if self.state.current(msg.task_id, msg.attempt, msg.agent_id) is None and not (
+            self._claimed(msg.agent_id, msg.task_id, msg.attempt)
+        ):
             raise self.not_current(rec, msg.attempt, msg.agent_id)
         rec.last_progress = time.monotonic()
         agent = self.state.agents.get(msg.agent_id)
@@ -345,7 +395,9 @@ class Attempts:
                 reason=past.reason,
                 duplicate=True,
             )
-        if self.state.current(msg.task_id, msg.attempt, msg.agent_id) is None:
+        if self.state.current(msg.task_id, msg.attempt, msg.agent_id) is None and not (
+            self._claimed(msg.agent_id, msg.task_id, msg.attempt)
+        ):
             raise self.not_current(rec, msg.attempt, msg.agent_id)
         holder = self.state.agents.get(msg.agent_id)
         if holder is not None and holder.session != msg.session:

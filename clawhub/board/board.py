@@ -325,4 +325,9 @@ class Board:
             agents=agents,
             last_seq=last_seq,
             goals=goals,
+            grace=(
+                2 * self.settings.heartbeat_interval
+                if self.settings.recovery_grace is None
+                else self.settings.recovery_grace
+            ),
         )

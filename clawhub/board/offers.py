@@ -38,7 +38,7 @@ class Matcher:
     def next_offers(self, now: float) -> list[Offer]:
         """Match ready tasks to participants with free capacity; mark each one assigned."""
         state = self.state
-        if not state.ready:
+        if not state.ready or now < state.recovering_until:
             return []
         for waiting in list(state.backoff.values()):
             if waiting.not_before <= now or state.ready.get(waiting.id) is not waiting:

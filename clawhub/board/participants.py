@@ -14,6 +14,7 @@ from protocols import (
     Register,
     RegisterAck,
     TaskRef,
+    TaskState,
 )
 
 from ..settings import HubSettings
@@ -21,6 +22,8 @@ from .attempts import Attempts
 from .records import AgentRecord
 from .sink import Sink
 from .state import GroupState, Journal
+
+S = TaskState
 
 
 class Participants:
@@ -127,7 +130,10 @@ class Participants:
             self.journal.emit("agent.back", agent_id=agent.id, message="heart-beating again")
             self.sink.wake()
         for ref in msg.running:
-            if self.state.current(ref.task_id, ref.attempt, agent.id) is None:
+            held = self.state.current(ref.task_id, ref.attempt, agent.id)
+            if held is not None and held.state is S.ASSIGNED and held.id in self.state.held_over:
+                self.attempts.start(held)  # it accepted before the old hub could record it
+            elif held is None and not self.attempts.claim(agent, ref.task_id, ref.attempt):
                 self.sink.send_cancel(
                     agent.id,
                     Cancel(

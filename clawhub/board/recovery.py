@@ -30,16 +30,23 @@ def recover(
     agents: Iterable[AgentRecord],
     last_seq: int,
     goals: Iterable[GoalRecord],
+    grace: float = 0.0,
 ) -> None:
     """Load what the store kept (tasks, participants, the last event's sequence number,
     goals) into an empty board and carry on with what was under way: offers that died with the
     old hub go out again, running attempts wait for their holders to re-attach, validation
-    resumes, and planning calls are made again."""
+    resumes, and planning calls are made again.
+
+    For ``grace`` seconds nothing is offered: a participant whose heartbeat names an attempt
+    the old hub offered but had not recorded (or recorded as offered, not yet accepted) keeps
+    it (``Attempts.claim``), so no task runs twice because its hub died mid-offer; offers
+    nobody claimed go out again when the grace ends (``Watcher``)."""
     journal.seq = last_seq
     for goal in goals:
         state.goals[goal.id] = goal
         state.goal_seq = max(state.goal_seq, goal.seq)
     now = time.monotonic()
+    state.recovering_until = now + grace if grace > 0 else 0.0
     for agent in agents:
         agent.last_beat = now  # a grace window to re-attach
         agent.heard = False  # ... but a new process under its id is not refused
@@ -62,14 +69,18 @@ def recover(
         if rec.state is S.READY:
             state.enqueue(rec)
         elif rec.state is S.ASSIGNED:
-            # the offer died with the old hub: offer again, without counting a failure
+            # the offer died with the old hub: its holder may have accepted (it says so in
+            # its next heartbeat); if not, offer again without counting a failure
             holder = state.agents.get(rec.assigned_to or "")
             state.active[rec.id] = rec
             if holder is not None:
                 holder.held[rec.id] = rec.attempt
-            attempts.end_attempt(rec, "revoked", "hub restarted during the offer", notify=True)
-            state.move(rec, S.READY)
-            journal.save(rec)
+            if holder is not None and grace > 0:
+                state.held_over.append(rec.id)
+            else:
+                attempts.end_attempt(rec, "revoked", "hub restarted during the offer", notify=True)
+                state.move(rec, S.READY)
+                journal.save(rec)
         elif rec.state is S.RUNNING:
             holder = state.agents.get(rec.assigned_to or "")
             rec.started = rec.last_progress = now

@@ -48,6 +48,13 @@ class GroupState:
         self.task_seq = 0
         self.goal_seq = 0
         self.bus_up = True
+        self.recovering_until = 0.0
+        """After a restart or takeover (``recover``), until this monotonic time: nothing is
+        offered, so that participants still running attempts the old hub sent but did not
+        record can claim them in their heartbeats (``Attempts.claim``)."""
+        self.held_over: list[str] = []
+        """Tasks that were being offered when the old hub stopped: their holders may have
+        accepted; they keep them if they say so before ``recovering_until``."""
         """False while the hub is cut off from NATS: nobody is judged lost meanwhile."""
 
     def rerank(self, agent: AgentRecord) -> None:

@@ -50,6 +50,8 @@ class Watcher:
                 rec.started += pause
             if not state.bus_up:
                 return
+        if state.recovering_until and now >= state.recovering_until:
+            self.attempts.release_held_over()
         limit = self.participants.lost_after()
         for agent in list(state.agents.values()):
             if agent.state == "online" and now - agent.last_beat > limit:
