@@ -31,6 +31,11 @@ class StoreError(HubError):
     """The store could not be opened or written."""
 
 
+class Fenced(StoreError):
+    """A write by a replica that no longer holds its group's lease (another took over with a
+    newer epoch): refused by the store, so a deposed replica cannot change anything."""
+
+
 class IllegalTransition(HubError):
     """A task state change that the lifecycle forbids."""
 

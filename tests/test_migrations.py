@@ -54,6 +54,20 @@ LEGACY = [
 ]
 
 
+# Rows as the first revision's tables hold them (every column named: no server defaults).
+FIRST_REVISION_ROWS = [
+    """INSERT INTO claw_tasks ("group", id, seq, state, attempt, failures, assigned_to, spec,
+       output, error, excluded, history, verdicts, usage, extra, created_at, updated_at)
+       VALUES ('g', 't1', 1, 'done', 1, 0, 'w1', '{"id":"t1","title":"old task"}', '"42"',
+       NULL, '[]', '[]', '[]', '{}', '{}', 1.0, 2.0)""",
+    """INSERT INTO claw_events ("group", seq, ts, kind, task_id, agent_id, attempt, state,
+       message, data) VALUES ('g', 1, 1.0, 'task.done', 't1', 'w1', 1, 'done', '', '{}')""",
+    """INSERT INTO claw_agents ("group", id, profile, session, state, reliability, completed,
+       failed, last_seen, mode, usage, stalled, credential) VALUES ('g', 'w1',
+       '{"id":"w1","name":"w1"}', 's1', 'offline', 0.9, 3, 1, 5.0, 'active', '{}', 0, NULL)""",
+]
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database: a SQLite file, or a fresh PostgreSQL schema (named in the URL)."""
@@ -207,3 +221,33 @@ def test_db_commands_on_the_default_sqlite_store(tmp_path: Path) -> None:
     assert made.exit_code == 0 and f"none → {HEAD}" in made.output
     now = runner.invoke(app, ["db", "current", "--data-dir", data])
     assert now.exit_code == 0 and "up to date" in now.output
+
+
+def test_a_store_built_by_the_first_migration_upgrades_with_everything_in_it(
+    db_url: str,
+) -> None:
+    engine = sa.create_engine(normalise_url(db_url))
+    upgrade(engine, REVISIONS[0])
+    assert current(engine) == REVISIONS[0]
+    with engine.begin() as conn:
+        for statement in FIRST_REVISION_ROWS:
+            conn.execute(sa.text(statement))
+    engine.dispose()
+    if db_url.startswith("sqlite"):
+        store = Store(db_url)  # the embedded default upgrades itself
+    else:
+        with pytest.raises(StoreError) as refused:
+            Store(db_url)
+        assert f"revision {REVISIONS[0]}" in str(refused.value)
+        result = CliRunner().invoke(app, ["db", "upgrade", "--store-url", db_url])
+        assert result.exit_code == 0, result.output
+        store = Store(db_url)
+    try:
+        assert current(store.engine) == HEAD
+        [task] = store.load_tasks("g")
+        assert (task.id, task.state, task.output) == ("t1", "done", '"42"')
+        [agent] = store.load_agents("g")
+        assert (agent.id, agent.completed, agent.reliability) == ("w1", 3, 0.9)
+        assert [e.kind for e in store.events("g")] == ["task.done"]
+    finally:
+        store.close()

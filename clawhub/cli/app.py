@@ -89,6 +89,17 @@ def up(
         bool | None,
         typer.Option("--auth/--no-auth", help="Require tokens on the embedded nats-server."),
     ] = None,
+    replica: Annotated[
+        bool,
+        typer.Option(
+            "--replica",
+            help="One of several replicas on one --nats-url and --store-url: each group is "
+            "active on one, the others stand by and take over (docs/replicas.md).",
+        ),
+    ] = False,
+    replica_id: Annotated[
+        str | None, typer.Option("--replica-id", help="This replica's name (default: unique).")
+    ] = None,
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Log more.")] = False,
     *,
     shared: SharedOptions,
@@ -102,6 +113,8 @@ def up(
         group=groups[0] if groups else None,
         gateway_port=gateway_port,
         auth=auth,
+        replica=replica or None,
+        replica_id=replica_id,
     )
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -130,6 +143,9 @@ def up(
                 f"  gateway  {server.gateway_url}  (REST /docs, WebSocket {server.ws_url})"
             )
         console.print(f"  store    {server.store.display_url}")
+        if server.replicas is not None:
+            held = ", ".join(server.replicas.held) or "none yet (standing by)"
+            console.print(f"  replica  {server.replicas.id}: active for {held}")
         console.print(f"  data     {settings.data_dir}  (hub.json holds an admin token per group)")
         if embedded and not embedded.auth:
             console.print("  agents:  Agent(...).run() finds this hub in hub.json; no token needed")

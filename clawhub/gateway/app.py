@@ -50,7 +50,7 @@ def create_app(gw: Gateway) -> FastAPI:
     def record(request: Request, error: ProtocolError) -> None:
         try:  # recorded in the caller's group when the token is good
             who = gw.principal(connection_token(request))
-            gw.hubs[who.group].board.refused(request.url.path, error, who.agent_id)
+            gw.refused(who.group, request.url.path, error, who.agent_id)
         except ProtocolError:
             pass
 

@@ -71,7 +71,7 @@ class BodyGuard:
             who = self.gw.principal(connection_token(HTTPConnection(scope)))
         except ProtocolError:
             return
-        self.gw.hubs[who.group].board.refused(scope["path"], exc, who.agent_id)
+        self.gw.refused(who.group, scope["path"], exc, who.agent_id)
 
 
 def _oversize(size: int, limit: int) -> ProtocolError:

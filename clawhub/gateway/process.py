@@ -13,6 +13,11 @@
   (at once for ``revoke_token``);
 - ``data_dir/hub.json`` (mode 0600) with the URLs and an admin token per group, so local
   CLI commands work with no flags.
+
+As a replica (``settings.replica``: ``clawhub up --replica``, on a shared NATS and store) it
+starts no hub itself: ``runtime.replica.Replicas`` starts the hub of each group whose lease
+it takes, and the gateway serves every group, forwarding API calls for groups active on
+another replica to it over NATS.
 """
 
 from __future__ import annotations
@@ -26,15 +31,32 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import nats
+import nats.errors
 import uvicorn
+from nats.aio.client import Client as NATS
+from pydantic import BaseModel
 
-from protocols import ProtocolError, Role, is_identifier
+from protocols import (
+    API,
+    ErrorCode,
+    ErrorReply,
+    Ok,
+    ProtocolError,
+    Role,
+    decode,
+    encode,
+    is_identifier,
+    subjects,
+)
 
 from ..errors import BusError, HubError, StoreError
-from ..runtime.auth import Tokens
+from ..runtime.auth import Principal, Tokens
 from ..runtime.hub import Hub
 from ..runtime.nats_server import EmbeddedNats
+from ..runtime.replica import Replicas, replica_name
 from ..settings import HubSettings, read_hub_file
+from ..store.lease import Lease
 from ..store.store import Store, TokenRow
 from .app import create_app
 from .state import Gateway
@@ -90,10 +112,15 @@ class HubProcess:
         self._watcher: asyncio.Task[None] | None = None
         self._nats_version = -1
         self._gateway_version = -1
+        self.replicas: Replicas | None = None
+        """As a replica: the groups this process is active for, and its leases."""
+        self._forwarder: NATS | None = None
 
     @property
     def url(self) -> str:
         """The NATS URL participants use."""
+        if self.settings.replica and self.settings.nats_url:
+            return self.settings.nats_url
         return next(iter(self.hubs.values())).url
 
     @property
@@ -130,6 +157,9 @@ class HubProcess:
             self._nats_version = self.tokens.version
             self.embedded.start()  # from this thread: on Linux it dies with the hub
         identity = self.embedded is not None and s.auth
+        if s.replica:
+            await self._start_replica()
+            return
         try:
             for group in self.groups:
                 hub = Hub(
@@ -151,6 +181,63 @@ class HubProcess:
         self._watcher = asyncio.create_task(self._watch_tokens())
         self._write_hub_file()
 
+    async def _start_replica(self) -> None:
+        """The gateway first (its URL goes in the leases), then the groups' leases."""
+        s = self.settings
+        if s.nats_url is None:
+            raise HubError("replicas share one NATS: give --nats-url (a server or a cluster)")
+        replicas = Replicas(
+            s.replica_id or replica_name(),
+            self.groups,
+            self.store,
+            s.lease_ttl,
+            self._start_group,
+            self.hubs,
+            lambda: self.gateway_url,
+        )
+        self.replicas = replicas
+        try:
+            self._forwarder = await nats.connect(
+                s.nats_url, name=f"clawhub-replica:{replicas.id}", max_reconnect_attempts=-1
+            )
+            if s.gateway:
+                await self._start_gateway()
+            await replicas.start()
+        except BaseException:
+            await self.stop()
+            raise
+        self._watcher = asyncio.create_task(self._watch_tokens())
+        self._write_hub_file()
+
+    async def _start_group(self, group: str, lease: Lease, may_act: Any) -> Hub:
+        """The hub of a group whose lease this replica took."""
+        hub = Hub(
+            self.settings.model_copy(update={"group": group}),
+            store=self.store,
+            hub_file=False,
+            lease=lease,
+            may_act=may_act,
+        )
+        await hub.start()
+        return hub
+
+    async def _forward(self, who: Principal, verb: str, message: BaseModel) -> BaseModel:
+        """An API call for a group active on another replica, sent to it over NATS."""
+        assert self._forwarder is not None and self.replicas is not None
+        subject = subjects.api(who.group, who.token_id, verb)
+        try:
+            msg = await self._forwarder.request(subject, encode(message), timeout=10)
+            reply = API[verb].reply or Ok
+            return decode(msg.data, reply, ErrorReply)
+        except nats.errors.NoRespondersError:
+            where = await asyncio.to_thread(self.replicas.where, who.group)
+            return ErrorReply(code=ErrorCode.UNAVAILABLE, message=where)
+        except nats.errors.TimeoutError:
+            note = f"the replica active for group {who.group} did not answer in time"
+            return ErrorReply(code=ErrorCode.UNAVAILABLE, message=note)
+        except ProtocolError as exc:
+            return ErrorReply(code=exc.code, message=f"from the active replica: {exc.message}")
+
     def _admin_tokens(self) -> None:
         """An admin token per group for local use: the last run's if still live, else new."""
         known = read_hub_file(self.settings.data_dir) or {}
@@ -169,6 +256,10 @@ class HubProcess:
     async def _start_gateway(self) -> None:
         s = self.settings
         self.gateway = Gateway(self.hubs, self.tokens, s)
+        if self.replicas is not None:
+            self.gateway.served = frozenset(self.groups)
+            self.gateway.forward = self._forward
+            self.gateway.elsewhere = self.replicas.where
         app = create_app(self.gateway)
         port = s.gateway_port
         port_file = s.data_dir / "gateway.port"
@@ -278,12 +369,17 @@ class HubProcess:
             self._watcher.cancel()
             await asyncio.gather(self._watcher, return_exceptions=True)
             self._watcher = None
+        if self.replicas is not None:
+            await self.replicas.stop()
         if self._uvicorn is not None and self._serving is not None:
             self._uvicorn.should_exit = True
             await asyncio.gather(self._serving, return_exceptions=True)
             self._serving = None
-        for hub in self.hubs.values():
+        for hub in list(self.hubs.values()):
             await hub.stop()
+        if self._forwarder is not None:
+            with contextlib.suppress(Exception):
+                await self._forwarder.close()
         if self.embedded is not None:
             await asyncio.to_thread(self.embedded.stop)
         if self._own_store:

@@ -25,10 +25,12 @@ from protocols import (
     ListEvents,
     ListGoals,
     ListTasks,
+    ProtocolError,
     TaskState,
     subjects,
 )
 
+from ..errors import CallerRefused
 from ..runtime.auth import Principal
 from .caller import Caller, caller
 from .replies import ERROR_RESPONSES, READ_ERRORS, error_response, error_responses, reply_response
@@ -42,6 +44,8 @@ def add_rest_routes(app: FastAPI, gw: Gateway) -> None:
     """Add the ops routes, the API routes and the read routes."""
     _ops_routes(app, gw)
     served = set.intersection(*(set(h.routes) for h in gw.hubs.values())) if gw.hubs else set()
+    if gw.served:  # a replica: every verb, whichever replica serves it
+        served = {f"api.{verb}" for verb in API}
     _api_routes(app, gw, served)
     _read_routes(app, gw, served)
 
@@ -60,7 +64,10 @@ def _ops_routes(app: FastAPI, gw: Gateway) -> None:
         responses=error_responses(401, 403, 422, 500),
     )
     async def metrics(who: Caller) -> PlainTextResponse:
-        text = gw.metrics[who.group].render()
+        try:
+            text = gw.metrics_of(who.group).render()
+        except ProtocolError as exc:
+            raise CallerRefused(exc) from None
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
 

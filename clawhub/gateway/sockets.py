@@ -23,6 +23,8 @@ from .state import Gateway
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_FULL = 1013
+#: Try again later (elsewhere): the group is active on another replica.
+CLOSE_TRY_AGAIN = 1013
 #: The gateway failed while serving the socket (a bug: logged).
 CLOSE_ERROR = 1011
 
@@ -37,6 +39,10 @@ async def admit(gw: Gateway, ws: WebSocket) -> tuple[Principal, str] | None:
     except ProtocolError as exc:
         code = CLOSE_UNAUTHORIZED if exc.code is ErrorCode.UNAUTHORIZED else CLOSE_FORBIDDEN
         await _refuse(ws, exc, code)
+        return None
+    if who.group not in gw.hubs:  # a replica standing by for the group
+        elsewhere = ProtocolError(ErrorCode.UNAVAILABLE, gw.elsewhere(who.group))
+        await _refuse(ws, elsewhere, CLOSE_TRY_AGAIN)
         return None
     if gw.sockets_full(who.group):
         full = ProtocolError(ErrorCode.RATE_LIMITED, "too many WebSocket connections; retry later")

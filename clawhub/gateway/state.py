@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel
@@ -18,15 +18,26 @@ from ..runtime.hub import Hub
 from ..settings import HubSettings
 from .metrics import Metrics
 
+#: How a replica forwards an API call for a group active on another replica (over NATS).
+Forward = Callable[[Principal, str, BaseModel], Awaitable[BaseModel]]
+
 
 @dataclass
 class Gateway:
-    """What the routes serve: the hubs by group, the tokens, the limits."""
+    """What the routes serve: the hubs by group, the tokens, the limits.
+
+    A replica (``clawhub up --replica``) also serves the groups in ``served`` that are active
+    on another replica: API calls for them go there through ``forward``, and what needs
+    the hub in this process (agent sockets, event streams, metrics) is refused
+    ``unavailable`` with ``elsewhere(group)``: where the group is active."""
 
     hubs: dict[str, Hub]
     tokens: Tokens
     settings: HubSettings
     metrics: dict[str, Metrics] = field(default_factory=dict)
+    served: frozenset[str] = frozenset()
+    forward: Forward | None = None
+    elsewhere: Callable[[str], str] = lambda group: f"group {group} is not active here"
     ws_total: int = 0
     ws_by_group: Counter[str] = field(default_factory=Counter)
     _open: dict[int, tuple[str, Callable[[], None]]] = field(
@@ -86,14 +97,38 @@ class Gateway:
     def principal(self, token: str | None) -> Principal:
         """The caller of a token; ``unauthorized`` or ``forbidden`` (group not served)."""
         who = self.tokens.verify(token)
-        if who.group not in self.hubs:
+        if who.group not in self.hubs and who.group not in self.served:
             raise ProtocolError(ErrorCode.FORBIDDEN, f"group {who.group} is not served here")
         return who
 
+    def local(self, group: str) -> Hub:
+        """The hub of ``group`` in this process; ``unavailable`` (saying where it is active)
+        when it is active on another replica."""
+        hub = self.hubs.get(group)
+        if hub is None:
+            raise ProtocolError(ErrorCode.UNAVAILABLE, self.elsewhere(group))
+        return hub
+
+    def metrics_of(self, group: str) -> Metrics:
+        """The metrics of ``group``'s hub here (``unavailable`` when it is elsewhere)."""
+        hub = self.local(group)
+        found = self.metrics.get(group)
+        if found is None or found.hub is not hub:  # a replica took the group (again)
+            found = self.metrics[group] = Metrics(hub)
+        return found
+
+    def refused(self, group: str, where: str, exc: ProtocolError, agent_id: str | None) -> None:
+        """Record a refusal in ``group``'s event log, when its hub is here."""
+        hub = self.hubs.get(group)
+        if hub is not None:
+            hub.board.refused(where, exc, agent_id)
+
     async def call(self, who: Principal, verb: str, message: BaseModel) -> BaseModel:
         """Serve one API request for ``who``: check its role and that it acts only as
-        itself, then the hub's own path."""
-        hub = self.hubs[who.group]
+        itself, then the hub's own path (or the replica active for its group)."""
+        hub = self.hubs.get(who.group)
+        if hub is None:
+            return await self._call_elsewhere(who, verb, message)
         try:
             message = act_as(who, verb, message)
         except ProtocolError as exc:
@@ -101,3 +136,12 @@ class Gateway:
             return ErrorReply(code=exc.code, message=exc.message)
         reply = await hub.handle(f"api.{verb}", message, who.requester)
         return await hub.settle(reply)
+
+    async def _call_elsewhere(self, who: Principal, verb: str, message: BaseModel) -> BaseModel:
+        try:
+            message = act_as(who, verb, message)
+        except ProtocolError as exc:
+            return ErrorReply(code=exc.code, message=exc.message)
+        if self.forward is None:
+            return ErrorReply(code=ErrorCode.UNAVAILABLE, message=self.elsewhere(who.group))
+        return await self.forward(who, verb, message)

@@ -36,7 +36,7 @@ async def _events(
 ) -> AsyncGenerator[Event, None]:
     """Stored events after ``after`` (if given), then live ones, filtered by kind prefix;
     the stream ends when it falls too far behind or its token is revoked."""
-    hub = gw.hubs[who.group]
+    hub = gw.local(who.group)
     queue: asyncio.Queue[Event | None] = asyncio.Queue(STREAM_QUEUE)
 
     def end() -> None:

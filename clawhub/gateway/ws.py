@@ -198,7 +198,7 @@ class AgentSession:
         reply = await self.hub.handle("register", message, self.who.requester)
         if isinstance(reply, RegisterAck):
             if self.agent_id is None:
-                self.gw.metrics[self.who.group].ws_agents += 1
+                self.gw.metrics_of(self.who.group).ws_agents += 1
             self.agent_id, self.session = message.profile.id, message.session
         elif self.agent_id is None:
             await self._unlisten()
@@ -210,7 +210,7 @@ class AgentSession:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
         if self.agent_id is not None:
-            self.gw.metrics[self.who.group].ws_agents -= 1
+            self.gw.metrics_of(self.who.group).ws_agents -= 1
 
     # -- the inbox ------------------------------------------------------------------------
 

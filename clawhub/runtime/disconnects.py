@@ -3,6 +3,8 @@ agent's connection closes (crash, kill, network gone), without waiting for misse
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -78,3 +80,20 @@ def closed_connections(board: Board, *, trust_names: bool, stopping: Callable[[]
         board.agent_lost(agent_id, f"connection closed ({reason})")
 
     return closed
+
+
+async def leave_bus(conn: NATS, seconds: float = 5.0) -> None:
+    """Drain ``conn`` (handlers in flight finish), closing it instead when that takes more
+    than ``seconds``; never waits longer, even when the client is stuck reconnecting (a
+    process frozen past its server's ping window) and would not let a drain be cancelled."""
+    if conn.is_closed:
+        return
+    for step in (conn.drain, conn.close):
+        task = asyncio.ensure_future(step())
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+        if done:
+            with contextlib.suppress(Exception):
+                task.result()
+            return
+        task.cancel()
+        log.warning("leaving the bus: %s took over %.0fs", step.__name__, seconds)

@@ -45,11 +45,12 @@ from ..board import Board
 from ..errors import BusError, StoreError
 from ..settings import HubSettings
 from ..store import Row, Store
+from ..store.lease import Lease
 from ..store.mapping import agent_records, goal_records, task_records
 from .api import HubApi
 from .auth import Principal, act_as
 from .coordinator import Coordinator
-from .disconnects import closed_connections, watch_disconnects
+from .disconnects import closed_connections, leave_bus, watch_disconnects
 from .hubfile import remove_hub_file, write_hub_file
 from .limits import RateLimiter
 from .models import ModelCalls
@@ -75,12 +76,17 @@ class Hub:
         embedded: EmbeddedNats | None = None,
         hub_file: bool = True,
         principals: Callable[[str], Principal | None] | None = None,
+        lease: Lease | None = None,
+        may_act: Callable[[], bool] | None = None,
     ) -> None:
         """``embedded``: a nats-server shared with other hubs (one per group), which this hub
         uses but does not own; ``hub_file``: write ``data_dir/hub.json`` (off when a
         ``HubProcess`` writes one for all its groups); ``principals``: who the sender of a
         NATS message is (a token id → its principal), given when the bus enforces identity
-        (the embedded nats-server with auth); without it every sender is trusted."""
+        (the embedded nats-server with auth); without it every sender is trusted. A replica
+        (``runtime.replica``) gives its ``lease``, which fences every write, and ``may_act``:
+        false while it is not sure it still holds the lease (nothing is offered, swept or
+        published then); ``deposed`` is set when a write is refused for a newer epoch."""
         self.settings = settings
         self.principals = principals
         self.coordinator = coordinator or Coordinator(settings)
@@ -103,6 +109,10 @@ class Hub:
         self.routes: dict[str, Route] = self._routes()
         """Every served subject by name: ``register``, ``heartbeat``... and ``api.<verb>``."""
         self.writer = StoreWriter(self.store)
+        self.writer.fence = lease
+        self.deposed = asyncio.Event()
+        self.writer.on_fenced = lambda _exc: self.deposed.set()
+        self.may_act: Callable[[], bool] = may_act or (lambda: True)
         self._outbox: list[tuple[str, bytes]] = []
         self._event_subjects: dict[str, str] = {}
         self._outbox_signal = asyncio.Event()
@@ -302,9 +312,8 @@ class Hub:
         await self._flush_outbox()
         # stop taking messages, letting the handlers in flight finish (the writer still runs)
         for conn in (self._sys, self.nc):
-            if conn is not None and not conn.is_closed:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(conn.drain(), 5)
+            if conn is not None:
+                await leave_bus(conn)
         with contextlib.suppress(Exception):
             await self.durable()
         with contextlib.suppress(Exception):
@@ -437,7 +446,7 @@ class Hub:
 
     async def _flush_outbox(self) -> None:
         batch, self._outbox = self._outbox, []
-        if self.nc is None:
+        if self.nc is None or not self.may_act():
             return
         for subject, data in batch:
             try:
@@ -454,7 +463,7 @@ class Hub:
     async def _scheduler(self) -> None:
         while True:
             self._wake_event.clear()
-            for offer in self.board.next_offers(time.monotonic()):
+            for offer in self.board.next_offers(time.monotonic()) if self.may_act() else ():
                 await self.offers.send(offer)
             retry = self.board.next_retry()
             timeout = None if retry is None else max(0.01, retry - time.monotonic())
@@ -470,7 +479,8 @@ class Hub:
         while True:
             await asyncio.sleep(self.settings.sweep_interval)
             try:
-                self.board.sweep()
+                if self.may_act():
+                    self.board.sweep()
             except Exception:  # keep watching whatever happens
                 log.exception("lease sweep failed")
             if self.embedded is not None and not self.embedded.running and not self._stopping:

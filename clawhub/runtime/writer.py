@@ -7,13 +7,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from nats.aio.msg import Msg
 from pydantic import BaseModel
 
 from protocols import ErrorCode, ErrorReply, Ok, encode
 
-from ..errors import StoreError
+from ..errors import Fenced, StoreError
+from ..store.lease import Lease
 from ..store.store import Row, Store, resolve
 
 log = logging.getLogger("clawhub.hub")
@@ -35,6 +37,11 @@ class StoreWriter:
         self.errors = 0
         self.task: asyncio.Task[None] | None = None
         """The task running ``run`` (without it, ``durable`` writes by itself)."""
+        self.fence: Lease | None = None
+        """A replica's lease: every batch checks it in its transaction (``Store.apply``)."""
+        self.fenced: Fenced | None = None
+        """Set when a batch was refused because the lease was lost: nothing more is written."""
+        self.on_fenced: Callable[[Fenced], None] | None = None
 
     def write(self, row: Row) -> None:
         """Queue a row."""
@@ -57,6 +64,8 @@ class StoreWriter:
         target = self.written
         if self.committed >= target:
             return
+        if self.fenced is not None:
+            raise self.fenced
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((target, fut))
         self._signal.set()
@@ -70,15 +79,23 @@ class StoreWriter:
         batch, self._pending = resolve(self._pending), []
         upto = self.written
         try:
+            if self.fenced is not None:
+                raise self.fenced
             if batch:
-                await asyncio.to_thread(self.store.apply, batch)
+                await asyncio.to_thread(self.store.apply, batch, self.fence)
+        except Fenced as exc:  # deposed: no row is ours to write any more, now or later
+            self._pending = []
+            self._fail(self.written, exc)
+            await self.answer(self.written, exc)
+            if self.fenced is None:
+                self.fenced = exc
+                if self.on_fenced is not None:
+                    self.on_fenced(exc)
+            raise
         except StoreError as exc:
             self.errors += 1
             self._pending[:0] = batch  # keep them; try again
-            for target, w in self._waiters:
-                if target <= upto and not w.done():
-                    w.set_exception(exc)
-            self._waiters = [(t, w) for t, w in self._waiters if not w.done()]
+            self._fail(upto, exc)
             await self.answer(upto, exc)
             raise
         self.committed = max(self.committed, upto)
@@ -87,6 +104,12 @@ class StoreWriter:
                 w.set_result(None)
         self._waiters = [(t, w) for t, w in self._waiters if not w.done()]
         await self.answer(self.committed)
+
+    def _fail(self, upto: int, exc: StoreError) -> None:
+        for target, w in self._waiters:
+            if target <= upto and not w.done():
+                w.set_exception(exc)
+        self._waiters = [(t, w) for t, w in self._waiters if not w.done()]
 
     async def run(self) -> None:
         while True:
@@ -100,6 +123,9 @@ class StoreWriter:
                 continue
             try:
                 await self._write_once()
+            except Fenced as exc:
+                log.error("%s", exc)
+                return
             except StoreError:
                 log.exception("store write failed; retrying")
                 await asyncio.sleep(0.5)

@@ -25,7 +25,7 @@ from ..errors import StoreError
 VERSION_TABLE = "claw_schema_version"
 
 #: Every revision this release knows, oldest first; the last is the one it runs on.
-REVISIONS: tuple[str, ...] = ("0001",)
+REVISIONS: tuple[str, ...] = ("0001", "0002")
 HEAD = REVISIONS[-1]
 
 MIGRATIONS = Path(__file__).parent / "migrations"

@@ -20,12 +20,15 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import SQLModel, col, create_engine
 
 from ..board.rows import EVENTS, Later, Write, dumps, resolve
-from ..errors import StoreError
+from ..errors import Fenced, StoreError
 from . import schema
-from .tables import AgentRow, EventRow, GoalRow, TaskRow, TokenRow
+from .lease import Lease, check_fence
+from .tables import AgentRow, EventRow, GoalRow, LeaseRow, ReplicaRow, TaskRow, TokenRow
 
 Row = TaskRow | EventRow | AgentRow | GoalRow | Write | Later
 ROW_TYPES: tuple[type[SQLModel], ...] = (TaskRow, EventRow, AgentRow, GoalRow, TokenRow)
+#: Every table of the store: the rows above, and the replicas' leases.
+TABLE_TYPES: tuple[type[SQLModel], ...] = (*ROW_TYPES, LeaseRow, ReplicaRow)
 
 
 def _table(model: type[SQLModel]) -> Table:
@@ -50,6 +53,19 @@ def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -
     cur.close()
 
 
+#: A PostgreSQL transaction left idle this long (ms) is ended by the server: ours never idle
+#: (each batch runs its statements back to back), so only a frozen process leaves one, and
+#: its row locks must not hold up the replica that took over from it.
+PG_IDLE_IN_TRANSACTION_MS = 2000
+
+
+def _pg_session(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute(f"SET idle_in_transaction_session_timeout = {PG_IDLE_IN_TRANSACTION_MS}")
+    cur.close()
+    dbapi_conn.commit()
+
+
 class Store:
     """Tables on one database. Thread-safe for one writer thread plus readers."""
 
@@ -70,11 +86,13 @@ class Store:
             )
             if self.engine.dialect.name == "sqlite":
                 event.listen(self.engine, "connect", _sqlite_pragmas)
+            elif self.engine.dialect.name == "postgresql":
+                event.listen(self.engine, "connect", _pg_session)
             if auto_upgrade is None:  # the embedded default upgrades itself
                 auto_upgrade = self.engine.dialect.name == "sqlite"
             schema.prepare(
                 self.engine,
-                [_table(m) for m in ROW_TYPES],
+                [_table(m) for m in TABLE_TYPES],
                 SQLModel.metadata,
                 auto_upgrade=auto_upgrade,
                 shown_url=self.display_url,
@@ -123,10 +141,12 @@ class Store:
             self._statements[name] = found
         return found
 
-    def apply(self, batch: Sequence[Row]) -> None:
+    def apply(self, batch: Sequence[Row], fence: Lease | None = None) -> None:
         """Write rows in one transaction: tasks and agents upserted, events appended.
 
         Each task or agent row is the whole row, so only the last one per key is written.
+        With ``fence`` (a replica's lease), the transaction first checks that the lease is
+        still the writer's, else nothing is written (``Fenced``).
         """
         if not batch:
             return
@@ -146,9 +166,13 @@ class Store:
             writes.append((EVENTS, events))
         try:
             with self.engine.begin() as conn:
+                if fence is not None:
+                    check_fence(conn, fence)
                 for name, rows in writes:
                     sql, order, defaults, positional = self._prepared(name)
                     conn.exec_driver_sql(sql, _params(rows, order, defaults, positional))
+        except Fenced:
+            raise
         except Exception as exc:
             raise StoreError(f"write to {self.display_url} failed: {exc}") from exc
 

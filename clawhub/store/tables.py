@@ -7,6 +7,9 @@ from sqlmodel import Field, SQLModel
 
 from ..board.rows import AGENTS, EVENTS, GOALS, TASKS, TOKENS
 
+LEASES = "claw_leases"
+REPLICAS = "claw_replicas"
+
 
 class TaskRow(SQLModel, table=True):
     """One task, as last written."""
@@ -109,3 +112,26 @@ class TokenRow(SQLModel, table=True):
     nats_hash: str = Field(max_length=128)
     created_at: float = 0.0
     revoked_at: float | None = None
+
+
+class LeaseRow(SQLModel, table=True):
+    """Which replica is active for a group: the holder, its fencing epoch (one more at each
+    takeover) and when the lease lapses unless renewed (seconds, the database's clock)."""
+
+    __tablename__ = LEASES
+
+    group: str = Field(primary_key=True, max_length=64)
+    holder: str = Field(max_length=128)
+    epoch: int = 0
+    expires_at: float = 0.0
+    gateway: str | None = Field(default=None, max_length=200, description="Holder's gateway.")
+
+
+class ReplicaRow(SQLModel, table=True):
+    """A hub replica that is up: seen within the lease time (the database's clock)."""
+
+    __tablename__ = REPLICAS
+
+    id: str = Field(primary_key=True, max_length=128)
+    seen_at: float = 0.0
+    gateway: str | None = Field(default=None, max_length=200)

@@ -1,0 +1,330 @@
+"""Hub replicas on one store and one NATS: leases with a fencing epoch, takeover after a
+kill -9, a frozen replica fenced, groups spread and rebalanced. Real processes on loopback,
+a real nats-server, real PostgreSQL (and SQLite for the lease rules)."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from agents_sdk import Agent, HubClient, TaskContext
+from agents_sdk.errors import HubUnavailable, RequestTimeout
+from clawhub.errors import Fenced
+from clawhub.runtime import EmbeddedNats
+from clawhub.store import Store, TaskRow
+from clawhub.store.lease import Lease, Leases
+from clawhub.store.store import normalise_url
+from protocols import TaskSpec, TaskState, TaskStatus
+
+PG_ENV = "CLAWHUB_TEST_POSTGRES_URL"
+TTL = 1.0
+
+
+def _task(task_id: str) -> TaskRow:
+    spec = TaskSpec(id=task_id, title=task_id).model_dump_json()
+    return TaskRow(group="g", id=task_id, seq=1, state="ready", spec=spec)
+
+
+# ------------------------------------------------------------------ the lease rules
+
+
+def test_a_lease_is_taken_renewed_fenced_and_handed_over(store: Store) -> None:
+    leases = Leases(store.engine)
+    a = leases.acquire("g", "A", 30, "http://a")
+    assert a == Lease("g", "A", 1)
+    assert leases.acquire("g", "B", 30, None) is None  # held: no takeover
+    assert leases.acquire("g", "A", 30, "http://a") == a  # ours: renewed, same epoch
+    assert leases.renew(a, 30)
+    store.apply([_task("t1")], fence=a)
+    assert [t.id for t in store.load_tasks("g")] == ["t1"]
+    leases.release(a)
+    b = leases.acquire("g", "B", 30, None)
+    assert b == Lease("g", "B", 2)  # a new holder: a new epoch
+    with pytest.raises(Fenced) as fenced:
+        store.apply([_task("t2")], fence=a)  # the deposed replica writes: nothing lands
+    assert "another replica took over" in str(fenced.value)
+    assert [t.id for t in store.load_tasks("g")] == ["t1"]
+    assert not leases.renew(a, 30)
+    store.apply([_task("t2")], fence=b)
+    assert [t.id for t in store.load_tasks("g")] == ["t1", "t2"]
+    assert leases.holdings()["g"].holder == "B"
+
+
+def test_a_lapsed_lease_goes_to_the_next_replica_with_a_new_epoch(store: Store) -> None:
+    leases = Leases(store.engine)
+    a = leases.acquire("h", "A", -1.0, None)  # taken, and lapsed already
+    assert a is not None
+    b = leases.acquire("h", "B", 30, None)
+    assert b == Lease("h", "B", a.epoch + 1)
+    assert not leases.renew(a, 30)
+    leases.beat("A", None)
+    leases.beat("B", "http://b")
+    assert leases.live(60) == ["A", "B"]
+    leases.leave("A")
+    assert leases.live(60) == ["B"]
+
+
+# ------------------------------------------------------------------ replicas as processes
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL schema, named in the URL so other processes use it too."""
+    url = os.environ.get(PG_ENV)
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail(f"{PG_ENV} is not set in CI: the PostgreSQL tests must run")
+        pytest.skip(f"{PG_ENV} not set: replicas share a PostgreSQL store")
+    schema = "r_" + secrets.token_hex(6)
+    admin = sa.create_engine(normalise_url(url))
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield f"{url}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+class Cluster:
+    """Replica processes (``clawhub up --replica``) on one nats-server and one store."""
+
+    def __init__(self, nats_url: str, store_url: str, tmp: Path, groups: list[str]) -> None:
+        self.nats_url = nats_url
+        self.store_url = store_url
+        self.tmp = tmp
+        self.groups = groups
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.store = Store(store_url)
+        self.leases = Leases(self.store.engine)
+
+    def start(self, name: str) -> subprocess.Popen[bytes]:
+        env = {
+            **os.environ,
+            "CLAWHUB_LEASE_TTL": str(TTL),
+            "CLAWHUB_HEARTBEAT_INTERVAL": "0.3",
+            "CLAWHUB_MISSED_BEATS": "10",  # a busy machine: agents are not lost for nothing
+            "CLAWHUB_RECOVERY_GRACE": "3",  # ... and have time to claim what they run
+            "CLAWHUB_STALL_TIMEOUT": "30",
+        }
+        args = ["up", "--replica", "--replica-id", name, "--nats-url", self.nats_url]
+        args += ["--store-url", self.store_url, "--data-dir", str(self.tmp / name)]
+        args += ["--gateway-port", "0"]
+        for group in self.groups:
+            args += ["--group", group]
+        log = (self.tmp / f"{name}.log").open("wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "clawhub.cli", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        self.procs[name] = proc
+        return proc
+
+    def log(self, name: str) -> str:
+        return (self.tmp / f"{name}.log").read_text(errors="replace")
+
+    def holders(self) -> dict[str, str]:
+        """group → the replica whose lease on it is live."""
+        return {g: h.holder for g, h in self.leases.holdings().items() if h.left > 0}
+
+    def close(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGCONT)
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.store.close()
+
+
+@pytest.fixture
+def cluster_factory(
+    nats_server: EmbeddedNats, pg_url: str, tmp_path: Path
+) -> Iterator[Callable[[list[str]], Cluster]]:
+    made: list[Cluster] = []
+
+    def make(groups: list[str]) -> Cluster:
+        found = Cluster(nats_server.url, pg_url, tmp_path, groups)
+        made.append(found)
+        return found
+
+    yield make
+    for found in made:
+        found.close()
+
+
+async def until(pred: Callable[[], Awaitable[bool] | bool], timeout: float = 60.0) -> float:
+    """Wait for ``pred``; the seconds it took (a generous timeout: a loaded machine)."""
+    began = time.monotonic()
+    while True:
+        got = pred()
+        if isinstance(got, Awaitable):
+            got = await got
+        if got:
+            return time.monotonic() - began
+        if time.monotonic() - began > timeout:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.05)
+
+
+def serving(cluster: Cluster, group: str, replica: str) -> Callable[[], bool]:
+    """Whether ``replica`` took ``group`` and its hub serves it (the ``hub.active`` event
+    it writes once its hub is up)."""
+
+    def check() -> bool:
+        if cluster.holders().get(group) != replica:
+            return False
+        active = cluster.store.events(group, kind="hub.active")
+        return bool(active) and f'"{replica}"' in active[-1].data
+
+    return check
+
+
+async def all_done(client: HubClient, ids: list[str]) -> list[TaskStatus]:
+    """The tasks' final states, asking again while no replica answers (a takeover)."""
+    final: dict[str, TaskStatus] = {}
+
+    async def done() -> bool:
+        try:
+            for status in await client.tasks(limit=len(ids) + 10):
+                if status.state in (TaskState.DONE, TaskState.FAILED, TaskState.CANCELLED):
+                    final[status.id] = status
+        except (RequestTimeout, HubUnavailable):
+            return False
+        return set(final) >= set(ids)
+
+    await until(done, timeout=180)
+    return [final[i] for i in ids]
+
+
+def worker(agent_id: str, group: str, runs: list[str] | None = None, capacity: int = 1) -> Agent:
+    """An agent of ``group`` that notes each task it finishes in ``runs`` (a side effect)."""
+    agent = Agent(agent_id, id=agent_id, skills={"x": 0.8}, capacity=capacity, group=group)
+
+    @agent.handler
+    async def work(ctx: TaskContext) -> object:
+        await asyncio.sleep(0.02)
+        await ctx.progress(1.0)
+        if runs is not None:
+            runs.append(ctx.task_id)
+        return {"by": agent_id}
+
+    return agent
+
+
+async def started(agents: list[Agent], url: str) -> AsyncIterator[None]:
+    for agent in agents:
+        await agent.start(url)
+    try:
+        yield
+    finally:
+        for agent in agents:
+            await agent.stop()
+
+
+async def test_kill_9_of_the_active_replica_mid_run_loses_nothing_and_does_nothing_twice(
+    cluster_factory: Callable[[list[str]], Cluster],
+) -> None:
+    cluster = cluster_factory(["alpha"])
+    cluster.start("r1")
+    await until(serving(cluster, "alpha", "r1"))
+    cluster.start("r2")
+    await until(lambda: "r2" in cluster.leases.live(10))
+    runs: list[str] = []
+    agents = [worker(f"w{i}", "alpha", runs, capacity=4) for i in range(4)]
+    async for _ in started(agents, cluster.nats_url):
+        async with HubClient(cluster.nats_url, group="alpha") as client:
+            ids = await client.submit(
+                [TaskSpec(title=f"t{i}", skills={"x": 0.5}) for i in range(500)]
+            )
+
+            async def a_fifth_done() -> bool:
+                return len(await client.tasks(states=[TaskState.DONE])) >= 100
+
+            await until(a_fifth_done, timeout=180)
+            cluster.procs["r1"].kill()  # kill -9: no goodbye, no release of the lease
+            cluster.procs["r1"].wait()
+            took = await until(serving(cluster, "alpha", "r2"))
+            final = await all_done(client, ids)
+    assert all(s.state is TaskState.DONE for s in final), collections.Counter(
+        s.state for s in final
+    )
+    for status in final:
+        assert sum(1 for h in status.history if h.outcome == "done") == 1
+    counts = collections.Counter(runs)
+    assert set(counts) == set(ids)  # every task ran
+    twice = sorted(t for t, n in counts.items() if n > 1)
+    assert not twice, f"{len(twice)} tasks ran twice after the takeover ({took:.1f} s)"
+    assert cluster.leases.holdings()["alpha"].epoch == 2
+    events = cluster.store.events("alpha", kind="hub.active")
+    assert [e.data for e in events][-1].count("r2") == 1
+
+
+async def test_a_replica_frozen_past_its_lease_is_fenced_and_steps_down(
+    cluster_factory: Callable[[list[str]], Cluster],
+) -> None:
+    cluster = cluster_factory(["alpha"])
+    first = cluster.start("r1")
+    await until(serving(cluster, "alpha", "r1"))
+    cluster.start("r2")
+    await until(lambda: "r2" in cluster.leases.live(10))
+    agent = worker("w0", "alpha")
+    async for _ in started([agent], cluster.nats_url):
+        os.kill(first.pid, signal.SIGSTOP)  # frozen, its lease lapses, r2 takes over
+        await until(serving(cluster, "alpha", "r2"))
+        async with HubClient(cluster.nats_url, group="alpha") as client:
+            [before] = await client.submit(TaskSpec(title="while frozen", skills={"x": 0.5}))
+            assert (await client.wait(before, timeout=60)).state is TaskState.DONE
+            os.kill(first.pid, signal.SIGCONT)  # it wakes up believing it is active
+            await until(lambda: "stood down from group alpha" in cluster.log("r1"))
+            [after] = await client.submit(TaskSpec(title="after", skills={"x": 0.5}))
+            status = await client.wait(after, timeout=60)
+    assert status.state is TaskState.DONE
+    assert cluster.holders()["alpha"] == "r2"
+    assert cluster.leases.holdings()["alpha"].epoch == 2
+    assert first.poll() is None  # it stands by; it did not crash
+
+
+async def test_groups_spread_over_the_replicas_and_rebalance_when_one_joins(
+    cluster_factory: Callable[[list[str]], Cluster],
+) -> None:
+    groups = [f"g{i}" for i in range(6)]
+    cluster = cluster_factory(groups)
+    cluster.start("r1")
+    await until(lambda: sorted(cluster.holders()) == groups)
+    cluster.start("r2")
+
+    def spread() -> list[int]:
+        return sorted(collections.Counter(cluster.holders().values()).values())
+
+    await until(lambda: spread() == [3, 3])
+    cluster.start("r3")
+    await until(lambda: spread() == [2, 2, 2])
+    assert set(cluster.holders().values()) == {"r1", "r2", "r3"}
+    # every group still serves: a task in each, done
+    agents = [worker(f"w-{g}", g) for g in groups]
+    async for _ in started(agents, cluster.nats_url):
+        for group in groups:
+            async with HubClient(cluster.nats_url, group=group) as client:
+                [tid] = await client.submit(TaskSpec(title=group, skills={"x": 0.5}))
+                assert (await client.wait(tid, timeout=60)).state is TaskState.DONE
