@@ -25,10 +25,12 @@ import os
 import socket
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import nats
 import uvicorn
 
-from protocols import ProtocolError, Role, is_identifier
+from protocols import ProtocolError, Role, is_identifier, subjects
 
 from ..errors import BusError, HubError, StoreError
 from ..runtime.auth import Tokens
@@ -63,6 +65,38 @@ def _port_free(host: str, port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+async def _refuse_open_nats(url: str, timeout: float) -> None:
+    """``BusError`` when the external NATS at ``url`` lets a client in without credentials:
+    it cannot vouch for the sender a subject names, so the hub could not enforce identity."""
+
+    async def quiet(exc: Exception) -> None:
+        log.debug("probe of %s: %s", url, exc)
+
+    anonymous = [  # without any user:password a URL may hold
+        urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+        for parts in map(urlsplit, subjects.server_urls(url))
+    ]
+    try:
+        probe = await asyncio.wait_for(
+            nats.connect(
+                anonymous,
+                allow_reconnect=False,
+                connect_timeout=max(1, int(timeout)),
+                error_cb=quiet,
+                name="clawhub-probe",
+            ),
+            timeout,
+        )
+    except Exception:  # refused (the hub's own connection, with credentials, comes next)
+        return
+    await probe.close()
+    raise BusError(
+        f"the NATS at {url} lets clients in without credentials, so it cannot vouch for who "
+        "sent a message: set it up with `clawhub nats-config` (docs/cluster.md), or run "
+        "`clawhub up --no-auth` to trust the names in messages"
+    )
 
 
 class HubProcess:
@@ -129,7 +163,9 @@ class HubProcess:
             self.embedded.users = tuple(self.tokens.nats_users())
             self._nats_version = self.tokens.version
             self.embedded.start()  # from this thread: on Linux it dies with the hub
-        identity = self.embedded is not None and s.auth
+        elif s.auth:  # an external NATS must hold each token to its own subjects
+            await _refuse_open_nats(s.nats_url, s.connect_timeout)
+        identity = s.auth
         try:
             for group in self.groups:
                 hub = Hub(
@@ -137,8 +173,9 @@ class HubProcess:
                     store=self.store,
                     embedded=self.embedded,
                     hub_file=False,
-                    # our nats-server checks each token's password and confines it to
-                    # publishing under its own id: the hub may believe the sender
+                    # our nats-server (or one set up by `clawhub nats-config`) checks each
+                    # token's password and confines it to publishing under its own id: the
+                    # hub may believe the sender
                     principals=self.tokens.principal if identity else None,
                 )
                 await hub.start()
@@ -259,7 +296,7 @@ class HubProcess:
             "groups": self.groups,
             "token": self.admin_tokens.get(first),
             "tokens": self.admin_tokens,
-            "auth": bool(self.embedded and self.embedded.auth),
+            "auth": self.settings.auth,
             "hub_id": ",".join(h.hub_id for h in self.hubs.values()),
             "pid": os.getpid(),
             "store": self.store.display_url,

@@ -258,11 +258,17 @@ class Hub:
         }
 
     async def _connect(self) -> NATS:
-        url = self.url
+        servers, s = subjects.server_urls(self.url), self.settings
+        login: dict[str, str] = {}  # the hub's own credentials (auth may be on)
         if self.embedded is not None:
-            url = self.embedded.service_url  # the hub's own credentials (auth may be on)
+            servers = [self.embedded.service_url]
+        elif s.nats_user:
+            secret = s.nats_password.get_secret_value() if s.nats_password else ""
+            login = {"user": s.nats_user, "password": secret}
         return await nats.connect(
-            url,
+            servers,
+            **login,
+            inbox_prefix=subjects.hub_inbox_prefix(self.group),  # a leaf's agents answer here
             name=f"clawhub:{self.hub_id}",
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,
