@@ -7,7 +7,13 @@ embedded server: each refusal is answered with its code and recorded."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import re
+import signal
+import subprocess
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +21,7 @@ from pathlib import Path
 import nats
 import pytest
 from nats.aio.client import Client as NATS
-from nats_cluster import Cluster, secret_of
+from nats_cluster import Cluster, environ_without_clawhub, free_block, secret_of
 from test_gateway import until
 from test_identity import Refusals, ask, victim_agent
 from typer.testing import CliRunner
@@ -321,3 +327,123 @@ async def test_a_hub_refuses_an_external_nats_that_lets_anyone_in(
         assert trusting.hubs["alpha"].principals is None  # names trusted, as asked
     finally:
         await trusting.stop()
+
+
+# -- the page, as written --------------------------------------------------------------------
+
+PAGE = ROOT / "docs" / "cluster.md"
+MARK = re.compile(
+    r'^<!-- cluster-test: (run|keeps running)(?:, ready when "([^"]+)"(?: x(\d+))?)?'
+    r'(?:, expect "([^"]+)")? -->$'
+)
+#: The page's ports, and which port of a free block each one becomes.
+PAGE_PORTS = {4222: 0, 4223: 1, 4224: 2, 6222: 3, 7422: 6, 4250: 9}
+
+
+@dataclass
+class Step:
+    line: int
+    keeps_running: bool
+    ready: str | None
+    times: int
+    expect: str | None
+    code: str
+
+
+def page_steps(text: str, base: int) -> list[Step]:
+    """The marked bash blocks of the page, its ports moved to a free block at ``base``."""
+    lines = text.split("\n")
+    found = []
+    for i, line in enumerate(lines):
+        mark = MARK.match(line.strip())
+        if not mark:
+            continue
+        start = lines.index("```bash", i)
+        end = lines.index("```", start + 1)
+        code = "\n".join(lines[start + 1 : end]) + "\n"
+        for port, offset in PAGE_PORTS.items():
+            code = re.sub(rf"(?<!\d){port}(?!\d)", str(base + offset), code)
+        kind, ready, times, expect = mark.groups()
+        found.append(Step(i + 1, kind == "keeps running", ready, int(times or 1), expect, code))
+    return found
+
+
+class Terminal:
+    """A block that keeps running, in a session of its own (stopped by its group id)."""
+
+    def __init__(self, step: Step, cwd: Path, env: dict[str, str]) -> None:
+        self.step = step
+        self.proc = subprocess.Popen(
+            ["bash", "-c", step.code],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.output = ""
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in iter(self.proc.stdout.readline, b""):
+            self.output += raw.decode(errors="replace")
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        assert self.step.ready is not None
+        while self.output.count(self.step.ready) < self.step.times:
+            assert self.proc.poll() is None, f"line {self.step.line} exited:\n{self.output}"
+            assert time.monotonic() < deadline, f"line {self.step.line} not ready:\n{self.output}"
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+def test_the_cluster_page_runs_as_written(tmp_path: Path) -> None:
+    """Tokens, the configuration, three nodes, a hub on all of them, a leaf node and an agent
+    on it, a task done; a node killed, another task done: each block as the page shows it."""
+    work = tmp_path / "work"
+    work.mkdir()
+    for name in (".venv", "examples"):
+        (work / name).symlink_to(ROOT / name)
+    env = environ_without_clawhub(tmp_path / "home")
+    steps = page_steps(PAGE.read_text(), free_block())
+    assert [s.keeps_running for s in steps] == [False, False, True, True, True, True, False, False]
+    terminals: list[Terminal] = []
+    try:
+        for step in steps:
+            if step.keeps_running:
+                terminal = Terminal(step, work, env)
+                terminals.append(terminal)
+                terminal.wait_ready()
+                continue
+            done = subprocess.run(
+                ["bash", "-c", step.code],
+                cwd=work,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+            out = done.stdout + done.stderr
+            assert done.returncode == 0, f"line {step.line}:\n{out}"
+            if step.expect:
+                assert step.expect in done.stdout, f"line {step.line}:\n{out}"
+        hub = terminals[1].output
+        assert "(external, tokens required)" in hub
+        assert "registered with hub" in terminals[3].output
+    finally:
+        for terminal in reversed(terminals):
+            terminal.stop()

@@ -21,16 +21,17 @@ import json
 import os
 import secrets
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import bcrypt
 import typer
 
 from ..errors import HubError
-from ..runtime import nats_config as conf
-from ..runtime.nats_server import NatsUser
 from .options import SharedOptions, build_settings, fail, shared_options
 from .views import console, err
+
+if TYPE_CHECKING:  # the server half loads only when the command runs (`clawhub` stays light)
+    from ..runtime import nats_config as conf
+    from ..runtime.nats_server import NatsUser
 
 SECRETS_FILE = "secrets.json"
 ACCOUNTS_FILE = "accounts.conf"
@@ -43,9 +44,9 @@ def _secret_files(leaves: list[str]) -> list[str]:
     return names + [f"leaf-{name}-secrets.conf" for name in leaves]
 
 
-def _gitignore(leaves: list[str]) -> str:
+def _gitignore(leaves: list[str], header: str) -> str:
     lines = "\n".join(_secret_files(leaves))
-    return f"{conf.HEADER}\n# the secrets it writes beside the configurations\n{lines}\n"
+    return f"{header}\n# the secrets it writes beside the configurations\n{lines}\n"
 
 
 class _Secrets:
@@ -63,6 +64,10 @@ class _Secrets:
 
     def get(self, name: str) -> conf.Secret:
         """The secret called ``name``, made now if it is new."""
+        import bcrypt  # noqa: PLC0415
+
+        from ..runtime import nats_config as conf  # noqa: PLC0415
+
         known = self.values.get(name)
         if not isinstance(known, dict) or not {"password", "hash"} <= known.keys():
             password = secrets.token_hex(16)
@@ -157,6 +162,8 @@ def nats_config(
     """Write the nats-server configuration of a cluster (and leaf nodes) that enforces the
     hub's tokens: node configs, the users of every live token, the hub's hub.env. Re-run it
     when tokens change, then `nats-server --signal reload=<pid>` on each node."""
+    from ..runtime import nats_config as conf  # noqa: PLC0415 - loads the server half
+
     try:
         leaves = [_parse_leaf(spec) for spec in leaf or []]
     except ValueError as exc:
@@ -195,7 +202,7 @@ def nats_config(
         files[ACCOUNTS_FILE] = (conf.accounts_config(hub, system, leaf_users, users), True)
         files[ROUTES_FILE] = (conf.routes_config(layout, route), True)
         files[HUB_ENV] = (conf.hub_env(layout, hub, system), True)
-        files[".gitignore"] = (_gitignore(names), False)
+        files[".gitignore"] = (_gitignore(names, conf.HEADER), False)
         files[SECRETS_FILE] = (store.text(), True)
         for filename, (text, secret_file) in files.items():
             _write(out / filename, text, secret=secret_file)
