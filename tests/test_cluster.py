@@ -320,6 +320,7 @@ async def test_a_hub_refuses_an_external_nats_that_lets_anyone_in(
     with pytest.raises(BusError, match=re.escape("clawhub nats-config")) as refused:
         await server.start()
     assert "--no-auth" in str(refused.value)
+    assert sqlite_store.tokens() == []  # refused before it made its local admin token
     # told to trust the names (a development bus), it serves
     trusting = HubProcess(settings.model_copy(update={"auth": False}), ["alpha"], sqlite_store)
     await trusting.start()
@@ -447,3 +448,29 @@ def test_the_cluster_page_runs_as_written(tmp_path: Path) -> None:
     finally:
         for terminal in reversed(terminals):
             terminal.stop()
+
+
+async def test_a_hub_without_its_credentials_says_which_settings_it_lacks(
+    cluster: Cluster, store_url: str, tmp_path: Path
+) -> None:
+    cluster.generate()
+    await asyncio.to_thread(cluster.start)
+    settings = cluster.hub_settings(tmp_path / "hub", nats_user=None, nats_password=None)
+    store = Store(store_url)
+    try:
+        with pytest.raises(BusError, match="CLAWHUB_NATS_USER and CLAWHUB_NATS_PASSWORD"):
+            await HubProcess(settings, ["alpha"], store=store).start()
+    finally:
+        store.close()
+
+
+def test_a_bad_leaf_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    for spec, says in (("bad name=tk-1", "bad --leaf"), ("=tk-1", "bad --leaf")):
+        args = ["nats-config", "--out", str(tmp_path / "n"), "--data-dir", str(tmp_path / "d")]
+        result = CliRunner().invoke(app, [*args, "--leaf", spec])
+        assert result.exit_code == 2, result.output
+        assert says in result.output
+    args = ["nats-config", "--out", str(tmp_path / "n"), "--data-dir", str(tmp_path / "d")]
+    twice = CliRunner().invoke(app, [*args, "--leaf", "a", "--leaf", "a"])
+    assert twice.exit_code == 2 and "its own NAME" in twice.output
+    assert not (tmp_path / "n").exists()  # nothing half-written

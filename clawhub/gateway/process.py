@@ -1,7 +1,8 @@
 """``HubProcess``: what ``clawhub up`` runs. One process serves one or more groups:
 
 - one embedded nats-server (unless ``nats_url`` is set), with authentication: one NATS user
-  per token, confined to its group's subjects and its own inboxes;
+  per token, confined to its group's subjects and its own inboxes (an external NATS is
+  refused unless it requires credentials: ``clawhub nats-config`` sets it up the same way);
 - one ``Hub`` per group (each its own board, scheduler and lease watcher) on that server
   and one store;
 - one gateway (FastAPI on uvicorn) in front of all of them, routing each call by the group
@@ -146,6 +147,14 @@ class HubProcess:
     async def start(self) -> None:
         """Tokens, nats-server, hubs, gateway; then ``hub.json``."""
         s = self.settings
+        if s.nats_url is not None and s.auth:  # it must hold each token to its own subjects
+            await _refuse_open_nats(s.nats_url, s.connect_timeout)
+            if not s.nats_user and "@" not in s.nats_url:
+                raise BusError(
+                    f"the NATS at {s.nats_url} requires credentials and the hub has none: set "
+                    "CLAWHUB_NATS_USER and CLAWHUB_NATS_PASSWORD (`clawhub nats-config` writes "
+                    "them to hub.env: `set -a; . hub.env; set +a`)"
+                )
         try:
             await asyncio.to_thread(self.tokens.refresh)
             await asyncio.to_thread(self._admin_tokens)
@@ -163,8 +172,6 @@ class HubProcess:
             self.embedded.users = tuple(self.tokens.nats_users())
             self._nats_version = self.tokens.version
             self.embedded.start()  # from this thread: on Linux it dies with the hub
-        elif s.auth:  # an external NATS must hold each token to its own subjects
-            await _refuse_open_nats(s.nats_url, s.connect_timeout)
         identity = s.auth
         try:
             for group in self.groups:

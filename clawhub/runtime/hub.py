@@ -80,7 +80,8 @@ class Hub:
         uses but does not own; ``hub_file``: write ``data_dir/hub.json`` (off when a
         ``HubProcess`` writes one for all its groups); ``principals``: who the sender of a
         NATS message is (a token id → its principal), given when the bus enforces identity
-        (the embedded nats-server with auth); without it every sender is trusted."""
+        (the embedded nats-server with auth, or one set up by ``clawhub nats-config``);
+        without it every sender is trusted."""
         self.settings = settings
         self.principals = principals
         self.coordinator = coordinator or Coordinator(settings)
