@@ -5,18 +5,18 @@ the secrets and writes the files.
 
 Each configuration is split in two, so the structure can be committed and the secrets not:
 
-==========================  ======================================================  =======
-file                        what                                                    secret
-==========================  ======================================================  =======
-``node-<n>.conf``           one cluster node: ports, cluster, leaf listener         no
-``accounts.conf``           the users: the hub's, the leaf nodes', one per token;   yes
-                            the system account (included by every node)
-``routes.conf``             the route credential and the routes (every node)        yes
-``leaf-<name>.conf``        a leaf node for a laptop: its local port                no
-``leaf-<name>-secrets.conf`` its users (the laptop's tokens) and its remote, with    yes
-                            the leaf's credential
-``hub.env``                 the hub's ``CLAWHUB_NATS_*`` (URLs, user, password)     yes
-==========================  ======================================================  =======
+============================  ==================================================  ======
+file                          what                                                secret
+============================  ==================================================  ======
+``node-<n>.conf``             one cluster node: ports, cluster, leaf listener     no
+``accounts.conf``             the users: the hub's, the leaf nodes', one per      yes
+                              token; the system account (every node has it)
+``routes.conf``               the route credential and the routes (every node)    yes
+``leaf-<name>.conf``          a leaf node for a laptop: its local port            no
+``leaf-<name>-secrets.conf``  its users (the laptop's tokens) and its remote,     yes
+                              with the leaf's credential
+``hub.env``                   the hub's ``CLAWHUB_NATS_*``: URLs, user, password  yes
+============================  ==================================================  ======
 
 A leaf node's credential on the cluster may publish and subscribe only where the tokens it
 carries may (and answer the hub's offers: ``subjects.hub_inbox_prefix``), so a leaf, even
