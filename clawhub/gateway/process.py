@@ -68,12 +68,14 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-async def _refuse_open_nats(url: str, timeout: float) -> None:
+async def _refuse_open_nats(url: str, timeout: float) -> bool:
     """``BusError`` when the external NATS at ``url`` lets a client in without credentials:
-    it cannot vouch for the sender a subject names, so the hub could not enforce identity."""
+    it cannot vouch for the sender a subject names, so the hub could not enforce identity.
+    True when it refused the client for want of credentials (False: it did not answer)."""
+    seen: list[Exception] = []
 
     async def quiet(exc: Exception) -> None:
-        log.debug("probe of %s: %s", url, exc)
+        seen.append(exc)
 
     anonymous = [  # without any user:password a URL may hold
         urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
@@ -90,8 +92,8 @@ async def _refuse_open_nats(url: str, timeout: float) -> None:
             ),
             timeout,
         )
-    except Exception:  # refused (the hub's own connection, with credentials, comes next)
-        return
+    except Exception as exc:  # refused, or unreachable (the hub's own connection says so)
+        return any("authorization" in str(e).lower() for e in [*seen, exc])
     await probe.close()
     raise BusError(
         f"the NATS at {url} lets clients in without credentials, so it cannot vouch for who "
@@ -148,8 +150,8 @@ class HubProcess:
         """Tokens, nats-server, hubs, gateway; then ``hub.json``."""
         s = self.settings
         if s.nats_url is not None and s.auth:  # it must hold each token to its own subjects
-            await _refuse_open_nats(s.nats_url, s.connect_timeout)
-            if not s.nats_user and "@" not in s.nats_url:
+            wants_login = await _refuse_open_nats(s.nats_url, s.connect_timeout)
+            if wants_login and not s.nats_user and "@" not in s.nats_url:
                 raise BusError(
                     f"the NATS at {s.nats_url} requires credentials and the hub has none: set "
                     "CLAWHUB_NATS_USER and CLAWHUB_NATS_PASSWORD (`clawhub nats-config` writes "
