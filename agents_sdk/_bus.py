@@ -21,7 +21,7 @@ import nats.errors
 from nats.aio.client import Client as NATS
 from pydantic import BaseModel
 
-from protocols import ErrorCode, ErrorReply, ProtocolError, decode_any, encode, type_name
+from protocols import ErrorCode, ErrorReply, ProtocolError, decode_any, encode, subjects, type_name
 
 from .errors import AgentIdConflict, HubUnavailable, RequestRefused, RequestTimeout
 
@@ -132,7 +132,7 @@ async def connect(
     watch = _Watch()
     options: dict[str, Any] = {
         **extra,
-        "servers": url,
+        "servers": subjects.server_urls(url),  # one URL, or a cluster's comma-separated
         "name": name,
         "max_reconnect_attempts": -1,
         "reconnect_time_wait": RECONNECT_WAIT,

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,11 +24,21 @@ class HubSettings(BaseSettings):
     group: str = Field(default="default", description="Claw Group (tenant) this hub serves.")
     nats_url: str | None = Field(
         default=None,
-        description="NATS server to use. Unset: start an embedded nats-server on loopback.",
+        description="NATS server to use: one URL, or several comma-separated (the nodes of a "
+        "cluster). Unset: start an embedded nats-server on loopback.",
+    )
+    nats_user: str | None = Field(
+        default=None,
+        description="The hub's own user on an external NATS (`clawhub nats-config` writes it "
+        "and the password to hub.env).",
+    )
+    nats_password: SecretStr | None = Field(
+        default=None, description="The password of `nats_user`."
     )
     nats_system_url: str | None = Field(
         default=None,
-        description="System-account URL of an external NATS, to hear agent disconnects at once "
+        description="System-account URL(s) of an external NATS, comma-separated like nats_url, "
+        "with the system user's credentials: the hub hears agent disconnects at once "
         "(the embedded server sets this up itself).",
     )
     nats_port: int = Field(
@@ -103,8 +113,11 @@ class HubSettings(BaseSettings):
     )
     auth: bool = Field(
         default=True,
-        description="Embedded nats-server requires credentials (tokens); each one confined to "
-        "its group's subjects and its own inbox. Off: anyone on loopback may connect.",
+        description="NATS requires credentials (tokens), each one confined to its group's "
+        "subjects and its own inbox, so the hub believes the sender a subject names: the "
+        "embedded nats-server is set up so; an external one (nats_url) must be, by `clawhub "
+        "nats-config` (the hub refuses one that lets clients in without credentials). Off: "
+        "anyone who reaches NATS may connect, and names are trusted.",
     )
     gateway: bool = Field(
         default=True, description="Serve the HTTP/WebSocket gateway (`clawhub up`)."

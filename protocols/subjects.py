@@ -184,6 +184,19 @@ def inbox_prefix(owner: str) -> str:
     return f"{INBOX_ROOT}.{_check('inbox owner', owner)}"
 
 
+def hub_inbox_prefix(group: str) -> str:
+    """The reply-inbox prefix of the hub of ``group`` (``_INBOX.hub.<group>``): the answers
+    to its offers go below it. A leaf node's credential may publish there (nats-server's
+    ``allow_responses`` does not cross a leaf connection) and nowhere else in ``_INBOX``."""
+    return f"{INBOX_ROOT}.hub.{_check('group', group)}"
+
+
+def server_urls(url: str) -> list[str]:
+    """The servers of a NATS address: one URL, or several comma-separated (a cluster), as
+    nats-py takes them (a list)."""
+    return [one.strip() for one in url.split(",") if one.strip()]
+
+
 def own_inbox(owner: str) -> str:
     """Wildcard of every reply inbox under ``inbox_prefix(owner)``."""
     return f"{inbox_prefix(owner)}.>"

@@ -43,7 +43,7 @@ from protocols import (
 )
 
 from ..errors import HubError
-from . import db, tokens, work
+from . import db, nats_config, tokens, work
 from .client import api_subject, call, resolve_token
 from .options import (
     TALKS_TO_HUB,
@@ -70,7 +70,10 @@ app = typer.Typer(
 def up(
     nats_url: Annotated[
         str | None,
-        typer.Option("--nats-url", help="Use this NATS server instead of embedding one."),
+        typer.Option(
+            "--nats-url",
+            help="Use this NATS server instead of embedding one (several: comma-separated).",
+        ),
     ] = None,
     port: Annotated[
         int | None, typer.Option("--port", help="Port of the embedded nats-server (0 = free).")
@@ -87,7 +90,10 @@ def up(
     ] = None,
     auth: Annotated[
         bool | None,
-        typer.Option("--auth/--no-auth", help="Require tokens on the embedded nats-server."),
+        typer.Option(
+            "--auth/--no-auth",
+            help="Require tokens on NATS (embedded, or set up by `clawhub nats-config`).",
+        ),
     ] = None,
     replica: Annotated[
         bool,
@@ -137,6 +143,8 @@ def up(
         auth_note = "  (embedded, tokens required)" if embedded and embedded.auth else ""
         if embedded and not embedded.auth:
             auth_note = "  (embedded, no auth)"
+        if not embedded:
+            auth_note = f"  (external, {'tokens required' if settings.auth else 'no auth'})"
         console.print(f"  NATS     {server.url}{auth_note}")
         if server.gateway_url:
             console.print(
@@ -465,6 +473,7 @@ def demo(
 work.register(app)
 tokens.register(app)
 db.register(app)
+nats_config.register(app)
 
 
 def main() -> None:

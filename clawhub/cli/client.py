@@ -137,7 +137,7 @@ async def connect(url: str, token: str | None = None) -> NATS:
         for tries_left in (1, 0):  # once more after a reset: it may hide a refusal
             try:
                 nc = await nats.connect(
-                    url,
+                    subjects.server_urls(url),
                     **extra,
                     connect_timeout=3,
                     max_reconnect_attempts=1,  # nats-py reads 0 as "forever"

@@ -1,7 +1,8 @@
 """``HubProcess``: what ``clawhub up`` runs. One process serves one or more groups:
 
 - one embedded nats-server (unless ``nats_url`` is set), with authentication: one NATS user
-  per token, confined to its group's subjects and its own inboxes;
+  per token, confined to its group's subjects and its own inboxes (an external NATS is
+  refused unless it requires credentials: ``clawhub nats-config`` sets it up the same way);
 - one ``Hub`` per group (each its own board, scheduler and lease watcher) on that server
   and one store;
 - one gateway (FastAPI on uvicorn) in front of all of them, routing each call by the group
@@ -30,6 +31,7 @@ import os
 import socket
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import nats
 import nats.errors
@@ -87,6 +89,40 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
+async def _refuse_open_nats(url: str, timeout: float) -> bool:
+    """``BusError`` when the external NATS at ``url`` lets a client in without credentials:
+    it cannot vouch for the sender a subject names, so the hub could not enforce identity.
+    True when it refused the client for want of credentials (False: it did not answer)."""
+    seen: list[Exception] = []
+
+    async def quiet(exc: Exception) -> None:
+        seen.append(exc)
+
+    anonymous = [  # without any user:password a URL may hold
+        urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+        for parts in map(urlsplit, subjects.server_urls(url))
+    ]
+    try:
+        probe = await asyncio.wait_for(
+            nats.connect(
+                anonymous,
+                allow_reconnect=False,
+                connect_timeout=max(1, int(timeout)),
+                error_cb=quiet,
+                name="clawhub-probe",
+            ),
+            timeout,
+        )
+    except Exception as exc:  # refused, or unreachable (the hub's own connection says so)
+        return any("authorization" in str(e).lower() for e in [*seen, exc])
+    await probe.close()
+    raise BusError(
+        f"the NATS at {url} lets clients in without credentials, so it cannot vouch for who "
+        "sent a message: set it up with `clawhub nats-config` (docs/cluster.md), or run "
+        "`clawhub up --no-auth` to trust the names in messages"
+    )
+
+
 class HubProcess:
     """Hubs for ``groups`` behind one nats-server and one gateway. ``await start()``, then
     ``await stop()`` (or ``async with``)."""
@@ -139,6 +175,14 @@ class HubProcess:
     async def start(self) -> None:
         """Tokens, nats-server, hubs, gateway; then ``hub.json``."""
         s = self.settings
+        if s.nats_url is not None and s.auth:  # it must hold each token to its own subjects
+            wants_login = await _refuse_open_nats(s.nats_url, s.connect_timeout)
+            if wants_login and not s.nats_user and "@" not in s.nats_url:
+                raise BusError(
+                    f"the NATS at {s.nats_url} requires credentials and the hub has none: set "
+                    "CLAWHUB_NATS_USER and CLAWHUB_NATS_PASSWORD (`clawhub nats-config` writes "
+                    "them to hub.env: `set -a; . hub.env; set +a`)"
+                )
         try:
             await asyncio.to_thread(self.tokens.refresh)
             await asyncio.to_thread(self._admin_tokens)
@@ -156,7 +200,7 @@ class HubProcess:
             self.embedded.users = tuple(self.tokens.nats_users())
             self._nats_version = self.tokens.version
             self.embedded.start()  # from this thread: on Linux it dies with the hub
-        identity = self.embedded is not None and s.auth
+        identity = s.auth
         if s.replica:
             await self._start_replica()
             return
@@ -167,8 +211,9 @@ class HubProcess:
                     store=self.store,
                     embedded=self.embedded,
                     hub_file=False,
-                    # our nats-server checks each token's password and confines it to
-                    # publishing under its own id: the hub may believe the sender
+                    # our nats-server (or one set up by `clawhub nats-config`) checks each
+                    # token's password and confines it to publishing under its own id: the
+                    # hub may believe the sender
                     principals=self.tokens.principal if identity else None,
                 )
                 await hub.start()
@@ -197,8 +242,15 @@ class HubProcess:
         )
         self.replicas = replicas
         try:
+            login: dict[str, str] = {}
+            if s.nats_user:
+                secret = s.nats_password.get_secret_value() if s.nats_password else ""
+                login = {"user": s.nats_user, "password": secret}
             self._forwarder = await nats.connect(
-                s.nats_url, name=f"clawhub-replica:{replicas.id}", max_reconnect_attempts=-1
+                subjects.server_urls(s.nats_url),
+                name=f"clawhub-replica:{replicas.id}",
+                max_reconnect_attempts=-1,
+                **login,
             )
             if s.gateway:
                 await self._start_gateway()
@@ -215,6 +267,7 @@ class HubProcess:
             self.settings.model_copy(update={"group": group}),
             store=self.store,
             hub_file=False,
+            principals=self.tokens.principal if self.settings.auth else None,
             lease=lease,
             may_act=may_act,
         )
@@ -350,7 +403,7 @@ class HubProcess:
             "groups": self.groups,
             "token": self.admin_tokens.get(first),
             "tokens": self.admin_tokens,
-            "auth": bool(self.embedded and self.embedded.auth),
+            "auth": self.settings.auth,
             "hub_id": ",".join(h.hub_id for h in self.hubs.values()),
             "pid": os.getpid(),
             "store": self.store.display_url,

@@ -31,7 +31,7 @@ async def watch_disconnects(system_url: str, name: str, closed: Closed) -> NATS:
     own choice; the user is the server's word, so callers match on both. Returns the
     connection."""
     sys_nc = await nats.connect(
-        system_url,
+        subjects.server_urls(system_url),  # one URL, or the nodes of a cluster
         name=name,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,

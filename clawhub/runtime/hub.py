@@ -83,10 +83,9 @@ class Hub:
         uses but does not own; ``hub_file``: write ``data_dir/hub.json`` (off when a
         ``HubProcess`` writes one for all its groups); ``principals``: who the sender of a
         NATS message is (a token id → its principal), given when the bus enforces identity
-        (the embedded nats-server with auth); without it every sender is trusted. A replica
-        (``runtime.replica``) gives its ``lease``, which fences every write, and ``may_act``:
-        false while it is not sure it still holds the lease (nothing is offered, swept or
-        published then); ``deposed`` is set when a write is refused for a newer epoch."""
+        (the embedded nats-server with auth, or one set up by ``clawhub nats-config``);
+        without it every sender is trusted. A replica gives its ``lease`` (fencing every
+        write) and ``may_act`` (see ``runtime.replica``)."""
         self.settings = settings
         self.principals = principals
         self.coordinator = coordinator or Coordinator(settings)
@@ -268,11 +267,17 @@ class Hub:
         }
 
     async def _connect(self) -> NATS:
-        url = self.url
+        servers, s = subjects.server_urls(self.url), self.settings
+        login: dict[str, str] = {}  # the hub's own credentials (auth may be on)
         if self.embedded is not None:
-            url = self.embedded.service_url  # the hub's own credentials (auth may be on)
+            servers = [self.embedded.service_url]
+        elif s.nats_user:
+            secret = s.nats_password.get_secret_value() if s.nats_password else ""
+            login = {"user": s.nats_user, "password": secret}
         return await nats.connect(
-            url,
+            servers,
+            **login,
+            inbox_prefix=subjects.hub_inbox_prefix(self.group),  # a leaf's agents answer here
             name=f"clawhub:{self.hub_id}",
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,

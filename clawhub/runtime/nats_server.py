@@ -56,6 +56,31 @@ class NatsUser:
         )
 
 
+#: The system account (connect/disconnect advisories; the hub alone has a user in it).
+SYSTEM_ACCOUNT = "SYS"
+
+
+def password_user(name: str, password: str) -> str:
+    """A user entry with no permissions block (full access to its account): the hub's own
+    user, the system user, a route's credential."""
+    return f"{{ user: {json.dumps(name)}, password: {json.dumps(password)} }}"
+
+
+def accounts_block(client_users: list[str], system_users: list[str], *, jetstream: bool) -> str:
+    """The ``accounts`` block of nats-server.conf: the client account with ``client_users``
+    (``password_user`` and ``NatsUser.config`` entries), the system account with
+    ``system_users``, and ``system_account``. The embedded server and ``clawhub
+    nats-config`` both write it with this, so the two cannot differ."""
+    js = "jetstream: enabled, " if jetstream else ""
+    return (
+        "accounts {\n"
+        f"  {CLIENT_ACCOUNT}: {{ {js}users: [\n    " + ",\n    ".join(client_users) + "\n  ] }\n"
+        f"  {SYSTEM_ACCOUNT}: {{ users: [ " + ", ".join(system_users) + " ] }\n"
+        "}\n"
+        f"system_account: {SYSTEM_ACCOUNT}\n"
+    )
+
+
 _RELOADED = "Reloaded server configuration"
 
 
@@ -180,7 +205,7 @@ class EmbeddedNats:
     def _config(self) -> str:
         store = (self.data_dir / "jetstream").as_posix()
         port = self.port if self.port else -1
-        users = [f'{{ user: "claw", password: "{self._client_password}" }}']
+        users = [password_user("claw", self._client_password)]
         if self.auth:
             users += [u.config() for u in self.users]
         text = (
@@ -188,14 +213,7 @@ class EmbeddedNats:
             f"port: {port}\n"
             f"max_payload: {self.max_payload}\n"
             f'jetstream {{ store_dir: "{store}" }}\n'
-            "accounts {\n"
-            f"  {CLIENT_ACCOUNT}: {{ jetstream: enabled, users: [\n    "
-            + ",\n    ".join(users)
-            + "\n  ] }\n"
-            f'  SYS: {{ users: [ {{ user: "sys", password: "{self._system_password}" }} ] }}\n'
-            "}\n"
-            "system_account: SYS\n"
-        )
+        ) + accounts_block(users, [password_user("sys", self._system_password)], jetstream=True)
         if self.max_connections:
             text += f"max_connections: {self.max_connections}\n"
         if not self.auth:
