@@ -1,5 +1,6 @@
 """A small real MCP server (the mcp SDK's ``MCPServer``) run over stdio as a subprocess, for
-the tests of MCP servers as agent toolkits: ``python tests/mcp_tool_server.py``.
+the tests of MCP servers as agent toolkits: ``python tests/mcp_tool_server.py``, or over
+Streamable HTTP with ``--http PORT`` (at ``http://127.0.0.1:PORT/mcp``).
 
 Tools: ``word_count`` (counts words), ``shout`` (upper-cases; refuses an empty text with a
 tool error), and ``crash`` (the server process exits at once, mid-call: a server that dies
@@ -9,6 +10,7 @@ while a task uses it).
 from __future__ import annotations
 
 import os
+import sys
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -37,4 +39,7 @@ def crash(reason: str = "") -> str:
 
 
 if __name__ == "__main__":
-    server.run("stdio")
+    if len(sys.argv) == 3 and sys.argv[1] == "--http":  # Streamable HTTP on 127.0.0.1:PORT/mcp
+        server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]))
+    else:
+        server.run("stdio")

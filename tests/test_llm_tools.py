@@ -11,8 +11,13 @@ subprocess. Hub tests use the real nats-server, hub and SQLite store.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
+import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -370,6 +375,64 @@ async def test_an_mcp_server_that_cannot_start_fails_the_attempt_clearly(tmp_pat
     assert isinstance(run.exception, ToolServerError)
     assert str(run.error).startswith(
         "ToolServerError: MCP server no-such-server: starting it and listing its tools failed:"
+    )
+    assert server.requests == []
+
+
+@pytest.fixture
+def mcp_http_url() -> Iterator[str]:
+    """The test MCP server over Streamable HTTP, as its own process on a free port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        [*MCP_SERVER, "--http", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            assert time.monotonic() < deadline, "the MCP HTTP server did not listen in 60s"
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def test_an_mcp_server_by_url_provides_tools(tmp_path: Path, mcp_http_url: str) -> None:
+    script = [calls(("web_word_count", {"text": "over streamable http"})), answer_from_results]
+    async with ScriptedChatServer(script) as server:
+        tooler = agent(server, tmp_path, mcp_servers=[{"url": mcp_http_url, "prefix": "web_"}])
+        run = await run_task(tooler, title="Count over HTTP")
+    assert run.ok, run.error
+    names = {t["function"]["name"] for t in server.requests[0]["tools"]}
+    assert names == {"web_word_count", "web_shout", "web_crash"}
+    assert run.output == "results: 3"
+
+
+async def test_a_command_that_floods_garbage_instead_of_mcp_fails_clearly(
+    tmp_path: Path,
+) -> None:
+    flood = [
+        sys.executable,
+        "-c",
+        "import sys\nwhile True: sys.stdout.write('garbage ' * 500 + '\\n')",
+    ]
+    async with ScriptedChatServer([say("unused")]) as server:
+        tooler = agent(server, tmp_path, mcp_servers=[{"command": flood, "name": "noise"}])
+        tooler.toolbox.timeout = 3.0  # how long it may take to start and list its tools
+        run = await run_task(tooler, title="t")
+    assert isinstance(run.exception, ToolServerError)
+    assert run.error == (
+        "ToolServerError: MCP server noise: starting it and listing its tools failed: "
+        "the server did not answer in time"
     )
     assert server.requests == []
 
