@@ -123,6 +123,8 @@ def _text_of(result: Any) -> str:
 
 
 def _server_error(server: ServerConfig, exc: BaseException, doing: str) -> ToolServerError:
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:  # anyio's task groups
+        exc = exc.exceptions[0]
     code = getattr(exc, "code", None)
     if code == _CONNECTION_CLOSED:
         why = "the server closed the connection (it died or exited)"

@@ -178,6 +178,22 @@ async def test_a_task_needing_two_tool_calls_reaches_done(tmp_path: Path) -> Non
     assert len(run.logs) == 4  # the price note once, not once per call
 
 
+async def test_mock_response_still_answers_an_agent_with_tools(tmp_path: Path) -> None:
+    """litellm's ``mock_response`` (no server) for the simple case: a direct answer."""
+    mocked = LLMAgent(
+        "m",
+        model="openai/gpt-4o-mini",
+        tools=[word_count],
+        mock_response="Four words.",
+        data_dir=tmp_path / "m",
+    )
+    run = await run_task(mocked, title="t")
+    assert run.ok, run.error
+    assert run.output == "Four words."
+    assert run.logs == ["tools offered to openai/gpt-4o-mini: word_count"]
+    assert run.usage is not None and run.usage.calls == 1 and run.usage.cost > 0
+
+
 async def test_a_tool_error_is_fed_back_and_the_model_recovers(tmp_path: Path) -> None:
     tried: list[str] = []
 
@@ -368,15 +384,25 @@ async def test_an_mcp_server_that_dies_mid_task_fails_the_attempt_clearly(
 
 
 async def test_an_mcp_server_that_cannot_start_fails_the_attempt_clearly(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nothing listens on once the probe is closed
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
     missing = tmp_path / "no-such-server"
     async with ScriptedChatServer([say("unused")]) as server:
-        tooler = agent(server, tmp_path, mcp_servers=[{"command": [str(missing)]}])
-        run = await run_task(tooler, title="t")
-    assert isinstance(run.exception, ToolServerError)
-    assert str(run.error).startswith(
+        no_command = agent(server, tmp_path, mcp_servers=[{"command": [str(missing)]}])
+        no_listener = agent(server, tmp_path, mcp_servers=[f"http://127.0.0.1:{closed}/mcp"])
+        first = await run_task(no_command, title="t")
+        second = await run_task(no_listener, title="t")
+    assert isinstance(first.exception, ToolServerError)
+    assert str(first.error).startswith(
         "ToolServerError: MCP server no-such-server: starting it and listing its tools failed:"
     )
-    assert server.requests == []
+    assert isinstance(second.exception, ToolServerError)
+    assert second.error == (
+        f"ToolServerError: MCP server 127.0.0.1:{closed}: starting it and listing its tools "
+        "failed: ConnectError: All connection attempts failed"
+    )
+    assert server.requests == []  # the model is not asked without its tools
 
 
 @pytest.fixture
