@@ -3,14 +3,15 @@ the tests of MCP servers as agent toolkits: ``python tests/mcp_tool_server.py``,
 Streamable HTTP with ``--http PORT`` (at ``http://127.0.0.1:PORT/mcp``).
 
 Tools: ``word_count`` (counts words), ``shout`` (upper-cases; refuses an empty text with a
-tool error), and ``crash`` (the server process exits at once, mid-call: a server that dies
-while a task uses it).
+tool error), ``pid`` and ``wait`` (to cancel a task mid-call), and ``crash`` (the server
+process exits at once, mid-call: a server that dies while a task uses it).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -30,6 +31,19 @@ def shout(text: str) -> str:
     if not text:
         raise ToolError("nothing to shout")
     return text.upper() + "!"
+
+
+@server.tool()
+def pid() -> int:
+    """The server's process id."""
+    return os.getpid()
+
+
+@server.tool()
+def wait(seconds: float) -> str:
+    """Sleep, then answer."""
+    time.sleep(seconds)
+    return "woke"
 
 
 @server.tool()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -350,7 +351,7 @@ async def test_an_mcp_server_over_stdio_provides_tools_the_model_calls(tmp_path:
         run = await run_task(tooler, title="Count and shout")
     assert run.ok, run.error
     offered = {t["function"]["name"]: t["function"] for t in server.requests[0]["tools"]}
-    assert set(offered) == {"word_count", "shout", "crash"}
+    assert set(offered) == {"word_count", "shout", "pid", "wait", "crash"}
     assert offered["word_count"]["description"] == "Count the words in a text."
     assert offered["word_count"]["parameters"]["required"] == ["text"]
     count, refused = tool_results(server.requests[1])
@@ -381,6 +382,30 @@ async def test_an_mcp_server_that_dies_mid_task_fails_the_attempt_clearly(
         again = await run_task(tooler, title="Count")
     assert again.ok, again.error
     assert again.output == "results: 2"
+
+
+async def test_a_task_cancelled_mid_call_stops_its_mcp_server(tmp_path: Path) -> None:
+    """A revoked attempt (here: its handler cancelled while an MCP tool sleeps) leaves no
+    server process behind."""
+    script = [calls(("pid", {})), calls(("wait", {"seconds": 600})), say("unreachable")]
+    async with ScriptedChatServer(script) as server:
+        tooler = agent(server, tmp_path, mcp_servers=[{"command": MCP_SERVER}])
+        running = asyncio.ensure_future(run_task(tooler, title="t"))
+        while len(server.requests) < 2:  # the model asked for "wait": the call is under way
+            assert not running.done(), running.result().error
+            await asyncio.sleep(0.05)
+        [pid] = tool_results(server.requests[1])
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            break  # gone (and reaped)
+        assert time.monotonic() < deadline, f"MCP server {pid} still runs after the cancel"
+        await asyncio.sleep(0.1)
 
 
 async def test_an_mcp_server_that_cannot_start_fails_the_attempt_clearly(tmp_path: Path) -> None:
@@ -439,7 +464,7 @@ async def test_an_mcp_server_by_url_provides_tools(tmp_path: Path, mcp_http_url:
         run = await run_task(tooler, title="Count over HTTP")
     assert run.ok, run.error
     names = {t["function"]["name"] for t in server.requests[0]["tools"]}
-    assert names == {"web_word_count", "web_shout", "web_crash"}
+    assert names == {"web_word_count", "web_shout", "web_pid", "web_wait", "web_crash"}
     assert run.output == "results: 3"
 
 
