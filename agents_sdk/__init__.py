@@ -15,9 +15,12 @@
 
 ``LLMAgent`` answers tasks with any litellm model (``anthropic/...``, ``openai/...``,
 ``moonshot/...``, ``ollama/...``); ``ctx.memory`` is an agent's persistent ``Memory``.
+``LLMAgent(tools=[...], mcp_servers=[...], skills_dir=...)`` gives a model Python tools,
+the tools of MCP servers and skill instruction files.
 ``HubClient`` submits tasks and watches them; ``agents_sdk.testing`` runs a handler
 without a hub. Imports only ``protocols``, nats-py, pydantic and the standard library
-(litellm only when an ``LLMAgent`` first calls a model).
+(litellm only when an ``LLMAgent`` first calls a model, mcp only when a task uses an MCP
+server).
 """
 
 from . import _natsimport  # noqa: F401  # first: nats-py without aiohttp (import time)
@@ -38,10 +41,15 @@ from .errors import (
     RequestRefused,
     RequestTimeout,
     SDKError,
+    ToolError,
+    ToolLoopStopped,
+    ToolServerError,
     WaitTimeout,
 )
 from .llm import Answer, LLMAgent, RetryPolicy
 from .memory import Memory, Note
+from .skills import Skill, load_skills
+from .tools import Tool, as_tool
 
 __all__ = [
     "Agent",
@@ -63,8 +71,15 @@ __all__ = [
     "RequestTimeout",
     "RetryPolicy",
     "SDKError",
+    "Skill",
     "TaskContext",
+    "Tool",
+    "ToolError",
+    "ToolLoopStopped",
+    "ToolServerError",
     "WaitTimeout",
     "__version__",
+    "as_tool",
+    "load_skills",
     "local_hub_url",
 ]

@@ -14,7 +14,10 @@
         │   ├── ModelAuthError        no API key, or the key was refused (has ``env_var``)
         │   ├── ModelRequestError     the model refused the request: bad request, unknown model
         │   ├── ModelUnavailable      rate limit, timeout, 5xx, no connection: retries spent
-        │   └── ModelOutputError      the answer is unusable (not the JSON the task asks for)
+        │   ├── ModelOutputError      the answer is unusable (not the JSON the task asks for)
+        │   └── ToolLoopStopped       the tool loop hit ``max_steps`` or the budget (``reason``)
+        ├── ToolServerError           an MCP server of an agent's toolkit failed or died
+        ├── ToolError                 raised by a tool: its text goes back to the model
         └── _Retryable                private: one failed model call worth another try; it
                                       never leaves ``LLMAgent.ask`` (spent retries become
                                       ``ModelUnavailable``)
@@ -42,6 +45,9 @@ __all__ = [
     "RequestRefused",
     "RequestTimeout",
     "SDKError",
+    "ToolError",
+    "ToolLoopStopped",
+    "ToolServerError",
     "WaitTimeout",
 ]
 
@@ -115,6 +121,32 @@ class ModelUnavailable(ModelError):
 
 class ModelOutputError(ModelError):
     """The model answered, but not in the form the task asks for (e.g. not JSON)."""
+
+
+class ToolLoopStopped(ModelError):
+    """An ``LLMAgent`` with tools stopped before a final answer: ``reason`` is ``max_steps``
+    (that many model calls, each asking for more tools) or ``budget`` (the attempt spent its
+    ``max_cost``). The attempt fails; the hub may retry the task elsewhere."""
+
+    def __init__(self, model: str, message: str, reason: str, steps: int) -> None:
+        super().__init__(model, message)
+        self.reason = reason
+        self.steps = steps
+
+
+class ToolServerError(SDKError):
+    """An MCP server an agent takes tools from could not start, stopped answering or died
+    (``server`` names it). The attempt fails with this error instead of hanging."""
+
+    def __init__(self, server: str, message: str) -> None:
+        super().__init__(message)
+        self.server = server
+
+
+class ToolError(SDKError):
+    """Raised by a tool (or for an MCP tool that answered with an error): the message goes
+    back to the model as the call's result, and the model may try again. Never fails the
+    attempt by itself."""
 
 
 class _Retryable(SDKError):

@@ -25,7 +25,10 @@ API key fails at once with ``ModelAuthError`` naming the variable to set; a bad 
 unknown model fails at once with ``ModelRequestError``.
 
 litellm is imported on first use, in a worker thread (it takes seconds), never by
-``import agents_sdk``. Tests pass ``mock_response=`` (litellm's own mock: a text, an
+``import agents_sdk``. With ``tools=``/``mcp_servers=`` each answer is a tool-calling loop
+(``agents_sdk._toolloop``): every call and its outcome goes out as progress and in the
+task's log, usage is summed over every model call, and ``max_steps`` and ``max_cost`` cap
+it. Tests pass ``mock_response=`` (litellm's own mock: a text, an
 exception, or one of litellm's strings such as ``"litellm.RateLimitError"``); a list gives
 one mock per model call, in order, the last one repeating.
 """
@@ -33,124 +36,37 @@ one mock per model call, in order, the last one repeating.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import os
-import random
-from collections.abc import Sequence
-from dataclasses import dataclass
+import weakref
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import JsonValue
 
-from protocols import Usage
-
 from ._agent import Agent
 from ._context import TaskContext
-from ._prompt import DEFAULT_SYSTEM, build_messages, memory_query, parse_json_answer
-from .errors import (
-    ModelAuthError,
-    ModelOutputError,
-    ModelRequestError,
-    ModelUnavailable,
-    _Retryable,
+from ._model_calls import (
+    KEY_ENV,
+    Answer,
+    RetryPolicy,
+    load_litellm,
+    provider_of,
+    raise_for,
+    tool_calls_of,
+    typical_cost,
+    usage_of,
 )
+from ._prompt import DEFAULT_SYSTEM, build_messages, memory_query, parse_json_answer
+from ._toolloop import run_tool_loop
+from .errors import ModelAuthError, ModelOutputError, ModelUnavailable, _Retryable
+from .mcp_tools import MCPServerSpec, ServerConfig, open_mcp_tools
+from .skills import Skill, load_skills, skill_prompt
+from .tools import Tool, Toolbox, as_tool
 
 __all__ = ["Answer", "LLMAgent", "RetryPolicy", "load_litellm", "provider_of"]
 
 log = logging.getLogger("agents_sdk")
-
-#: The environment variable holding each provider's API key.
-KEY_ENV = {
-    "openai": "OPENAI_API_KEY",
-    "anthropic": "ANTHROPIC_API_KEY",
-    "moonshot": "MOONSHOT_API_KEY",
-    "gemini": "GEMINI_API_KEY",
-    "mistral": "MISTRAL_API_KEY",
-    "groq": "GROQ_API_KEY",
-    "deepseek": "DEEPSEEK_API_KEY",
-    "openrouter": "OPENROUTER_API_KEY",
-    "xai": "XAI_API_KEY",
-}
-
-#: Tokens of a "typical task", to turn litellm's prices into ``AgentProfile.cost``.
-TYPICAL_PROMPT_TOKENS = 2000
-TYPICAL_COMPLETION_TOKENS = 500
-
-#: Providers whose models run on the user's machine: no key, no price.
-LOCAL_PROVIDERS = {"ollama", "ollama_chat", "lm_studio", "llamafile"}
-
-_litellm: Any = None
-
-
-async def load_litellm() -> Any:
-    """Import litellm in a worker thread (once), so the event loop keeps heart-beating."""
-    global _litellm  # noqa: PLW0603 - a process-wide cache of one module
-    if _litellm is None:
-        module: Any = await asyncio.to_thread(importlib.import_module, "litellm")
-        module.suppress_debug_info = True  # no "Give Feedback / Get Help" banners
-        _litellm = module
-    return _litellm
-
-
-def provider_of(model: str) -> str:
-    """The provider part of a litellm model string (``anthropic/claude-...`` → anthropic).
-
-    A bare model name (``gpt-4o``) is looked up with litellm when it is already loaded.
-    """
-    if "/" in model:
-        return model.split("/", 1)[0].lower()
-    if _litellm is not None:
-        try:
-            return str(_litellm.get_llm_provider(model)[1])
-        except Exception:
-            return ""
-    return ""
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How an ``LLMAgent`` treats failing model calls."""
-
-    attempts: int = 4
-    """Model calls at most for one answer (the first plus the retries)."""
-    backoff: float = 1.0
-    """Seconds before the first retry; each next wait is ``multiplier`` times longer."""
-    multiplier: float = 2.0
-    max_backoff: float = 30.0
-    """Longest wait between calls (a ``retry-after`` from the provider is capped by it)."""
-    jitter: float = 0.1
-    """Each wait is scaled by a random factor within ``1 ± jitter``."""
-    timeout: float = 120.0
-    """Seconds a call may go without any data from the model (connect or next token)."""
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise ValueError("RetryPolicy.attempts must be at least 1")
-        if self.timeout <= 0 or self.backoff < 0 or self.max_backoff < 0:
-            raise ValueError("RetryPolicy times must be positive")
-
-    def delay(self, failed_calls: int, retry_after: float | None = None) -> float:
-        """Seconds to wait after ``failed_calls`` calls failed in a row."""
-        wait = self.backoff * self.multiplier ** (failed_calls - 1)
-        if retry_after is not None:
-            wait = max(wait, retry_after)
-        wait = min(wait, self.max_backoff)
-        return wait * random.uniform(1 - self.jitter, 1 + self.jitter)
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What one ``LLMAgent.ask`` produced."""
-
-    text: str
-    """The model's answer."""
-    usage: Usage
-    """Tokens and cost of the successful call."""
-    calls: int
-    """Model calls made, failed ones included."""
-    priced: bool
-    """False when litellm has no price for the model (cost is then 0)."""
 
 
 class LLMAgent(Agent):
@@ -164,6 +80,13 @@ class LLMAgent(Agent):
     stream. ``cost=None`` sets the profile's cost from litellm's price for a typical task
     (2,000 prompt and 500 completion tokens) at ``start``. Other keywords go to ``Agent``.
     Skill handlers added with ``@agent.handler(skill=...)`` may call ``await agent.ask(...)``.
+
+    ``tools`` (Python functions or ``Tool``s, ``agents_sdk.tools``) and ``mcp_servers``
+    (``agents_sdk.mcp_tools``) turn each answer into a tool loop of at most ``max_steps``
+    model calls, stopped too once the attempt spent ``max_cost`` USD (or the task's
+    ``constraints.max_cost``); a tool call may take ``tool_timeout`` seconds. ``skills_dir``
+    is a folder of skill files (``agents_sdk.skills``): their skills join the profile, and a
+    task requiring one gets its instructions in the system prompt.
     """
 
     def __init__(
@@ -184,11 +107,33 @@ class LLMAgent(Agent):
         progress_interval: float = 0.5,
         cost: float | None = None,
         litellm_kwargs: dict[str, Any] | None = None,
+        tools: Sequence[Callable[..., Any] | Tool] | None = None,
+        mcp_servers: Sequence[MCPServerSpec] | None = None,
+        max_steps: int = 10,
+        max_cost: float | None = None,
+        tool_timeout: float = 120.0,
+        skills_dir: str | os.PathLike[str] | None = None,
         **agent_kwargs: Any,
     ) -> None:
         if not model or not model.strip():
             raise ValueError("LLMAgent needs a litellm model string, e.g. 'openai/gpt-4o-mini'")
-        super().__init__(name, skills=skills, model=model, cost=cost or 0.0, **agent_kwargs)
+        if max_steps < 1:
+            raise ValueError("LLMAgent.max_steps must be at least 1")
+        self.skill_files: dict[str, Skill] = load_skills(skills_dir) if skills_dir else {}
+        """The skills loaded from ``skills_dir``, by name (``agents_sdk.skills``)."""
+        levels = {n: s.level for n, s in self.skill_files.items()} | dict(skills or {})
+        self.toolbox = Toolbox([as_tool(t) for t in tools or []], timeout=tool_timeout)
+        """The Python tools (MCP servers' tools join it per task)."""
+        self.mcp_servers = [ServerConfig.parse(spec) for spec in mcp_servers or []]
+        listed = self.toolbox.names + [f"mcp:{m.name}" for m in self.mcp_servers]
+        super().__init__(
+            name, skills=levels, model=model, cost=cost or 0.0, tools=listed, **agent_kwargs
+        )
+        self.max_steps = max_steps
+        """Most model calls of one tool-using answer."""
+        self.max_cost = max_cost
+        """Most USD one attempt may spend before its tool loop stops (``None``: no cap; a
+        task's ``constraints.max_cost`` caps it too)."""
         self.model = model
         """The litellm model string."""
         self.system = (system or DEFAULT_SYSTEM).replace("{name}", name)
@@ -214,6 +159,7 @@ class LLMAgent(Agent):
             self._mocks = [mock_response]
         self._mock_calls = 0
         self._auto_cost = cost is None
+        self._unpriced_noted: weakref.WeakSet[TaskContext] = weakref.WeakSet()
         self.handler(self.answer_task)
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -222,20 +168,9 @@ class LLMAgent(Agent):
         """Load litellm (in a thread), price the profile, then ``Agent.start``."""
         litellm = await load_litellm()
         if self._auto_cost:
-            cost = self._typical_cost(litellm)
+            cost = typical_cost(litellm, self.model)
             self.profile = self.profile.model_copy(update={"cost": cost})
         await super().start(*args, **kwargs)
-
-    def _typical_cost(self, litellm: Any) -> float:
-        try:
-            prompt, completion = litellm.cost_per_token(
-                model=self.model,
-                prompt_tokens=TYPICAL_PROMPT_TOKENS,
-                completion_tokens=TYPICAL_COMPLETION_TOKENS,
-            )
-            return round(float(prompt) + float(completion), 6)
-        except Exception:
-            return 0.0
 
     # -- the task handler -------------------------------------------------------------------
 
@@ -245,8 +180,12 @@ class LLMAgent(Agent):
         if self.memory_notes > 0:
             query = memory_query(ctx.spec)
             notes = await asyncio.to_thread(ctx.memory.search, query, limit=self.memory_notes)
-        messages = build_messages(self.system, ctx.spec, ctx.deps, ctx.feedback, notes)
-        answer = await self.ask(ctx, messages)
+        system = self.system + skill_prompt(self.skill_files, ctx.spec.skills)
+        messages = build_messages(system, ctx.spec, ctx.deps, ctx.feedback, notes)
+        if self.toolbox or self.mcp_servers:
+            answer = await self.ask_with_tools(ctx, messages)
+        else:
+            answer = await self.ask(ctx, messages)
         output: JsonValue = answer.text
         if ctx.spec.output_schema is not None:
             try:
@@ -263,6 +202,38 @@ class LLMAgent(Agent):
             1.0, f"answered: {usage.total_tokens} tokens, ${usage.cost:.6f} ({self.model})"
         )
         return output
+
+    async def ask_with_tools(
+        self,
+        ctx: TaskContext,
+        messages: Sequence[dict[str, Any]],
+        tools: Sequence[Tool] = (),
+        **overrides: Any,
+    ) -> Answer:
+        """Answer through the tool loop (``agents_sdk._toolloop``): the agent's tools, those
+        of its MCP servers (opened for this call) and ``tools`` (e.g. built-in ones made for
+        this task). Raises ``ToolLoopStopped`` at ``max_steps`` or the budget, and
+        ``ToolServerError`` when an MCP server fails."""
+        caps = [c for c in (self.max_cost, ctx.spec.constraints.max_cost) if c is not None]
+        async with open_mcp_tools(self.mcp_servers, timeout=self.toolbox.timeout) as remote:
+            box = Toolbox(
+                [*self.toolbox.tools.values(), *remote, *tools], timeout=self.toolbox.timeout
+            )
+            names = ", ".join(box.names) or "(none)"
+            await ctx.log(f"tools offered to {self.model}: {names}")
+
+            async def ask(c: TaskContext, chat: Sequence[dict[str, Any]], **kw: Any) -> Answer:
+                return await self.ask(c, chat, **{**overrides, **kw})
+
+            return await run_tool_loop(
+                ask,
+                ctx,
+                [dict(m) for m in messages],
+                box,
+                model=self.model,
+                max_steps=self.max_steps,
+                max_cost=min(caps) if caps else None,
+            )
 
     # -- one answer, with retries -----------------------------------------------------------
 
@@ -295,14 +266,15 @@ class LLMAgent(Agent):
             if call == 1:
                 await ctx.progress(None, f"asking {self.model}")
             try:
-                text, usage, priced = await self._stream(litellm, ctx, chat, kwargs)
+                got = await self._stream(litellm, ctx, chat, kwargs)
             except _Retryable as exc:
                 last = exc
             else:
-                ctx.add_usage(usage)
-                if not priced:
+                ctx.add_usage(got.usage)
+                if not got.priced and ctx not in self._unpriced_noted:
+                    self._unpriced_noted.add(ctx)  # once per attempt, not per tool step
                     await ctx.log(f"litellm has no price for {self.model}: its cost counts as 0")
-                return Answer(text=text, usage=usage, calls=call, priced=priced)
+                return Answer(got.text, got.usage, call, got.priced, got.tool_calls)
             if call < policy.attempts:
                 delay = policy.delay(call, last.retry_after)
                 log.info("%s: %s; retrying in %.1fs", self.model, last, delay)
@@ -356,8 +328,8 @@ class LLMAgent(Agent):
 
     async def _stream(
         self, litellm: Any, ctx: TaskContext, chat: list[dict[str, Any]], kwargs: dict[str, Any]
-    ) -> tuple[str, Usage, bool]:
-        """One model call: the text, its usage, and whether litellm has a price for it."""
+    ) -> Answer:
+        """One model call: the text, the tool calls, the usage, whether litellm prices it."""
         loop = asyncio.get_running_loop()
         timeout = self.retry.timeout
         chunks: list[Any] = []
@@ -391,96 +363,12 @@ class LLMAgent(Agent):
         except TimeoutError:
             raise _Retryable("timeout", f"no data from the model for {timeout:g}s") from None
         except Exception as exc:
-            self._raise_for(litellm, exc)
+            raise_for(litellm, self.model, exc)
             raise
-        usage, priced = self._usage(litellm, chunks, chat)
-        return "".join(parts), usage, priced
-
-    def _usage(
-        self, litellm: Any, chunks: list[Any], chat: list[dict[str, Any]]
-    ) -> tuple[Usage, bool]:
-        prompt = completion = 0
         built: Any = None
         try:
             built = litellm.stream_chunk_builder(chunks, messages=chat)
-            raw = getattr(built, "usage", None)
-            prompt = int(getattr(raw, "prompt_tokens", 0) or 0)
-            completion = int(getattr(raw, "completion_tokens", 0) or 0)
         except Exception:
-            log.debug("%s: no usage in the stream", self.model, exc_info=True)
-        cost = 0.0
-        if built is not None:
-            try:
-                cost = float(litellm.completion_cost(completion_response=built, model=self.model))
-            except Exception:
-                cost = 0.0
-        priced = cost > 0 or self._has_price(litellm)
-        usage = Usage(
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            cost=max(0.0, cost),
-            calls=1,
-            models=[self.model],
-        )
-        return usage, priced
-
-    def _has_price(self, litellm: Any) -> bool:
-        if provider_of(self.model) in LOCAL_PROVIDERS:
-            return False
-        try:
-            info = litellm.get_model_info(self.model)
-        except Exception:
-            return False
-        return bool(info.get("input_cost_per_token") or info.get("output_cost_per_token"))
-
-    def _raise_for(self, litellm: Any, exc: Exception) -> None:
-        """Turn a litellm error into ``_Retryable`` or a ``ModelError``; others pass."""
-        status = getattr(exc, "status_code", None)
-        status = status if isinstance(status, int) else None
-        text = str(exc)
-        lowered = text.lower()
-        provider = provider_of(self.model)
-        env = KEY_ENV.get(provider)
-        auth_classes = (litellm.AuthenticationError, litellm.PermissionDeniedError)
-        missing_key = "missing credentials" in lowered or (
-            "api key" in lowered and ("missing" in lowered or "no key" in lowered)
-        )
-        if isinstance(exc, auth_classes) or status in (401, 403) or missing_key:
-            if env is None:
-                hint = "check the provider's API key"
-            elif os.environ.get(env):
-                hint = f"the provider refused the key in {env}"
-            else:
-                hint = f"set {env} in the agent's environment"
-            raise ModelAuthError(
-                self.model, f"{self.model}: authentication failed: {hint} ({text})", env_var=env
-            ) from exc
-        if isinstance(exc, litellm.RateLimitError) or status == 429:
-            raise _Retryable("rate limit", text, _retry_after(exc)) from exc
-        if isinstance(exc, litellm.Timeout) or status == 408:
-            raise _Retryable("timeout", text) from exc
-        if isinstance(exc, litellm.APIConnectionError) and (status is None or status >= 500):
-            raise _Retryable("connection error", text) from exc
-        if status is not None and status >= 500:
-            raise _Retryable(f"server error {status}", text) from exc
-        if isinstance(exc, litellm.NotFoundError) or status == 404:
-            raise ModelRequestError(
-                self.model, f"{self.model}: model not found or not available ({text})"
-            ) from exc
-        if status is not None and 400 <= status < 500:
-            raise ModelRequestError(
-                self.model, f"{self.model}: the request was refused ({text})"
-            ) from exc
-
-
-def _retry_after(exc: Exception) -> float | None:
-    """A numeric ``retry-after`` header of the provider's response, if any."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is None:
-        return None
-    try:
-        value = headers.get("retry-after")
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
+            log.debug("%s: the stream did not build a response", self.model, exc_info=True)
+        usage, priced = usage_of(litellm, self.model, built)
+        return Answer("".join(parts), usage, 1, priced, tool_calls_of(built))

@@ -41,3 +41,23 @@ def test_aiohttp_loaded_first_is_left_alone() -> None:
         "print(transport.aiohttp is aiohttp)"
     )
     assert out == "True"
+
+
+def test_import_agents_sdk_loads_neither_litellm_nor_mcp() -> None:
+    """Not on import, and not when an LLM agent with tools, MCP servers and skills is built:
+    litellm loads when the agent starts, mcp when a task uses an MCP server."""
+    out = run(
+        "import sys, pathlib, tempfile\n"
+        "import agents_sdk\n"
+        "from agents_sdk import LLMAgent, as_tool\n"
+        "skills = pathlib.Path(tempfile.mkdtemp())\n"
+        "(skills / 'review.md').write_text('Review carefully.')\n"
+        "def count(text: str) -> int:\n"
+        "    return len(text.split())\n"
+        "as_tool(count)\n"
+        "LLMAgent('w', model='openai/gpt-4o-mini', tools=[count], skills_dir=skills,\n"
+        "         mcp_servers=[{'command': ['mcp-server']}, 'http://127.0.0.1:1/mcp'])\n"
+        "print(sorted(m for m in ('litellm', 'mcp', 'mcp_types', 'openai', 'httpx')\n"
+        "             if m in sys.modules))"
+    )
+    assert out == "[]"
