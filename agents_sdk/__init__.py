@@ -15,8 +15,9 @@
 
 ``LLMAgent`` answers tasks with any litellm model (``anthropic/...``, ``openai/...``,
 ``moonshot/...``, ``ollama/...``); ``ctx.memory`` is an agent's persistent ``Memory``.
-``HubClient`` submits tasks and watches them; ``agents_sdk.testing`` runs a handler
-without a hub. Imports only ``protocols``, nats-py, pydantic and the standard library
+``CommandAgent`` runs any command-line agent (Claude Code, Codex, Aider, Gemini CLI, a
+script) once per task. ``HubClient`` submits tasks and watches them; ``agents_sdk.testing``
+runs a handler without a hub. Imports only ``protocols``, nats-py, pydantic and the standard library
 (litellm only when an ``LLMAgent`` first calls a model).
 """
 
@@ -27,8 +28,13 @@ from ._context import TaskContext
 from ._handlers import Handler, HandlerFunc
 from ._local import local_hub_url
 from ._version import __version__
+from .command import CommandAgent, CommandConfig, load_config
 from .errors import (
     AgentIdConflict,
+    CommandError,
+    CommandFailed,
+    CommandNotFound,
+    CommandOutputError,
     HubUnavailable,
     ModelAuthError,
     ModelError,
@@ -47,6 +53,12 @@ __all__ = [
     "Agent",
     "AgentIdConflict",
     "Answer",
+    "CommandAgent",
+    "CommandConfig",
+    "CommandError",
+    "CommandFailed",
+    "CommandNotFound",
+    "CommandOutputError",
     "Handler",
     "HandlerFunc",
     "HubClient",
@@ -66,5 +78,6 @@ __all__ = [
     "TaskContext",
     "WaitTimeout",
     "__version__",
+    "load_config",
     "local_hub_url",
 ]

@@ -15,6 +15,10 @@
         │   ├── ModelRequestError     the model refused the request: bad request, unknown model
         │   ├── ModelUnavailable      rate limit, timeout, 5xx, no connection: retries spent
         │   └── ModelOutputError      the answer is unusable (not the JSON the task asks for)
+        ├── CommandError              a ``CommandAgent``'s command failed (has ``command``)
+        │   ├── CommandNotFound       the executable is not there (said at start)
+        │   ├── CommandFailed         it exited non-zero or was killed (has ``returncode``)
+        │   └── CommandOutputError    it exited 0, but its output is unusable (not JSON)
         └── _Retryable                private: one failed model call worth another try; it
                                       never leaves ``LLMAgent.ask`` (spent retries become
                                       ``ModelUnavailable``)
@@ -33,6 +37,10 @@ from protocols import ClawHubError, ErrorCode
 
 __all__ = [
     "AgentIdConflict",
+    "CommandError",
+    "CommandFailed",
+    "CommandNotFound",
+    "CommandOutputError",
     "HubUnavailable",
     "ModelAuthError",
     "ModelError",
@@ -115,6 +123,33 @@ class ModelUnavailable(ModelError):
 
 class ModelOutputError(ModelError):
     """The model answered, but not in the form the task asks for (e.g. not JSON)."""
+
+
+class CommandError(SDKError):
+    """The command of a ``CommandAgent`` failed; the task's result says so (``ok=False``)."""
+
+    def __init__(self, command: str, message: str) -> None:
+        super().__init__(message)
+        self.command = command
+
+
+class CommandNotFound(CommandError):
+    """The executable is not on ``PATH`` (or not executable): ``CommandAgent.start`` says so
+    before joining the group, rather than failing every task."""
+
+
+class CommandFailed(CommandError):
+    """The command exited non-zero (``returncode``) or was killed by a signal (negative);
+    ``stderr`` holds the last lines it wrote there."""
+
+    def __init__(self, command: str, message: str, returncode: int, stderr: str = "") -> None:
+        super().__init__(command, message)
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+class CommandOutputError(CommandError):
+    """The command exited 0 but its output is unusable (not the JSON the task asks for)."""
 
 
 class _Retryable(SDKError):
