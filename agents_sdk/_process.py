@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 from collections import deque
@@ -30,6 +31,8 @@ STDERR_LINES = 20
 #: Seconds the pipes may stay open after the command exited (a child still holds them)
 #: before the group is ended.
 LINGER = 1.0
+
+log = logging.getLogger("agents_sdk")
 
 LineHandler = Callable[[str, str], None]
 """``(stream, line)``: ``stream`` is ``"stdout"`` or ``"stderr"``."""
@@ -218,7 +221,11 @@ class ProgressPump:
         self._waiting = 0
         self._event.clear()
         if waiting:
-            await self._send(text if waiting == 1 else f"{text} (+{waiting - 1} more lines)")
+            try:
+                await self._send(text if waiting == 1 else f"{text} (+{waiting - 1} more lines)")
+            except Exception:  # the bus is down, say: the run goes on, the next line retries
+                log.warning("progress not sent", exc_info=True)
+                return
             self.sent += 1
 
     async def run(self) -> None:
