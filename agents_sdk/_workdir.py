@@ -73,6 +73,7 @@ class Workdirs:
         self.base = base
         self.repo = repo
         self.keep = keep
+        self._git_lock = asyncio.Lock()  # one worktree change at a time in one repository
 
     async def check(self) -> None:
         """Fail early when ``base`` cannot be made or ``repo`` is not a git repository."""
@@ -93,7 +94,8 @@ class Workdirs:
         else:
             branch = f"clawhub/{task_id}-{attempt}"
             try:
-                await git(self.repo, "worktree", "add", "-B", branch, str(work), "HEAD")
+                async with self._git_lock:
+                    await git(self.repo, "worktree", "add", "-B", branch, str(work), "HEAD")
             except BaseException:
                 shutil.rmtree(root, ignore_errors=True)
                 raise
@@ -113,7 +115,8 @@ class Workdirs:
         }
         env = {**os.environ, **identity}
         await git(dirs.work, "add", "-A", env=env)
-        await git(dirs.work, "commit", "-q", "--no-verify", "-m", message, env=env)
+        commit = ("-c", "commit.gpgsign=false", "commit", "-q", "--no-verify", "-m", message)
+        await git(dirs.work, *commit, env=env)
         return True
 
     async def remove(self, dirs: TaskDirs) -> None:
@@ -122,4 +125,5 @@ class Workdirs:
         await asyncio.to_thread(shutil.rmtree, dirs.root, True)
         if self.repo is not None:  # the folder is gone: git forgets the worktree, keeps the branch
             with contextlib.suppress(CommandError):
-                await git(self.repo, "worktree", "prune")
+                async with self._git_lock:
+                    await git(self.repo, "worktree", "prune")

@@ -70,6 +70,8 @@ PLACEHOLDERS = (
     "{task_id}",
     "{attempt}",
 )
+#: Longest progress text made of one line of output.
+MAX_NOTE = 500
 #: Longest prompt passed as one argument (Linux takes at most 128 KiB per argument).
 MAX_PROMPT_ARG = 100_000
 
@@ -153,6 +155,10 @@ def load_config(path: str | os.PathLike[str], **overrides: Any) -> CommandConfig
         raise ValueError(f"{file} does not parse: {exc}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{file}: expected a table of settings at the top")
+    for key in ("repo", "workdir"):  # relative to the file, not to where it is run from
+        value = data.get(key)
+        if isinstance(value, str) and value:
+            data[key] = str((file.parent / Path(value).expanduser()).resolve())
     data.update({k: v for k, v in overrides.items() if v is not None})
     return make_config(data, str(file))
 
@@ -316,8 +322,8 @@ class CommandAgent(Agent):
             )
         argv = [self._fill(a, values) for a in self.argv]
         on_stdin = not any(p in a for a in self.argv for p in ("{prompt}", "{prompt_file}"))
-        env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
-        env.update(self.env)
+        env = {**os.environ, **self.env}
+        env.pop(TOKEN_ENV, None)  # the agent's credential stays with the agent
         env.update(
             CLAWHUB_TASK_FILE=str(dirs.task_file),
             CLAWHUB_PROMPT_FILE=str(dirs.prompt_file),
@@ -332,7 +338,7 @@ class CommandAgent(Agent):
 
         def on_line(stream: str, line: str) -> None:
             note = reader.feed(line) if stream == "stdout" else None
-            text = note or line.strip()
+            text = (note or line.strip())[:MAX_NOTE]
             if text:
                 pump.note(text if stream == "stdout" else f"stderr: {text}")
 

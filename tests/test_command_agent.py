@@ -118,7 +118,8 @@ async def test_the_command_gets_the_task_its_files_and_never_the_agents_token(
     agents: Agents, client: HubClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CLAWHUB_TOKEN", "tk-secret.never-passed-on")  # read by nothing here
-    await agents.start("reporter", [str(BIN / "fake-agent"), "report"], token="")  # stdin
+    leak = {"CLAWHUB_TOKEN": "tk-other.not-this-either"}  # not even when configured
+    await agents.start("reporter", [str(BIN / "fake-agent"), "report"], token="", env=leak)
     first = await client.submit_task("Base", skills={"python": 0.5}, id="base")
     assert (await client.wait(first, WAIT)).state == "done"
     task_id = await client.submit_task(

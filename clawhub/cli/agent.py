@@ -55,9 +55,11 @@ def agent_token(settings: HubSettings, token: str | None) -> str | None:
     )
 
 
-def build_config(config: Path | None, group: str, **flags: Any) -> CommandConfig:
+def build_config(
+    config: Path | None, group: str, explicit_group: bool, **flags: Any
+) -> CommandConfig:
     """The agent's settings: the config file (if any), the flags given on top (exit 2 on a
-    bad value)."""
+    bad value). The group: ``--group``, else the file's, else ``CLAWHUB_GROUP``."""
     from agents_sdk.command import load_config, make_config  # noqa: PLC0415 - when it runs
 
     given = {k: v for k, v in flags.items() if v not in (None, [], {})}
@@ -69,7 +71,7 @@ def build_config(config: Path | None, group: str, **flags: Any) -> CommandConfig
                 data["skills"] = {**made.skills, **given["skills"]}
         else:
             data = given
-        data.setdefault("group", group)
+        data["group"] = group if explicit_group or "group" not in data else data["group"]
         return make_config(data, str(config) if config else "clawhub agent run")
     except ValueError as exc:
         raise fail(str(exc), 2) from None
@@ -128,6 +130,7 @@ def run(
     cfg = build_config(
         config,
         shared.group or settings.group,
+        shared.group is not None,
         id=id,
         preset=preset,
         command=list(command or []),
