@@ -133,6 +133,14 @@ async def _feed(proc: asyncio.subprocess.Process, data: bytes) -> None:
         stdin.close()
 
 
+async def _exit_of(proc: asyncio.subprocess.Process) -> int:
+    """The exit code, once the process exited. Not ``proc.wait()``: on Python 3.11 that also
+    waits for the pipes to close, which a child left running may hold open for ever."""
+    while (code := proc.returncode) is None:  # noqa: ASYNC110 - asyncio offers no event for it
+        await asyncio.sleep(0.05)
+    return code
+
+
 async def run_process(
     argv: Sequence[str],
     *,
@@ -175,7 +183,7 @@ async def run_process(
     ]
     feeder = asyncio.create_task(_feed(proc, stdin)) if stdin is not None else None
     try:
-        returncode = await proc.wait()
+        returncode = await _exit_of(proc)
         # what the command left running may still hold the pipes: a moment, then the group ends
         await asyncio.wait(readers, timeout=LINGER)
     finally:

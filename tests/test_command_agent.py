@@ -198,6 +198,32 @@ async def test_a_cancel_kills_the_whole_process_group(
     await until(lambda: list((tmp_path / "runs").iterdir()) == [])  # and its folder removed
 
 
+async def test_what_a_command_leaves_running_is_ended_when_it_exits(
+    agents: Agents, client: HubClient, tmp_path: Path
+) -> None:
+    pids = tmp_path / "pids"
+    daemon = [str(BIN / "fake-agent"), "daemon"]
+    await agents.start("leaver", daemon, grace=1.0, env={"PIDS_FILE": str(pids)})
+    status = await client.wait(await client.submit_task("Leave", skills={"python": 0.5}), WAIT)
+    assert status.state == "done", status.error
+    assert status.output == "done, and left a child behind for Leave"
+    leader, child = (int(p) for p in pids.read_text().split())
+    assert not alive(leader) and not alive(child)  # ended before the result went out
+
+
+async def test_stopping_the_agent_ends_the_commands_it_runs(
+    agents: Agents, client: HubClient, tmp_path: Path
+) -> None:
+    pids = tmp_path / "pids"
+    hang = [str(BIN / "fake-agent"), "hang"]
+    agent = await agents.start("quitter", hang, grace=1.0, env={"PIDS_FILE": str(pids)})
+    await client.submit_task("Hang until the agent stops", skills={"python": 0.5})
+    await until(lambda: pids.exists() and len(pids.read_text().split()) == 2)
+    leader, child = (int(p) for p in pids.read_text().split())
+    await agent.stop(timeout=30)  # as on Ctrl-C: the running attempt is cancelled
+    await until(lambda: not alive(leader) and not alive(child))
+
+
 async def test_two_tasks_run_at_once_in_separate_workdirs(
     agents: Agents, client: HubClient, tmp_path: Path
 ) -> None:
