@@ -182,12 +182,13 @@ async def test_a_non_zero_exit_fails_the_attempt_with_stderr_and_is_retried_else
     assert "boom: the input makes no sense" in reason
 
 
+@pytest.mark.parametrize("mode", ["hang", "stubborn"])  # stubborn: deaf to SIGTERM
 async def test_a_cancel_kills_the_whole_process_group(
-    agents: Agents, client: HubClient, tmp_path: Path
+    agents: Agents, client: HubClient, tmp_path: Path, mode: str
 ) -> None:
     pids = tmp_path / "pids"
     await agents.start(
-        "hanger", [str(BIN / "fake-agent"), "hang"], grace=1.0, env={"PIDS_FILE": str(pids)}
+        "hanger", [str(BIN / "fake-agent"), mode], grace=1.0, env={"PIDS_FILE": str(pids)}
     )
     task_id = await client.submit_task("Hang until cancelled", skills={"python": 0.5})
     await until(lambda: pids.exists() and len(pids.read_text().split()) == 2)
