@@ -16,7 +16,8 @@
 ``LLMAgent`` answers tasks with any litellm model (``anthropic/...``, ``openai/...``,
 ``moonshot/...``, ``ollama/...``); ``ctx.memory`` is an agent's persistent ``Memory``.
 ``LLMAgent(tools=[...], mcp_servers=[...], skills_dir=...)`` gives a model Python tools,
-the tools of MCP servers and skill instruction files.
+the tools of MCP servers and skill instruction files. ``CommandAgent`` runs any command-line
+agent (Claude Code, Codex, Aider, Gemini CLI, a script) once per task.
 ``HubClient`` submits tasks and watches them; ``agents_sdk.testing`` runs a handler
 without a hub. Imports only ``protocols``, nats-py, pydantic and the standard library
 (litellm only when an ``LLMAgent`` first calls a model, mcp only when a task uses an MCP
@@ -30,8 +31,13 @@ from ._context import TaskContext
 from ._handlers import Handler, HandlerFunc
 from ._local import local_hub_url
 from ._version import __version__
+from .command import CommandAgent, CommandConfig, load_config
 from .errors import (
     AgentIdConflict,
+    CommandError,
+    CommandFailed,
+    CommandNotFound,
+    CommandOutputError,
     HubUnavailable,
     ModelAuthError,
     ModelError,
@@ -55,6 +61,12 @@ __all__ = [
     "Agent",
     "AgentIdConflict",
     "Answer",
+    "CommandAgent",
+    "CommandConfig",
+    "CommandError",
+    "CommandFailed",
+    "CommandNotFound",
+    "CommandOutputError",
     "Handler",
     "HandlerFunc",
     "HubClient",
@@ -80,6 +92,7 @@ __all__ = [
     "WaitTimeout",
     "__version__",
     "as_tool",
+    "load_config",
     "load_skills",
     "local_hub_url",
 ]

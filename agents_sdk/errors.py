@@ -18,6 +18,10 @@
         │   └── ToolLoopStopped       the tool loop hit ``max_steps`` or the budget (``reason``)
         ├── ToolServerError           an MCP server of an agent's toolkit failed or died
         ├── ToolError                 raised by a tool: its text goes back to the model
+        ├── CommandError              a ``CommandAgent``'s command failed (has ``command``)
+        │   ├── CommandNotFound       the executable is not there (said at start)
+        │   ├── CommandFailed         it exited non-zero or was killed (has ``returncode``)
+        │   └── CommandOutputError    it exited 0, but its output is unusable (not JSON)
         └── _Retryable                private: one failed model call worth another try; it
                                       never leaves ``LLMAgent.ask`` (spent retries become
                                       ``ModelUnavailable``)
@@ -36,6 +40,10 @@ from protocols import ClawHubError, ErrorCode
 
 __all__ = [
     "AgentIdConflict",
+    "CommandError",
+    "CommandFailed",
+    "CommandNotFound",
+    "CommandOutputError",
     "HubUnavailable",
     "ModelAuthError",
     "ModelError",
@@ -147,6 +155,33 @@ class ToolError(SDKError):
     """Raised by a tool (or for an MCP tool that answered with an error): the message goes
     back to the model as the call's result, and the model may try again. Never fails the
     attempt by itself."""
+
+
+class CommandError(SDKError):
+    """The command of a ``CommandAgent`` failed; the task's result says so (``ok=False``)."""
+
+    def __init__(self, command: str, message: str) -> None:
+        super().__init__(message)
+        self.command = command
+
+
+class CommandNotFound(CommandError):
+    """The executable is not on ``PATH`` (or not executable): ``CommandAgent.start`` says so
+    before joining the group, rather than failing every task."""
+
+
+class CommandFailed(CommandError):
+    """The command exited non-zero (``returncode``) or was killed by a signal (negative);
+    ``stderr`` holds the last lines it wrote there."""
+
+    def __init__(self, command: str, message: str, returncode: int, stderr: str = "") -> None:
+        super().__init__(command, message)
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+class CommandOutputError(CommandError):
+    """The command exited 0 but its output is unusable (not the JSON the task asks for)."""
 
 
 class _Retryable(SDKError):

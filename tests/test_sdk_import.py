@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 
 def run(code: str) -> str:
@@ -61,3 +62,26 @@ def test_import_agents_sdk_loads_neither_litellm_nor_mcp() -> None:
         "             if m in sys.modules))"
     )
     assert out == "[]"
+
+
+def test_import_agents_sdk_loads_no_model_tool_or_bridge_library() -> None:
+    """litellm, mcp and a2a load only when an LLM agent or a toolkit runs; the command
+    runner (``CommandAgent``) is plain standard library, YAML only for a ``.yaml`` config."""
+    out = run(
+        "import sys, agents_sdk\n"
+        "heavy = ('litellm', 'mcp', 'a2a', 'yaml', 'typer', 'clawhub')\n"
+        "print(agents_sdk.CommandAgent.__module__, "
+        "sorted(m for m in sys.modules if m.split('.')[0] in heavy))"
+    )
+    assert out == "agents_sdk.command []"
+
+
+def test_a_yaml_agent_config_loads_yaml_then(tmp_path: Path) -> None:
+    config = tmp_path / "coder.yaml"
+    config.write_text("id: coder\npreset: codex\nskills: {python: 0.8}\n")
+    out = run(
+        "import sys\nfrom agents_sdk import load_config\n"
+        f"c = load_config({str(config)!r})\n"
+        "print(c.preset, c.skills, 'yaml' in sys.modules)"
+    )
+    assert out == "codex {'python': 0.8} True"

@@ -43,7 +43,7 @@ from protocols import (
 )
 
 from ..errors import HubError
-from . import db, nats_config, tokens, work
+from . import agent, db, nats_config, tokens, work
 from .client import api_subject, call, resolve_token
 from .options import (
     TALKS_TO_HUB,
@@ -472,6 +472,7 @@ def demo(
 
 work.register(app)
 tokens.register(app)
+agent.register(app)
 db.register(app)
 nats_config.register(app)
 
