@@ -29,6 +29,7 @@ from ._local import local_hub_url
 from ._version import __version__
 from .errors import (
     AgentIdConflict,
+    DelegationFailed,
     HubUnavailable,
     ModelAuthError,
     ModelError,
@@ -47,6 +48,7 @@ __all__ = [
     "Agent",
     "AgentIdConflict",
     "Answer",
+    "DelegationFailed",
     "Handler",
     "HandlerFunc",
     "HubClient",

@@ -186,6 +186,7 @@ class Attempts:
         agent_id = rec.assigned_to
         agent = self.state.agents.get(agent_id) if agent_id else None
         if agent is not None:
+            agent.reclaim(rec.id)
             agent.held.pop(rec.id, None)
             self.score(agent, outcome)
             if agent.mode == "draining" and not agent.held:
