@@ -54,6 +54,10 @@ async def test_the_pages_example_runs_and_shows_the_tree(
     exec(compile(code, str(PAGE), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT), ns)
     editor, writer = ns["editor"], ns["writer"]
     assert isinstance(editor, Agent) and isinstance(writer, Agent)
+    testing = marked("delegation-example: testing").code
+    local = eval(compile(testing, str(PAGE), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT), ns)
+    await local  # the block's own asserts run
+    assert ns["run"].ok and len(ns["run"].children) == 1
     commands = [
         shlex.split(line)
         for line in marked("delegation-example: cli").code.splitlines()

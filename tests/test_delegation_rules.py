@@ -19,15 +19,18 @@ from clawhub.runtime import EmbeddedNats, Hub
 from clawhub.store import Store
 from protocols import (
     Child,
+    Constraints,
     Delegate,
     Delegated,
     ErrorCode,
     ErrorReply,
     GetTask,
+    Plan,
     ReassignTask,
     SubmitTasks,
     TaskSpec,
     TaskState,
+    Usage,
     subjects,
 )
 
@@ -266,3 +269,94 @@ async def test_children_and_their_claims_survive_a_hub_restart(
 
 def _get(task_id: str) -> GetTask:
     return GetTask(task_id=task_id)
+
+
+async def test_a_parent_on_the_websocket_gateway_delegates_with_its_own_token(
+    hub_server: HubProcess,
+) -> None:
+    """The same calls on the other path: ``Delegate`` and the children's status over the
+    gateway's WebSocket, each tied to the socket's token."""
+    hub = hub_server.hubs["alpha"]
+    boss_token, _ = await hub_server.create_token("alpha", "agent", "ws-boss")
+    helper_token, _ = await hub_server.create_token("alpha", "agent", "helper")
+    boss = Agent("ws-boss", id="ws-boss", group="alpha", skills={"plan": 1.0})
+
+    @boss.handler
+    async def work(ctx: TaskContext) -> object:
+        return await ctx.delegate("a part", skills={"x": 0.5}, input={"part": "p"})
+
+    ran: list[str] = []
+    helper = Agent("helper", id="helper", group="alpha", skills={"x": 1.0})
+
+    @helper.handler
+    async def do(ctx: TaskContext) -> object:
+        ran.append(ctx.task_id)
+        return {"done": ctx.input}
+
+    await boss.start(str(hub_server.ws_url), token=boss_token)
+    await helper.start(hub_server.url, token=helper_token)
+    try:
+        hub.board.submit([TaskSpec(id="ws-top", title="top", skills={"plan": 0.5})])
+        rec = hub.board.tasks["ws-top"]
+        await until(lambda: rec.state is TaskState.DONE)
+    finally:
+        await boss.stop()
+        await helper.stop()
+    assert rec.output == {"done": {"part": "p"}}
+    assert rec.children == ["ws-top-c1"] and ran == ["ws-top-c1"]
+
+
+async def test_children_keep_the_parents_goal_budget_and_data(hub: Hub) -> None:
+    """A child of a goal's task spends the goal's budget: over it, the goal fails, which
+    cancels the parent, which cancels its open children. A child is as private as its
+    parent and never due later."""
+    boss = Agent("boss", id="boss", skills={"plan": 1.0}, clearance="private")
+    spender = Agent("spender", id="spender", skills={"x": 1.0}, clearance="private", capacity=2)
+    release = asyncio.Event()
+
+    @boss.handler
+    async def work(ctx: TaskContext) -> object:
+        return await ctx.delegate_all([part("costly"), part("late", deadline=time.time() + 3600)])
+
+    @spender.handler
+    async def spend(ctx: TaskContext) -> object:
+        if ctx.input == {"part": "late"}:
+            await release.wait()  # still open when the budget runs out
+        ctx.add_usage(Usage(calls=1, prompt_tokens=10, cost=0.7, models=["m"]))
+        return "spent"
+
+    await boss.start(hub.url)
+    await spender.start(hub.url)
+    try:
+        async with HubClient(hub.url) as client:
+            deadline = time.time() + 600
+            plan = Plan(
+                tasks=[
+                    TaskSpec(
+                        id="lead",
+                        title="lead",
+                        skills={"plan": 0.5},
+                        constraints=Constraints(data="private"),
+                    )
+                ]
+            )
+            goal = await client.submit_goal(
+                "spend wisely", plan=plan, budget=0.6, deadline=deadline
+            )
+            await until(lambda: hub.board.goals[goal.id].state == "failed")
+            lead = next(r for r in hub.board.tasks.values() if r.spec.goal and not r.spec.parent)
+            await until(lambda: all(hub.board.tasks[c].state.terminal for c in lead.children))
+            kids = [hub.board.tasks[c] for c in lead.children]
+    finally:
+        release.set()
+        await boss.stop()
+        await spender.stop()
+    assert "budget exceeded" in (hub.board.goals[goal.id].error or "")
+    assert lead.state is TaskState.CANCELLED
+    assert {k.spec.goal for k in kids} == {goal.id}
+    assert {k.spec.constraints.data for k in kids} == {"private"}
+    assert {k.spec.deadline for k in kids} == {lead.spec.deadline}
+    states = sorted(k.state.value for k in kids)
+    assert "cancelled" in states  # the open child went with its parent
+    cancelled = next(k for k in kids if k.state is TaskState.CANCELLED)
+    assert (cancelled.error or "").startswith(f"parent {lead.id} cancelled")
