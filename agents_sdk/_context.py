@@ -43,7 +43,7 @@ from protocols import (
     Verdict,
 )
 
-from ._delegate import HubCalls, child_spec, request_children, wait_children
+from ._delegate import HubCalls, child_spec, live_skills, request_children, wait_children
 from .errors import DelegationFailed, SDKError
 
 if TYPE_CHECKING:
@@ -243,6 +243,13 @@ class TaskContext:
     def waiting(self) -> bool:
         """True while the handler waits on tasks it delegated (its slot is lent meanwhile)."""
         return self._waiting > 0
+
+    async def group_skills(self) -> dict[str, float]:
+        """The skills a delegated task may ask for now: every skill of the group's online,
+        active participants, with its highest level (``{}`` when there is no hub)."""
+        if self._hub is None:
+            return {}
+        return live_skills(await self._hub.agents())
 
     async def delegate(
         self,

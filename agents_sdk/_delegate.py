@@ -18,7 +18,7 @@ from typing import Protocol
 
 from pydantic import JsonValue
 
-from protocols import Child, Delegated, ErrorCode, TaskSpec, TaskState, TaskStatus
+from protocols import AgentInfo, Child, Delegated, ErrorCode, TaskSpec, TaskState, TaskStatus
 
 from .errors import DelegationFailed, HubUnavailable, RequestRefused, RequestTimeout
 
@@ -41,6 +41,9 @@ class HubCalls(Protocol):
 
     async def task(self, task_id: str) -> TaskStatus:
         """One task's status."""
+
+    async def agents(self) -> list[AgentInfo]:
+        """The group's online participants."""
 
 
 async def request_children(
@@ -124,6 +127,17 @@ async def wait_children(
             open_ids = [c for c in ids if c not in seen or not seen[c].state.terminal]
             raise TimeoutError(f"delegated tasks {', '.join(open_ids)} not finished in time")
         await asyncio.sleep(POLL)
+
+
+def live_skills(agents: Sequence[AgentInfo]) -> dict[str, float]:
+    """Every skill of the online participants that take work, with its highest level."""
+    skills: dict[str, float] = {}
+    for agent in agents:
+        if agent.state != "online" or agent.mode != "active":
+            continue
+        for name, level in agent.profile.skills.items():
+            skills[name] = max(level, skills.get(name, 0.0))
+    return dict(sorted(skills.items()))
 
 
 def child_spec(spec: TaskSpec | str, **fields: object) -> TaskSpec:

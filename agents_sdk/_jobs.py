@@ -19,6 +19,8 @@ from collections.abc import Callable
 
 from protocols import (
     Accept,
+    AgentInfo,
+    AgentList,
     AgentProfile,
     Assignment,
     Cancel,
@@ -29,6 +31,7 @@ from protocols import (
     ErrorCode,
     ErrorReply,
     GetTask,
+    ListAgents,
     Progress,
     ProtocolError,
     ResultAck,
@@ -213,6 +216,16 @@ class Jobs:
         return await bus.request(
             subject, GetTask(task_id=task_id), TaskStatus, link.request_timeout
         )
+
+    async def agents(self) -> list[AgentInfo]:
+        """The group's online participants (what a delegated child may be matched to)."""
+        link = self._link
+        bus = link.bus
+        if bus is None:
+            raise HubUnavailable(f"agent {link.agent_id} is stopped")
+        subject = subjects.api(link.group, link.sender, subjects.API_AGENTS)
+        reply = await bus.request(subject, ListAgents(), AgentList, link.request_timeout)
+        return reply.agents
 
     async def _send_progress(self, message: Progress) -> None:
         bus = self._link.bus

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pydantic import JsonValue
 
 from protocols import (
+    AgentInfo,
     Assignment,
     Child,
     Delegated,
@@ -191,6 +192,9 @@ class _LocalGroup:
             self.statuses[child_id] = status
             ids.append(child_id)
         return Delegated(task_id=task_id, attempt=attempt, ids=ids, reused=[False] * len(ids))
+
+    async def agents(self) -> list[AgentInfo]:
+        return []  # no group here: the ``children`` function stands in for it
 
     async def task(self, task_id: str) -> TaskStatus:
         status = self.statuses.get(task_id)

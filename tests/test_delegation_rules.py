@@ -66,13 +66,15 @@ def part(title: str, skill: str = "x", **extra: object) -> TaskSpec:
 
 
 async def test_one_agent_with_one_slot_delegates_to_itself_without_deadlock(hub: Hub) -> None:
-    solo = Agent("solo", id="solo", skills={"plan": 1.0, "x": 1.0}, capacity=1)
+    solo = Agent("solo", id="solo", skills={"plan": 1.0, "x": 0.8}, capacity=1)
     ran: list[str] = []
+    skills: list[dict[str, float]] = []
 
     @solo.handler
     async def work(ctx: TaskContext) -> object:
         ran.append(ctx.task_id)
         if ctx.spec.parent is None:  # the parent: its children need this very slot
+            skills.append(await ctx.group_skills())
             return await ctx.delegate_all([part("p1"), part("p2")])
         return {"part": ctx.input}
 
@@ -88,6 +90,7 @@ async def test_one_agent_with_one_slot_delegates_to_itself_without_deadlock(hub:
     assert status.output == [{"part": {"part": "p1"}}, {"part": {"part": "p2"}}]
     assert [k.history[-1].agent_id for k in kids] == ["solo", "solo"]
     assert ran[0] == "top" and sorted(ran[1:]) == ["top-c1", "top-c2"]
+    assert skills == [{"plan": 1.0, "x": 0.8}]  # what a supervisor may ask the group for
     assert hub.board.agents["solo"].lent == set()  # the slot came back when the wait ended
 
 
