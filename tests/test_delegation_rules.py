@@ -5,11 +5,13 @@ and the links kept across a hub restart. Agents run in process here (nobody is k
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from conftest import hub_settings
+from nats.aio.client import Client as NATS
 from test_identity import Refusals, ask
 from test_security import nats_as
 
@@ -363,3 +365,48 @@ async def test_children_keep_the_parents_goal_budget_and_data(hub: Hub) -> None:
     assert "cancelled" in states  # the open child went with its parent
     cancelled = next(k for k in kids if k.state is TaskState.CANCELLED)
     assert (cancelled.error or "").startswith(f"parent {lead.id} cancelled")
+
+
+async def test_bad_delegate_requests_get_clear_errors_and_are_recorded(hub: Hub, nc: NATS) -> None:
+    refused = Refusals(hub)
+    subject = subjects.hub_delegate(hub.group, subjects.ANON_SENDER)
+    child = Child(key="d1", spec=part("x"))
+    unknown = Delegate(task_id="nope", attempt=1, agent_id="a", session="s", children=[child])
+    reply = await ask(nc, subject, unknown)
+    assert isinstance(reply, ErrorReply) and reply.code is ErrorCode.UNKNOWN_TASK
+    raw = await nc.request(subject, b"{not json", timeout=5)
+    assert b'"malformed"' in raw.data
+    too_many = unknown.model_dump(mode="json")
+    too_many["children"] = [child.model_dump(mode="json") | {"key": f"d{i}"} for i in range(21)]
+    raw = await nc.request(subject, json.dumps(too_many).encode(), timeout=5)
+    assert b'"invalid"' in raw.data and b"children" in raw.data
+    # a child naming its own id is refused before anything is made
+    boss = Agent("boss", id="boss", skills={"plan": 1.0})
+    release = asyncio.Event()
+
+    @boss.handler
+    async def work(ctx: TaskContext) -> object:
+        await release.wait()
+        return "ok"
+
+    await boss.start(hub.url)
+    try:
+        hub.board.submit([TaskSpec(id="top", title="top", skills={"plan": 0.5})])
+        rec = hub.board.tasks["top"]
+        await until(lambda: rec.state is TaskState.RUNNING)
+        named = Child(key="d1", spec=part("x").model_copy(update={"id": "mine"}))
+        bad = Delegate(
+            task_id="top", attempt=1, agent_id="boss", session=boss.session, children=[named]
+        )
+        reply = await ask(nc, subject, bad)
+        assert isinstance(reply, ErrorReply) and reply.code is ErrorCode.INVALID
+        assert "id of a delegated task are set by the hub" in reply.message
+        assert rec.children == [] and rec.delegated == {}
+        release.set()
+        await until(lambda: rec.state is TaskState.DONE)  # the attempt, and the hub, go on
+    finally:
+        release.set()
+        await boss.stop()
+    assert len(refused.of(ErrorCode.UNKNOWN_TASK)) == 1
+    assert len(refused.of(ErrorCode.MALFORMED)) == 1
+    assert len(refused.of(ErrorCode.INVALID)) == 2
