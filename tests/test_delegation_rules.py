@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from conftest import hub_settings
 from nats.aio.client import Client as NATS
 from test_identity import Refusals, ask
@@ -276,11 +277,12 @@ def _get(task_id: str) -> GetTask:
     return GetTask(task_id=task_id)
 
 
-async def test_a_parent_on_the_websocket_gateway_delegates_with_its_own_token(
-    hub_server: HubProcess,
+@pytest.mark.parametrize("transport", ["nats", "ws"])
+async def test_a_parent_delegates_with_its_own_token_on_both_transports(
+    hub_server: HubProcess, transport: str
 ) -> None:
-    """The same calls on the other path: ``Delegate`` and the children's status over the
-    gateway's WebSocket, each tied to the socket's token."""
+    """With identity on: ``Delegate`` and the children's status on NATS (the token's own
+    subjects) and over the gateway's WebSocket, each tied to the token."""
     hub = hub_server.hubs["alpha"]
     boss_token, _ = await hub_server.create_token("alpha", "agent", "ws-boss")
     helper_token, _ = await hub_server.create_token("alpha", "agent", "helper")
@@ -298,17 +300,18 @@ async def test_a_parent_on_the_websocket_gateway_delegates_with_its_own_token(
         ran.append(ctx.task_id)
         return {"done": ctx.input}
 
-    await boss.start(str(hub_server.ws_url), token=boss_token)
+    url = hub_server.url if transport == "nats" else str(hub_server.ws_url)
+    await boss.start(url, token=boss_token)
     await helper.start(hub_server.url, token=helper_token)
     try:
-        hub.board.submit([TaskSpec(id="ws-top", title="top", skills={"plan": 0.5})])
-        rec = hub.board.tasks["ws-top"]
+        hub.board.submit([TaskSpec(id=f"{transport}-top", title="top", skills={"plan": 0.5})])
+        rec = hub.board.tasks[f"{transport}-top"]
         await until(lambda: rec.state is TaskState.DONE)
     finally:
         await boss.stop()
         await helper.stop()
     assert rec.output == {"done": {"part": "p"}}
-    assert rec.children == ["ws-top-c1"] and ran == ["ws-top-c1"]
+    assert rec.children == [f"{transport}-top-c1"] and ran == [f"{transport}-top-c1"]
 
 
 async def test_children_keep_the_parents_goal_budget_and_data(hub: Hub) -> None:
