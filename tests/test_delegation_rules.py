@@ -413,3 +413,13 @@ async def test_bad_delegate_requests_get_clear_errors_and_are_recorded(hub: Hub,
     assert len(refused.of(ErrorCode.UNKNOWN_TASK)) == 1
     assert len(refused.of(ErrorCode.MALFORMED)) == 1
     assert len(refused.of(ErrorCode.INVALID)) == 2
+
+
+async def test_a_goals_plan_may_not_make_its_task_some_tasks_child(hub: Hub) -> None:
+    hub.board.submit([TaskSpec(id="victim", title="someone's task", skills={"nobody": 1.0})])
+    async with HubClient(hub.url) as client:
+        plan = Plan(tasks=[TaskSpec(id="t", title="t", parent="victim")])
+        goal = await client.submit_goal("adopt me", plan=plan)
+    assert goal.state == "failed"
+    assert "parent is set by the hub" in (goal.error or "")
+    assert hub.board.tasks["victim"].children == []

@@ -53,7 +53,6 @@ from protocols import (
     Delegate,
     Delegated,
     Deregister,
-    ErrorCode,
     Event,
     GoalStatus,
     Heartbeat,
@@ -169,13 +168,6 @@ class Board:
     def submit(self, specs: list[TaskSpec]) -> list[str]:
         """Add a batch of tasks (a graph). All or nothing. Only a ``Delegate`` makes a
         child task: a submission naming a ``parent`` is refused."""
-        for spec in specs:
-            if spec.parent is not None:
-                raise ProtocolError(
-                    ErrorCode.INVALID,
-                    f"task {spec.id or spec.title[:40]!r}: parent is set by the hub; "
-                    "a running attempt delegates with ctx.delegate",
-                )
         return self.attempts.submit(specs)
 
     def delegate(self, msg: Delegate) -> Delegated:

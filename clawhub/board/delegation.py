@@ -141,7 +141,7 @@ class Delegation:
                 ErrorCode.INVALID, f"task {rec.id} may delegate at most {MAX_CHILDREN} tasks"
             )
         if new:  # all or nothing: a refused child (a bad schema...) adds none
-            rec.children += self.attempts.submit(new)
+            rec.children += self.attempts.submit(new, children=True)
         for slot, child_id, _ in plan:
             rec.delegated[slot] = child_id
         ids = [c for _, c, _ in plan]
