@@ -268,9 +268,21 @@ async def test_children_and_their_claims_survive_a_hub_restart(
         assert second.board.tasks["top-c1"].spec.parent == "top"
         status = await second.handle("api.task", _get("top"))
         assert status is not None and getattr(status, "children", None) == ["top-c1", "top-c2"]
+        # a new parent agent on the new hub: its attempt is handed the finished children
+        release.set()
+        again = Agent("boss2", id="boss2", skills={"plan": 1.0})
+        again.handler(work)
+        await again.start(second.url)
+        try:
+            await until(lambda: rec.state is TaskState.DONE)
+        finally:
+            await again.stop()
     finally:
         await helper.stop()
         await second.stop()
+    assert rec.output == [{"by": "helper", "part": "a"}, {"by": "helper", "part": "b"}]
+    assert sorted(ran) == ["top-c1", "top-c2"]  # each child's work done once
+    assert rec.history[-1].agent_id == "boss2" and rec.children == ["top-c1", "top-c2"]
 
 
 def _get(task_id: str) -> GetTask:
