@@ -224,7 +224,7 @@ class Agent:
 
     def _new_context(self, assignment: Assignment, emit: Emitter) -> TaskContext:
         """The hand-off to ``Jobs``: a context for an accepted offer, naming this agent."""
-        return TaskContext(assignment, self, emit)
+        return TaskContext(assignment, self, emit, hub=self._jobs)
 
     def _register_again(self) -> None:
         """The hand-off from ``Jobs``: the hub no longer knows this agent."""

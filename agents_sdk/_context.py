@@ -6,6 +6,11 @@ context knows the agent that runs it only as a ``RunningAgent`` (its id, profile
 memory), so this module never imports the ``Agent``: the agent hands itself and its emitter
 in, as temporal's worker hands an activity its heartbeat.
 
+A handler may hand part of its task to the group: ``await ctx.delegate(title, ...)`` (one
+child) or ``await ctx.delegate_all([...])`` (several at once) submit child tasks linked to
+this attempt and return their outputs (``_delegate`` has the request and the wait; the hub
+is reached through ``HubCalls``, handed in like the emitter).
+
 Async handlers ``await ctx.progress(...)`` / ``await ctx.log(...)``. Sync handlers run in
 a worker thread; they call ``ctx.progress_nowait(...)`` / ``ctx.log_nowait(...)``, which are
 thread-safe and never block: the message is handed to the event loop, which sends it in
@@ -18,13 +23,28 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import JsonValue
 
-from protocols import AgentProfile, Assignment, Progress, TaskSpec, Usage, Verdict
+from protocols import (
+    MAX_DELEGATE_BATCH,
+    AgentProfile,
+    Assignment,
+    Child,
+    Constraints,
+    Progress,
+    TaskSpec,
+    Timeouts,
+    Usage,
+    ValidationStep,
+    Verdict,
+)
+
+from ._delegate import HubCalls, child_spec, live_skills, request_children, wait_children
+from .errors import DelegationFailed, SDKError
 
 if TYPE_CHECKING:
     from .memory import Memory
@@ -68,7 +88,14 @@ class RunningAgent(Protocol):
 class TaskContext:
     """One attempt of one task, as a handler sees it."""
 
-    def __init__(self, assignment: Assignment, agent: RunningAgent, emit: Emitter) -> None:
+    def __init__(
+        self,
+        assignment: Assignment,
+        agent: RunningAgent,
+        emit: Emitter,
+        hub: HubCalls | None = None,
+    ) -> None:
+        """``hub``: how this attempt delegates (``None``: it cannot)."""
         self.assignment = assignment
         """The raw ``Assignment`` message."""
         self.task_id: str = assignment.task_id
@@ -89,6 +116,9 @@ class TaskContext:
         self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue[Progress] | None = None
         self._sender: asyncio.Task[None] | None = None
+        self._hub = hub
+        self._keys = 0
+        self._waiting = 0
 
     @property
     def input(self) -> JsonValue:
@@ -206,6 +236,119 @@ class TaskContext:
         await asyncio.sleep(0)
         while self._sender is not None and not self._sender.done():
             await asyncio.shield(self._sender)
+
+    # -- delegation -------------------------------------------------------------------------
+
+    @property
+    def waiting(self) -> bool:
+        """True while the handler waits on tasks it delegated (its slot is lent meanwhile)."""
+        return self._waiting > 0
+
+    async def group_skills(self) -> dict[str, float]:
+        """The skills a delegated task may ask for now: every skill of the group's online,
+        active participants, with its highest level (``{}`` when there is no hub)."""
+        if self._hub is None:
+            return {}
+        return live_skills(await self._hub.agents())
+
+    async def delegate(
+        self,
+        title: str,
+        *,
+        instructions: str | None = None,
+        input: JsonValue = None,
+        skills: Mapping[str, float] | None = None,
+        validation: Sequence[ValidationStep | Mapping[str, Any]] | None = None,
+        output_schema: dict[str, Any] | None = None,
+        acceptance: Sequence[str] | None = None,
+        constraints: Constraints | Mapping[str, Any] | None = None,
+        deadline: float | None = None,
+        max_attempts: int | None = None,
+        timeouts: Timeouts | Mapping[str, Any] | None = None,
+        priority: int | None = None,
+        timeout: float | None = None,
+    ) -> JsonValue:
+        """Hand part of this task to the group and return the output of that part.
+
+        The hub adds a child task of this one and matches it like any other task, to the
+        participant that best fits ``skills`` (a skill name → the minimum level 0..1; none:
+        anyone may take it), maybe this very agent. It waits until the child is done and
+        returns its output; raises ``DelegationFailed`` when the child failed or was
+        cancelled (the reason in its ``error``), ``TimeoutError`` after ``timeout`` seconds.
+
+        ``title``: the child's short title; ``instructions``: what to do, in words;
+        ``input``: its input data (any JSON); ``validation``: checks its result goes
+        through (``{"kind": "reviewer", "skill": "review"}``, ``{"kind": "judge"}``...);
+        ``output_schema``: a JSON Schema the output must match; ``acceptance``: criteria in
+        words; ``constraints``, ``deadline`` (never later than this task's), ``max_attempts``,
+        ``timeouts``, ``priority``: as in a submitted ``TaskSpec``.
+
+        A child inherits this task's goal (and so draws on its budget) and data
+        sensitivity; it is cancelled if this task is cancelled or fails. If this attempt is
+        revoked, the next attempt's identical ``delegate`` gets the same child back (its
+        result, if done, is not computed again).
+        """
+        spec = child_spec(
+            title,
+            instructions=instructions,
+            input=input,
+            skills=dict(skills) if skills is not None else None,
+            validation=list(validation) if validation is not None else None,
+            output_schema=output_schema,
+            acceptance=list(acceptance) if acceptance is not None else None,
+            constraints=constraints,
+            deadline=deadline,
+            max_attempts=max_attempts,
+            timeouts=timeouts,
+            priority=priority,
+        )
+        (output,) = await self.delegate_all([spec], timeout=timeout)
+        assert not isinstance(output, DelegationFailed)  # raised, not returned
+        return output
+
+    async def delegate_all(
+        self,
+        children: Sequence[TaskSpec | str],
+        *,
+        return_exceptions: bool = False,
+        timeout: float | None = None,
+    ) -> list[JsonValue | DelegationFailed]:
+        """Hand several parts of this task to the group at once; their outputs, in order.
+
+        ``children``: ``TaskSpec`` objects (leave ``id``, ``parent`` and ``goal`` unset:
+        the hub sets them) or plain titles. They run in parallel, on whichever participants
+        fit. The first child that fails or is cancelled raises ``DelegationFailed`` (the
+        others keep running, for a retry of this task), unless ``return_exceptions``: then
+        its ``DelegationFailed`` takes its place in the list.
+        """
+        if self._hub is None:
+            raise SDKError(f"task {self.task_id}: no hub to delegate to (not run by an agent)")
+        if not children:
+            return []
+        batch = []
+        for child in children:
+            self._keys += 1
+            batch.append(Child(key=f"d{self._keys}", spec=child_spec(child)))
+        ids: list[str] = []
+        kept: list[str] = []
+        for start in range(0, len(batch), MAX_DELEGATE_BATCH):
+            chunk = batch[start : start + MAX_DELEGATE_BATCH]
+            reply = await request_children(self._hub, self.task_id, self.attempt, chunk)
+            ids += reply.ids
+            kept += [i for i, r in zip(reply.ids, reply.reused, strict=True) if r]
+        if kept:
+            await self.log(f"kept from an earlier attempt: {', '.join(kept)}")
+        self._waiting += 1
+        try:
+            return await wait_children(
+                self._hub,
+                ids,
+                lambda line: self.progress(message=line),
+                return_exceptions=return_exceptions,
+                timeout=timeout,
+            )
+        finally:
+            self._waiting -= 1
 
     def __repr__(self) -> str:
         return f"<TaskContext task={self.task_id} attempt={self.attempt}>"

@@ -19,17 +19,25 @@ from collections.abc import Callable
 
 from protocols import (
     Accept,
+    AgentInfo,
+    AgentList,
     AgentProfile,
     Assignment,
     Cancel,
+    Child,
     Decline,
+    Delegate,
+    Delegated,
     ErrorCode,
     ErrorReply,
+    GetTask,
+    ListAgents,
     Progress,
     ProtocolError,
     ResultAck,
     TaskRef,
     TaskState,
+    TaskStatus,
     decode,
     subjects,
 )
@@ -137,8 +145,11 @@ class Jobs:
         if handler is None:
             skills = ", ".join(sorted(offer.spec.skills)) or "none"
             return decline(f"no handler for task {offer.task_id} (skills: {skills})")
-        if sum(1 for j in self.held.values() if j.in_handler) >= self._profile().capacity:
-            return decline("busy")  # jobs whose result is being delivered hold no slot
+        busy = sum(1 for j in self.held.values() if j.in_handler and not j.ctx.waiting)
+        if busy >= self._profile().capacity:
+            # jobs whose result is being delivered hold no slot, nor do those waiting on
+            # the tasks they delegated (the hub lends their slots too: no deadlock)
+            return decline("busy")
         job = Job(offer, self._new_context(offer, self._send_progress), handler)
         self.held[key] = job
         log.info("agent %s accepts %s#%d (%s)", agent_id, *key, handler.name)
@@ -176,6 +187,45 @@ class Jobs:
         if tasks:
             remaining = max(0.0, deadline - asyncio.get_running_loop().time())
             await asyncio.wait(tasks, timeout=remaining)
+
+    # -- the hub, for a context that delegates (``HubCalls``) -------------------------------
+
+    async def delegate(self, task_id: str, attempt: int, children: list[Child]) -> Delegated:
+        """Send ``Delegate`` for one attempt this agent holds."""
+        link = self._link
+        bus = link.bus
+        if bus is None:
+            raise HubUnavailable(f"agent {link.agent_id} is stopped")
+        message = Delegate(
+            task_id=task_id,
+            attempt=attempt,
+            agent_id=link.agent_id,
+            session=link.session,
+            children=children,
+        )
+        subject = subjects.hub_delegate(link.group, link.sender)
+        return await bus.request(subject, message, Delegated, link.request_timeout)
+
+    async def task(self, task_id: str) -> TaskStatus:
+        """One task's status (a delegated child's)."""
+        link = self._link
+        bus = link.bus
+        if bus is None:
+            raise HubUnavailable(f"agent {link.agent_id} is stopped")
+        subject = subjects.api(link.group, link.sender, subjects.API_TASK)
+        return await bus.request(
+            subject, GetTask(task_id=task_id), TaskStatus, link.request_timeout
+        )
+
+    async def agents(self) -> list[AgentInfo]:
+        """The group's online participants (what a delegated child may be matched to)."""
+        link = self._link
+        bus = link.bus
+        if bus is None:
+            raise HubUnavailable(f"agent {link.agent_id} is stopped")
+        subject = subjects.api(link.group, link.sender, subjects.API_AGENTS)
+        reply = await bus.request(subject, ListAgents(), AgentList, link.request_timeout)
+        return reply.agents
 
     async def _send_progress(self, message: Progress) -> None:
         bus = self._link.bus

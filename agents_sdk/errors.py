@@ -10,6 +10,8 @@
         ├── WaitTimeout               ``HubClient.wait`` gave up (also a ``TimeoutError``)
         ├── RequestRefused            the hub answered with ``ErrorReply`` (has ``code``)
         │   └── AgentIdConflict       ``wrong_session``: another live process holds the id
+        ├── DelegationFailed          a task delegated with ``ctx.delegate`` failed or was
+        │                             cancelled (has ``task_id``, ``state``, ``error``)
         ├── ModelError                a model call of an ``LLMAgent`` failed (has ``model``)
         │   ├── ModelAuthError        no API key, or the key was refused (has ``env_var``)
         │   ├── ModelRequestError     the model refused the request: bad request, unknown model
@@ -44,6 +46,7 @@ __all__ = [
     "CommandFailed",
     "CommandNotFound",
     "CommandOutputError",
+    "DelegationFailed",
     "HubUnavailable",
     "ModelAuthError",
     "ModelError",
@@ -97,6 +100,17 @@ class RequestRefused(SDKError):
 
 class AgentIdConflict(RequestRefused):
     """Registration refused: another live process is registered under this agent id."""
+
+
+class DelegationFailed(SDKError):
+    """A task delegated with ``ctx.delegate`` ended without an output: it failed (its
+    attempts spent, its deadline passed) or was cancelled. ``error`` is the hub's reason."""
+
+    def __init__(self, task_id: str, state: str, error: str) -> None:
+        super().__init__(f"delegated task {task_id} {state}" + (f": {error}" if error else ""))
+        self.task_id = task_id
+        self.state = state
+        self.error = error
 
 
 class ModelError(SDKError):

@@ -21,21 +21,46 @@ An ``LLMAgent`` runs offline with litellm's ``mock_response``::
     assert run.output == "Hi!" and run.usage.cost > 0
 
 ``feedback`` hands the handler earlier rejections, as the hub does for a reworked task.
+
+A handler that delegates (``ctx.delegate``) gets its children's outputs from ``children``,
+a function of the child's ``TaskSpec`` (sync or async) standing in for the group; it may
+raise to make that child fail (``DelegationFailed``). Every child asked for lands in
+``LocalRun.children``::
+
+    run = await run_task(editor, input={"topics": ["a"]}, children=lambda s: {"text": s.title})
+    assert [c.title for c in run.children] == ["write about a"]
 """
 
 from __future__ import annotations
 
+import inspect
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from pydantic import JsonValue
 
-from protocols import Assignment, Progress, TaskSpec, Usage, Verdict
+from protocols import (
+    AgentInfo,
+    Assignment,
+    Child,
+    Delegated,
+    Progress,
+    TaskSpec,
+    TaskState,
+    TaskStatus,
+    Usage,
+    Verdict,
+)
 
 from ._agent import Agent
 from ._context import TaskContext
 from ._handlers import invoke
-from ._outcome import Outcome, failure, success
+from ._outcome import Outcome, describe_error, failure, success
+from .errors import SDKError
+
+#: Stands in for the group when a handler delegates: a child's spec → its output.
+Children = Callable[[TaskSpec], JsonValue | Awaitable[JsonValue]]
 
 __all__ = ["LocalRun", "run_task"]
 
@@ -62,6 +87,8 @@ class LocalRun:
     """Seconds the handler ran."""
     usage: Usage | None = None
     """Model usage the handler reported (``None``: none, as for plain code)."""
+    children: list[TaskSpec] = field(default_factory=list)
+    """Every task the handler delegated, in order (ids filled in: ``<task>-c1``...)."""
 
     @property
     def logs(self) -> list[str]:
@@ -87,11 +114,13 @@ async def run_task(
     attempt: int = 1,
     stall_timeout: float = 300.0,
     feedback: list[Verdict] | None = None,
+    children: Children | None = None,
 ) -> LocalRun:
     """Run the handler ``agent`` would choose for this task, with no hub and no NATS.
 
     Pass ``spec`` for full control; otherwise one is built from the keywords. A handler
     exception does not propagate: it becomes ``error``/``exception`` on the result.
+    ``children`` answers the handler's ``ctx.delegate`` calls (without it they raise).
     """
     if spec is None:
         spec = TaskSpec(
@@ -115,7 +144,8 @@ async def run_task(
     async def record(message: Progress) -> None:
         run.progress.append(message)
 
-    ctx = TaskContext(assignment, agent, record)
+    group = _LocalGroup(assignment.task_id, children, run) if children is not None else None
+    ctx = TaskContext(assignment, agent, record, hub=group)
     started = time.monotonic()
     outcome: Outcome
     try:
@@ -128,3 +158,46 @@ async def run_task(
     run.ok, run.output, run.error = outcome.ok, outcome.output, outcome.error
     run.usage = ctx.usage
     return run
+
+
+class _LocalGroup:
+    """``HubCalls`` in process: each child's output comes from the ``children`` function."""
+
+    def __init__(self, task_id: str, children: Children, run: LocalRun) -> None:
+        self.task_id = task_id
+        self.children = children
+        self.run = run
+        self.statuses: dict[str, TaskStatus] = {}
+
+    async def delegate(self, task_id: str, attempt: int, children: list[Child]) -> Delegated:
+        ids = []
+        for child in children:
+            child_id = f"{task_id}-c{len(self.run.children) + 1}"
+            spec = child.spec.model_copy(update={"id": child_id, "parent": task_id})
+            self.run.children.append(spec)
+            now = time.time()
+            status = TaskStatus(
+                id=child_id, spec=spec, state=TaskState.RUNNING, attempt=1, failures=0,
+                created_at=now, updated_at=now,
+            )  # fmt: skip
+            try:
+                answer = self.children(spec)
+                output = await answer if inspect.isawaitable(answer) else answer
+            except Exception as exc:
+                status = status.model_copy(
+                    update={"state": TaskState.FAILED, "error": describe_error(exc)}
+                )
+            else:
+                status = status.model_copy(update={"state": TaskState.DONE, "output": output})
+            self.statuses[child_id] = status
+            ids.append(child_id)
+        return Delegated(task_id=task_id, attempt=attempt, ids=ids, reused=[False] * len(ids))
+
+    async def agents(self) -> list[AgentInfo]:
+        return []  # no group here: the ``children`` function stands in for it
+
+    async def task(self, task_id: str) -> TaskStatus:
+        status = self.statuses.get(task_id)
+        if status is None:
+            raise SDKError(f"no delegated task {task_id}")
+        return status

@@ -93,7 +93,19 @@ from .tasks import (
     Timeouts,
 )
 from .usage import Usage
-from .work import Accept, Assignment, Cancel, Decline, Progress, Result, ResultAck
+from .work import (
+    MAX_DELEGATE_BATCH,
+    Accept,
+    Assignment,
+    Cancel,
+    Child,
+    Decline,
+    Delegate,
+    Delegated,
+    Progress,
+    Result,
+    ResultAck,
+)
 
 __all__ = [
     "AGENT_CALLS",
@@ -101,6 +113,7 @@ __all__ = [
     "CLEARANCE_RANK",
     "GOAL_TERMINAL",
     "ID_PATTERN",
+    "MAX_DELEGATE_BATCH",
     "MAX_DEPTH",
     "MAX_INT",
     "MESSAGE_TYPES",
@@ -120,6 +133,7 @@ __all__ = [
     "CancelGoal",
     "CancelTask",
     "CandidateScore",
+    "Child",
     "ClaimTask",
     "ClawHubError",
     "Clearance",
@@ -127,6 +141,8 @@ __all__ = [
     "DecidePlan",
     "DecideTask",
     "Decline",
+    "Delegate",
+    "Delegated",
     "Deregister",
     "Device",
     "ErrorCode",

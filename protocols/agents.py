@@ -128,7 +128,11 @@ class AgentInfo(WireModel):
         description="online; away (a person who left without saying so: no penalty); lost "
         "(missed beats or a closed connection); or left."
     )
-    load: int = Field(ge=0, description="Attempts it holds now.")
+    load: int = Field(
+        ge=0,
+        description="Attempts it holds now, less those waiting on the tasks they delegated "
+        "(a waiting attempt lends its slot).",
+    )
     reliability: float = Field(ge=0, le=1, description="0..1; drops when it loses work.")
     last_seen: Timestamp = Field(description="Last heartbeat or message.")
     running: list[TaskRef] = Field(default_factory=list, description="Attempts it holds.")

@@ -36,7 +36,7 @@ from .human import (
     SetAgentMode,
 )
 from .tasks import TaskStatus
-from .work import Progress, Result, ResultAck
+from .work import Delegate, Delegated, Progress, Result, ResultAck
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,4 +88,5 @@ AGENT_CALLS: dict[str, Call] = {
     "deregister": Call(Deregister, Ok, "Leaving on purpose; revoke what I hold."),
     "progress": Call(Progress, None, "Progress or a log line of an attempt."),
     "result": Call(Result, ResultAck, "The attempt finished (well or not)."),
+    "delegate": Call(Delegate, Delegated, "Hand part of a running attempt to the group."),
 }

@@ -53,7 +53,17 @@ from .human import (
     SetAgentMode,
 )
 from .tasks import TaskStatus
-from .work import Accept, Assignment, Cancel, Decline, Progress, Result, ResultAck
+from .work import (
+    Accept,
+    Assignment,
+    Cancel,
+    Decline,
+    Delegate,
+    Delegated,
+    Progress,
+    Result,
+    ResultAck,
+)
 
 #: Every message model, in a stable order (the schema export follows it).
 MESSAGE_TYPES: tuple[type[BaseModel], ...] = (
@@ -69,6 +79,8 @@ MESSAGE_TYPES: tuple[type[BaseModel], ...] = (
     Result,
     ResultAck,
     Cancel,
+    Delegate,
+    Delegated,
     TaskStatus,
     Event,
     SubmitTasks,

@@ -79,7 +79,7 @@ def _group(group: str) -> str:
 ANON_SENDER = "anon"
 
 #: Agent → hub calls, by name (the last token of their subjects).
-HUB_CALLS = ("register", "deregister", "heartbeat", "progress", "result")
+HUB_CALLS = ("register", "deregister", "heartbeat", "progress", "result", "delegate")
 
 #: Token of a subject that matches any single token (a NATS wildcard).
 ANY = "*"
@@ -128,6 +128,11 @@ def hub_progress(group: str, sender: str) -> str:
 def hub_result(group: str, sender: str) -> str:
     """Where agents deliver results."""
     return hub_call(group, sender, "result")
+
+
+def hub_delegate(group: str, sender: str) -> str:
+    """Where the holder of a running attempt hands part of its work to the group."""
+    return hub_call(group, sender, "delegate")
 
 
 def sender_of(subject: str) -> str | None:

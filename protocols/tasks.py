@@ -152,6 +152,11 @@ class TaskSpec(WireModel):
     goal: Identifier | None = Field(
         default=None, description="The goal this task belongs to (set by the hub)."
     )
+    parent: Identifier | None = Field(
+        default=None,
+        description="The task that delegated this one (set by the hub on a `Delegate`; "
+        "a plain submission may not set it).",
+    )
     metadata: dict[str, str] = Field(default_factory=dict, description="Free key/value tags.")
 
     @field_validator("skills", mode="before")
@@ -213,5 +218,10 @@ class TaskStatus(WireModel):
     )
     review_of: Identifier | None = Field(
         default=None, description="For a review task: the task whose output it reviews."
+    )
+    children: list[Identifier] = Field(
+        default_factory=list,
+        description="Tasks this one delegated (``ctx.delegate``), oldest first; each names "
+        "this task as its `spec.parent`.",
     )
     usage: Usage = Field(default_factory=Usage, description="Model usage of every attempt.")

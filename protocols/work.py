@@ -112,3 +112,60 @@ class Cancel(WireModel):
     attempt: int = Field(ge=1, description="Attempt number to stop.")
     reason: str = Field(default="", description="Why (stalled, cancelled, lost...).")
     ts: Timestamp = Field(description="When it was sent.")
+
+
+#: Most children one ``Delegate`` request may carry.
+MAX_DELEGATE_BATCH = 20
+
+
+class Child(WireModel):
+    """One task a running attempt hands to the group (in ``Delegate.children``)."""
+
+    key: Identifier = Field(
+        description="The sender's name for this child within its attempt (the SDK numbers "
+        "them `d1`, `d2`...): the same key sent again by the same attempt names the same "
+        "child, so a retried request never makes a second one."
+    )
+    spec: TaskSpec = Field(
+        description="What the child is to do. Leave `id`, `parent` and `goal` out: the hub "
+        "sets them (the id is `<parent>-c<n>`), caps the deadline at the parent's and keeps "
+        "the parent's data sensitivity."
+    )
+
+
+class Delegate(WireModel):
+    """Agent → hub (request on ``hub_delegate``): the holder of a running attempt hands part
+    of its work to the group as child tasks, matched like any other task.
+
+    Fenced like a result: only the participant holding ``attempt`` of ``task_id`` right now,
+    from the session that holds it, may delegate; anything else is refused (``stale_attempt``,
+    ``not_holder``, ``wrong_session``) and recorded. A child an earlier attempt of the same
+    task delegated with the same spec, and that has not failed, is handed back instead of a
+    new one (its result is not computed twice).
+    """
+
+    type: Literal["claw.v1.task.delegate"] = "claw.v1.task.delegate"
+    task_id: Identifier = Field(description="The parent task.")
+    attempt: int = Field(ge=1, description="The parent's attempt that delegates (fencing).")
+    agent_id: Identifier = Field(description="Sender: the attempt's holder.")
+    session: Identifier = Field(description="Sender's session.")
+    children: list[Child] = Field(
+        min_length=1, max_length=MAX_DELEGATE_BATCH, description="The child tasks."
+    )
+
+
+class Delegated(WireModel):
+    """Hub → agent (reply to ``Delegate``): the children's task ids, in the order asked.
+
+    Wait for them by reading their status (``api.task``): the parent's attempt is not judged
+    stalled while a child it delegated is open, and its slot is lent meanwhile (the hub may
+    offer a child to the parent's own participant)."""
+
+    type: Literal["claw.v1.task.delegated"] = "claw.v1.task.delegated"
+    task_id: Identifier = Field(description="The parent task.")
+    attempt: int = Field(ge=1, description="The parent's attempt.")
+    ids: list[Identifier] = Field(description="The child task ids, one per child asked.")
+    reused: list[bool] = Field(
+        description="Per child: true when it is a child of an earlier attempt, handed back "
+        "(maybe already done) instead of a new task."
+    )

@@ -265,6 +265,9 @@ def task_detail(model: GroupModel, task: TaskStatus) -> RenderableType:
         facts.add_row("goal", spec.goal)
     if task.review_of:
         facts.add_row("reviews", task.review_of)
+    if spec.parent:
+        up = model.tasks.get(spec.parent)
+        facts.add_row("parent", spec.parent + (f" ({up.state.value})" if up else ""))
     facts.add_row("created", model.clock_text(task.created_at))
     if task.error:
         facts.add_row("error", Text(task.error, style="red"))
@@ -276,6 +279,8 @@ def task_detail(model: GroupModel, task: TaskStatus) -> RenderableType:
     if task.progress is not None or task.progress_message:
         fraction = "" if task.progress is None else f"{task.progress:.0%} "
         parts += [_section("Progress"), Text(fraction + (task.progress_message or ""))]
+    if task.children:
+        parts += [_section("Delegated"), *_children(model, task, 1)]
     parts += [_section("Attempts"), _attempts_table(model, task) if task.history else Text("-")]
     if any(att.why for att in task.history):
         parts += [_section("Why each was chosen"), _why_table(model, task)]
@@ -304,6 +309,26 @@ def task_detail(model: GroupModel, task: TaskStatus) -> RenderableType:
     parts.append(_section("Log"))
     parts += [event_text(model, e) for e in events] or [Text("(no events loaded)", style="dim")]
     return Group(*parts)
+
+
+def _children(model: GroupModel, task: TaskStatus, depth: int) -> list[Text]:
+    """The tree of the tasks ``task`` delegated: one line each, with its state and agent."""
+    lines: list[Text] = []
+    for child_id in task.children:
+        kid = model.tasks.get(child_id)
+        line = Text("  " * depth + f"└ {child_id}  ")
+        if kid is None:
+            lines.append(line.append("(not loaded)", style="dim"))
+            continue
+        line.append_text(state_text(kid.state))
+        who = kid.assigned_to or next(
+            (h.agent_id for h in reversed(kid.history) if h.outcome == "done"), None
+        )
+        line.append(f"  {model.agent_name(who) if who else '-'}  {kid.spec.title}")
+        lines.append(line)
+        if depth < 10:
+            lines += _children(model, kid, depth + 1)
+    return lines
 
 
 def work_detail(item: WorkItem) -> RenderableType:

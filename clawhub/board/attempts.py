@@ -58,12 +58,20 @@ class Attempts:
 
     # ------------------------------------------------------------------ submit / cancel
 
-    def submit(self, specs: list[TaskSpec]) -> list[str]:
-        """Add a batch of tasks (a graph). All or nothing."""
+    def submit(self, specs: list[TaskSpec], *, children: bool = False) -> list[str]:
+        """Add a batch of tasks (a graph). All or nothing. A task naming a ``parent`` is
+        refused unless ``children`` (the batch comes from ``Delegation``, which set it):
+        neither a client nor a goal's plan may make itself some task's child."""
         tasks = self.state.tasks
         ids: list[str] = []
         batch: dict[str, TaskSpec] = {}
         for spec in specs:
+            if spec.parent is not None and not children:
+                raise ProtocolError(
+                    ErrorCode.INVALID,
+                    f"task {spec.id or spec.title[:40]!r}: parent is set by the hub; "
+                    "a running attempt delegates with ctx.delegate",
+                )
             task_id = spec.id or new_task_id()
             if task_id in batch or task_id in tasks:
                 raise ProtocolError(ErrorCode.CONFLICT, f"task id {task_id} already exists")
@@ -234,6 +242,7 @@ class Attempts:
         agent_id = rec.assigned_to
         agent = self.state.agents.get(agent_id) if agent_id else None
         if agent is not None:
+            agent.reclaim(rec.id)
             agent.held.pop(rec.id, None)
             self.score(agent, outcome)
             if agent.mode == "draining" and not agent.held:

@@ -14,6 +14,7 @@ and hand work on through explicit listeners, wired in ``Board.__init__``:
 ``humans``      decide, reassign, claim, pause/resume/drain, chat
 ``planner``     goals: planning, approval, the task graph, the deliverable, budgets
 ``participants`` register, heartbeat, deregister, lost
+``delegation``  child tasks of running attempts (``Delegate``) and their parents' fates
 ``watcher``     the lease sweep: lost, stalled, timed out, deadlines
 ============== ==================================================================
 
@@ -31,7 +32,9 @@ The path of a result, top to bottom::
                                 human    needs_human; a person ─► Board.decide
                    accepted ─► Attempts.finish(done);  rejected ─► Attempts.retry_or_fail
     Attempts.finish ─► Attempts.finished listeners: Validation.review_finished,
-                       Planner.task_finished ─► then the dependents: ready, or failed
+                       Planner.task_finished, Delegation.task_finished (a child's end on
+                       its parent's log; a parent's end cancels its open children)
+                       ─► then the dependents: ready, or failed
     Attempts.add_usage ─► Attempts.spent listeners: Planner.spent (the goal's budget)
 """
 
@@ -47,6 +50,8 @@ from protocols import (
     ClaimTask,
     DecidePlan,
     DecideTask,
+    Delegate,
+    Delegated,
     Deregister,
     Event,
     GoalStatus,
@@ -68,6 +73,7 @@ from protocols import (
 
 from ..settings import HubSettings
 from .attempts import Attempts
+from .delegation import Delegation
 from .goals import Planner
 from .humans import Humans
 from .offers import Matcher
@@ -105,12 +111,16 @@ class Board:
             state, journal, settings, sink, self.attempts, cancel_task=self.validation.cancel
         )
         self.participants = Participants(state, journal, settings, sink, self.attempts, hub_id)
-        self.watcher = Watcher(state, settings, self.participants, self.attempts)
+        self.delegation = Delegation(
+            state, journal, self.attempts, cancel_task=self.validation.cancel
+        )
+        self.watcher = Watcher(state, settings, self.participants, self.attempts, self.delegation)
 
         # the hand-offs, in the order they run
         self.attempts.deliver = self.validation.deliver  # a good result is validated
         self.attempts.finished.append(self.validation.review_finished)  # a review's verdict
         self.attempts.finished.append(self.planner.task_finished)  # a goal's progress
+        self.attempts.finished.append(self.delegation.task_finished)  # parents and children
         self.attempts.spent.append(self.planner.spent)  # a goal's budget
         self.matcher.cost_limit = self.planner.cost_limit  # ... limits who may be chosen
 
@@ -156,8 +166,13 @@ class Board:
     # ------------------------------------------------------------------ tasks and attempts
 
     def submit(self, specs: list[TaskSpec]) -> list[str]:
-        """Add a batch of tasks (a graph). All or nothing."""
+        """Add a batch of tasks (a graph). All or nothing. Only a ``Delegate`` makes a
+        child task: a submission naming a ``parent`` is refused."""
         return self.attempts.submit(specs)
+
+    def delegate(self, msg: Delegate) -> Delegated:
+        """The holder of a running attempt hands part of its work to the group."""
+        return self.delegation.delegate(msg)
 
     def cancel_task(self, task_id: str, reason: str) -> TaskRecord:
         """Cancel a task that has not finished (and the review of it, if one is under way)."""
@@ -321,6 +336,7 @@ class Board:
             self.attempts,
             self.validation,
             self.planner,
+            self.delegation,
             tasks=tasks,
             agents=agents,
             last_seq=last_seq,

@@ -63,6 +63,11 @@ class TaskRecord:
     pinned: str | None = None
     """Participant the next attempt must go to (claimed or reassigned to)."""
     judge_tries: int = 0
+    children: list[str] = field(default_factory=list)
+    """Ids of the tasks this one delegated, oldest first (rebuilt from their specs)."""
+    delegated: dict[str, str] = field(default_factory=dict)
+    """``"<attempt>:<key>"`` → child id: which child each ``Delegate`` of each attempt
+    named (a retried request gets the same child; an attempt claims each child once)."""
     # monotonic clocks of the current attempt (not persisted)
     last_progress: float = 0.0
     started: float = 0.0
@@ -100,6 +105,7 @@ class TaskRecord:
             verdicts=list(self.verdicts),
             validation_step=self.validation_step,
             review_of=self.spec.metadata.get("review_of"),
+            children=list(self.children),
             usage=self.usage,
         )
 
@@ -131,6 +137,7 @@ class TaskRecord:
                     "validation_step": self.validation_step,
                     "review_task": self.review_task,
                     "pinned": self.pinned,
+                    "delegated": self.delegated,
                 }
             ),
             "created_at": self.created_at,
@@ -227,6 +234,9 @@ class AgentRecord:
     credential: str | None = None
     """The credential (token id) that registered it, when the bus vouches for senders: only
     that credential's closed connection may mark it lost."""
+    lent: set[str] = field(default_factory=set)
+    """Held tasks whose attempt waits on the tasks it delegated: their slots are lent (not
+    counted in ``load``), so a child may go to this very participant (no deadlock)."""
     watch: Watch | None = field(default=None, repr=False)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -271,13 +281,25 @@ class AgentRecord:
 
     @property
     def load(self) -> int:
-        """Attempts held (offered or running)."""
-        return len(self.held)
+        """Attempts held (offered or running), less those waiting on their children."""
+        return len(self.held) - len(self.lent)
 
     @property
     def free(self) -> int:
         """Free capacity."""
-        return self.profile.capacity - len(self.held)
+        return self.profile.capacity - self.load
+
+    def lend(self, task_id: str) -> None:
+        """The held attempt of ``task_id`` waits on its children: its slot is free meanwhile."""
+        if task_id in self.held and task_id not in self.lent:
+            self.lent.add(task_id)
+            self.changed()
+
+    def reclaim(self, task_id: str) -> None:
+        """The attempt of ``task_id`` works again (or ended): its slot counts again."""
+        if task_id in self.lent:
+            self.lent.discard(task_id)
+            self.changed()
 
     def info(self) -> AgentInfo:
         """The wire view."""

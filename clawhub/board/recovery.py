@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from protocols import TaskState
 
 from .attempts import Attempts
+from .delegation import Delegation
 from .goals import Planner
 from .lifecycle import initial_state
 from .plans import GoalRecord
@@ -25,6 +26,7 @@ def recover(
     attempts: Attempts,
     validation: Validation,
     planner: Planner,
+    delegation: Delegation,
     *,
     tasks: Iterable[TaskRecord],
     agents: Iterable[AgentRecord],
@@ -101,6 +103,7 @@ def recover(
                 attempts.finish(rec, S.FAILED, "a dependency failed or was cancelled")
         if not rec.state.terminal:
             recovered += 1
+    delegation.recover()  # children to parents; parents that still wait lend their slots
     for rec in validating:
         validation.resume(rec)
     planner.replan()

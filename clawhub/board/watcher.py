@@ -9,6 +9,7 @@ from protocols import TaskState
 
 from ..settings import HubSettings
 from .attempts import Attempts
+from .delegation import Delegation
 from .lifecycle import HELD
 from .participants import Participants
 from .state import GroupState
@@ -25,11 +26,13 @@ class Watcher:
         settings: HubSettings,
         participants: Participants,
         attempts: Attempts,
+        delegation: Delegation,
     ) -> None:
         self.state = state
         self.settings = settings
         self.participants = participants
         self.attempts = attempts
+        self.delegation = delegation
         self.last_sweep = 0.0
 
     def sweep(self) -> None:
@@ -64,8 +67,11 @@ class Watcher:
             if rec.state is not S.RUNNING:
                 continue
             holder = state.agents.get(rec.assigned_to or "")
-            # people send no progress: only run timeouts and deadlines apply to them
+            # people send no progress, nor does an attempt waiting on the tasks it delegated:
+            # only run timeouts and deadlines apply to them
             human = holder is not None and holder.human
+            if self.delegation.waiting(rec):
+                rec.last_progress = now  # its stall clock starts again when the wait ends
             t = rec.spec.timeouts
             stall = t.stall or settings.stall_timeout
             run = t.run or settings.run_timeout

@@ -85,9 +85,42 @@ def tasks_table(tasks: list[TaskStatus], title: str = "Tasks") -> Table:
     return table
 
 
-def print_task(t: TaskStatus) -> None:
-    """One task in full: spec, attempts and why each agent was chosen, verdicts, output."""
+#: Most tasks of a delegation tree ``clawhub show`` reads.
+TREE_LIMIT = 200
+
+
+def tree_lines(t: TaskStatus, known: dict[str, TaskStatus], depth: int = 1) -> list[str]:
+    """The tasks ``t`` delegated, one line each, indented by level: ``id state agent title``."""
+    lines: list[str] = []
+    for child_id in t.children:
+        kid = known.get(child_id)
+        if kid is None:
+            lines.append("  " * depth + f"└ {child_id} …")
+            continue
+        agent = kid.assigned_to or next(
+            (h.agent_id for h in reversed(kid.history) if h.outcome == "done"), "-"
+        )
+        note = f"  ({kid.error[:80]})" if kid.error else ""
+        lines.append(
+            "  " * depth + f"└ {kid.id}  {kid.state.value}  {agent}  {kid.spec.title}{note}"
+        )
+        if depth < 10:
+            lines += tree_lines(kid, known, depth + 1)
+    return lines
+
+
+def print_task(t: TaskStatus, tree: dict[str, TaskStatus] | None = None) -> None:
+    """One task in full: spec, attempts and why each agent was chosen, verdicts, output;
+    with ``tree`` (its parent and descendants by id), the delegation tree."""
     console.print(f"[bold]{t.id}[/] {t.spec.title}  [cyan]{t.state.value}[/]")
+    tree = tree or {}
+    if t.spec.parent:
+        up = tree.get(t.spec.parent)
+        console.print(f"  parent: {t.spec.parent}" + (f" ({up.state.value})" if up else ""))
+    if t.children:
+        console.print(f"  delegated ({len(t.children)}):", markup=False)
+        for line in tree_lines(t, tree):
+            console.print("  " + line, markup=False, highlight=False)
     if t.spec.instructions:
         console.print(f"  instructions: {t.spec.instructions[:300]}")
     skills = ", ".join(f"{k}≥{v:g}" for k, v in t.spec.skills.items()) or "-"

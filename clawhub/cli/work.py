@@ -49,7 +49,7 @@ from .options import (
     parse_validation,
     shared_options,
 )
-from .views import console, goal_table, print_goal, print_task
+from .views import TREE_LIMIT, console, goal_table, print_goal, print_task
 
 # -------------------------------------------------------------------- tasks and people
 
@@ -131,9 +131,27 @@ def chat(
 
 @shared_options(*TALKS_TO_HUB, "as_json")
 def show(task_id: str, *, shared: SharedOptions) -> None:
-    """One task in full: spec, attempts and why each agent was chosen, verdicts, output."""
-    task = shared.request(subjects.API_TASK, GetTask(task_id=task_id), TaskStatus)
-    shared.show(task, lambda: print_task(task))
+    """One task in full: spec, attempts and why each agent was chosen, verdicts, output,
+    and the tree of the tasks it delegated (parent → children, with their states)."""
+
+    async def session(nc: NATS, group: str) -> tuple[TaskStatus, dict[str, TaskStatus]]:
+        async def get(tid: str) -> TaskStatus:
+            subject = api_subject(nc, group, subjects.API_TASK)
+            return await call(nc, subject, GetTask(task_id=tid), TaskStatus)
+
+        top = await get(task_id)
+        tree: dict[str, TaskStatus] = {}
+        if top.spec.parent:
+            tree[top.spec.parent] = await get(top.spec.parent)
+        todo = list(top.children)
+        while todo and len(tree) < TREE_LIMIT:
+            kid = await get(todo.pop(0))
+            tree[kid.id] = kid
+            todo += kid.children
+        return top, tree
+
+    task, tree = shared.run(session)
+    shared.show(task, lambda: print_task(task, tree))
 
 
 def _print_group(info: GroupInfo) -> None:

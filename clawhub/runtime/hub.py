@@ -264,6 +264,7 @@ class Hub:
             "deregister": self._deregister,
             "progress": self.board.progress,
             "result": self.board.result,
+            "delegate": self.board.delegate,
         }
 
     async def _connect(self) -> NATS:

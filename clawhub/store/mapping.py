@@ -53,6 +53,7 @@ def task_record(row: TaskRow) -> TaskRecord:
         validation_step=extra.get("validation_step"),
         review_task=extra.get("review_task"),
         pinned=extra.get("pinned"),
+        delegated=dict(extra.get("delegated") or {}),
     )
 
 
