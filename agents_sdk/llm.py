@@ -62,7 +62,7 @@ from ._toolloop import run_tool_loop
 from .errors import ModelAuthError, ModelOutputError, ModelUnavailable, _Retryable
 from .mcp_tools import MCPServerSpec, ServerConfig, open_mcp_tools
 from .skills import Skill, load_skills, skill_prompt
-from .tools import Tool, Toolbox, as_tool
+from .tools import Tool, Toolbox, as_tool, delegate_tool
 
 __all__ = ["Answer", "LLMAgent", "RetryPolicy", "load_litellm", "provider_of"]
 
@@ -86,7 +86,9 @@ class LLMAgent(Agent):
     model calls, stopped too once the attempt spent ``max_cost`` USD (or the task's
     ``constraints.max_cost``); a tool call may take ``tool_timeout`` seconds. ``skills_dir``
     is a folder of skill files (``agents_sdk.skills``): their skills join the profile, and a
-    task requiring one gets its instructions in the system prompt.
+    task requiring one gets its instructions in the system prompt. ``delegate=True`` gives
+    the model a built-in ``delegate`` tool (``ctx.delegate``, its description listing the
+    group's live skills): a supervisor model then hands parts of its task to the group.
     """
 
     def __init__(
@@ -113,6 +115,7 @@ class LLMAgent(Agent):
         max_cost: float | None = None,
         tool_timeout: float = 120.0,
         skills_dir: str | os.PathLike[str] | None = None,
+        delegate: bool = False,
         **agent_kwargs: Any,
     ) -> None:
         if not model or not model.strip():
@@ -126,6 +129,10 @@ class LLMAgent(Agent):
         """The Python tools (MCP servers' tools join it per task)."""
         self.mcp_servers = [ServerConfig.parse(spec) for spec in mcp_servers or []]
         listed = self.toolbox.names + [f"mcp:{m.name}" for m in self.mcp_servers]
+        self.delegate = delegate
+        """Whether the model gets the built-in ``delegate`` tool (``tools.delegate_tool``)."""
+        if delegate:
+            listed.append("delegate")
         super().__init__(
             name, skills=levels, model=model, cost=cost or 0.0, tools=listed, **agent_kwargs
         )
@@ -182,8 +189,9 @@ class LLMAgent(Agent):
             notes = await asyncio.to_thread(ctx.memory.search, query, limit=self.memory_notes)
         system = self.system + skill_prompt(self.skill_files, ctx.spec.skills)
         messages = build_messages(system, ctx.spec, ctx.deps, ctx.feedback, notes)
-        if self.toolbox or self.mcp_servers:
-            answer = await self.ask_with_tools(ctx, messages)
+        built_in = [delegate_tool(await ctx.group_skills())] if self.delegate else []
+        if self.toolbox or self.mcp_servers or built_in:
+            answer = await self.ask_with_tools(ctx, messages, tools=built_in)
         else:
             answer = await self.ask(ctx, messages)
         output: JsonValue = answer.text

@@ -41,14 +41,14 @@ import json
 import re
 import time
 import typing
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, create_model
 
 from ._context import TaskContext
-from .errors import ToolError, ToolServerError
+from .errors import DelegationFailed, ToolError, ToolServerError
 
 __all__ = ["Tool", "ToolOutcome", "Toolbox", "as_tool"]
 
@@ -179,6 +179,47 @@ def as_tool(
         return result
 
     return Tool(tool_name, description or doc, schema, run)
+
+
+async def _delegate(
+    ctx: TaskContext,
+    title: str,
+    instructions: str = "",
+    skills: dict[str, float] | None = None,
+    input: JsonValue = None,
+) -> JsonValue:
+    """Hand a part of this task to another participant of the group and wait for its output.
+
+    Args:
+        title: a short title of the part to hand over.
+        instructions: what to do, in words, for whoever takes it.
+        skills: the skills it needs, each with the minimum level 0..1 (empty: anyone).
+        input: the data it works on (any JSON).
+    """
+    try:
+        return await ctx.delegate(
+            title, instructions=instructions or None, skills=skills, input=input
+        )
+    except DelegationFailed as exc:  # the model may try another way
+        raise ToolError(
+            f"the delegated task {exc.task_id} ended {exc.state}: {exc.error}"
+        ) from None
+
+
+def delegate_tool(skills: Mapping[str, float]) -> Tool:
+    """The built-in ``delegate`` tool of ``LLMAgent(delegate=True)``: ``ctx.delegate`` for a
+    model, its description naming the skills the group has now (``ctx.group_skills()``), so
+    a supervisor model hands work only to skills someone can do."""
+    listed = ", ".join(f"{name} (up to {level:.1f})" for name, level in sorted(skills.items()))
+    description = (
+        "Hand a part of this task to another participant of the group (an agent on any model, "
+        "or a person) and wait for its output, which this call returns. Use it for work that "
+        "needs a skill you lack or that can be done apart; several calls in one turn run in "
+        "parallel. Skills in the group now: "
+        + (listed or "none online right now (leave skills empty)")
+        + ". Ask only for these skills, at most at these levels."
+    )
+    return as_tool(_delegate, name="delegate", description=description)
 
 
 def _validation_text(exc: ValidationError) -> str:
