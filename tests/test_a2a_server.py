@@ -6,13 +6,16 @@ HTTP. Raw httpx only for what no client sends: garbage."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib.util
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from a2a.client import A2ACardResolver, A2AClientError, Client, ClientConfig, ClientFactory
 from a2a.types import (
     CancelTaskRequest,
@@ -28,10 +31,12 @@ from a2a.types import (
 )
 from a2a.utils.constants import TransportProtocol
 from a2a.utils.errors import InvalidRequestError, TaskNotCancelableError
+from conftest import MakeHub
 from google.protobuf import json_format
 
 from agents_sdk import Agent, TaskContext
-from clawhub.gateway import HubProcess
+from clawhub.gateway import Gateway, HubProcess, create_app
+from clawhub.runtime.auth import Tokens
 from clawhub.settings import HubSettings
 from clawhub.store import Store
 from protocols import ListEvents
@@ -425,3 +430,132 @@ async def test_malformed_requests_get_a2a_errors_are_recorded_and_lose_nothing(
         "push notifications are not supported",
     ):
         assert await refused(lite, "alpha", needle), (needle, await refused(lite, "alpha", ""))
+
+
+# -- free text: a goal for the coordinator (a hub whose model answers through mock_response) --
+
+PLAN = {
+    "tasks": [
+        {"id": "shout", "title": "Shout it", "skills": {"text": 0.5}, "input": {"text": "hi"}},
+        {
+            "id": "again",
+            "title": "Shout it again",
+            "skills": {"text": 0.5},
+            "input": {"text": "there"},
+            "depends_on": ["shout"],
+        },
+    ],
+    "deliverable": "again",
+}
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handlers (the test owns the process)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def test_free_text_is_a_goal_the_coordinator_plans(
+    make_hub: MakeHub, sqlite_store: Store
+) -> None:
+    hub = await make_hub([json.dumps(PLAN)])
+    tokens = Tokens(sqlite_store)
+    token, _ = tokens.create(hub.group, "human", "ann")
+    gw = Gateway({hub.group: hub}, tokens, hub.settings)
+    web = _Server(uvicorn.Config(create_app(gw), port=0, log_level="warning", lifespan="off"))
+    serving = asyncio.create_task(web.serve())
+    agent = Agent("echo", id="echo", skills={"text": 0.8})
+
+    @agent.handler
+    async def echo(ctx: TaskContext) -> object:
+        text = ctx.input["text"] if isinstance(ctx.input, dict) else ""
+        return {"text": str(text).upper()}
+
+    await agent.start(hub.url)
+    try:
+        await until(lambda: web.started)
+        port = web.servers[0].sockets[0].getsockname()[1]
+        client, http = await a2a_client(f"http://127.0.0.1:{port}", token)
+        try:
+            events = [e async for e in client.send_message(text_message("Shout twice"))]
+        finally:
+            await client.close()
+            await http.aclose()
+        first = events[0].task
+        assert first.status.state == TaskState.TASK_STATE_SUBMITTED
+        goal_id = first.id
+        assert goal_id in hub.board.goals and hub.board.goals[goal_id].state == "done"
+        updates = [e.status_update.status for e in events if e.HasField("status_update")]
+        assert updates[-1].state == TaskState.TASK_STATE_COMPLETED
+        assert TaskState.TASK_STATE_WORKING in [u.state for u in updates]
+        assert "2/2 tasks" in updates[-1].message.parts[0].text
+        [artifact] = [e.artifact_update.artifact for e in events if e.HasField("artifact_update")]
+        assert artifact.name == "deliverable"
+        assert json_format.MessageToDict(artifact.parts[0].data) == {"text": "THERE"}
+    finally:
+        await agent.stop()
+        web.should_exit = True
+        await serving
+
+
+# -- the docs page, as a newcomer runs it ------------------------------------------------------
+
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "a2a.md"
+
+
+def page_block(name: str) -> str:
+    """The fenced block after ``<!-- a2a-test: NAME -->`` in docs/a2a.md."""
+    text = PAGE.read_text()
+    marker = f"<!-- a2a-test: {name} -->\n```"
+    start = text.index(marker) + len(marker)
+    body = text[text.index("\n", start) + 1 :]
+    return body[: body.index("\n```")]
+
+
+async def test_the_docs_example_runs_against_a_live_hub(
+    tmp_path: Path, sqlite_store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/a2a.md's client script and curl lines, as pasted, against `clawhub up`'s
+    default group with the README's echo agent."""
+    spec = importlib.util.spec_from_file_location(
+        "_a2a_echo", PAGE.parent.parent / "examples" / "echo_agent.py"
+    )
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    hub = HubProcess(settings(tmp_path).model_copy(update={"group": "default"}), store=sqlite_store)
+    await hub.start()
+    agent = example.build("echo")
+    try:
+        agent_token, _ = await hub.create_token("default", "agent", "echo")
+        await agent.start(hub.url, token=agent_token)
+        token, _ = await hub.create_token("default", "human", "ann")
+        ns: dict[str, Any] = {"__name__": "docs_block"}
+        exec(compile(page_block("client"), str(PAGE), "exec"), ns)
+        output = await ns["main"](str(hub.gateway_url), token)
+        assert output == {"text": "HELLO", "reversed": "OLLEH", "length": 5.0}
+        printed = capsys.readouterr().out
+        assert "skills: ['clawhub.goal', 'text']" in printed
+        assert "TASK_STATE_COMPLETED done by echo (attempt 1)" in printed
+        env = {
+            "CLAWHUB_GATEWAY": str(hub.gateway_url),
+            "CLAWHUB_TOKEN": token,
+            "PATH": "/usr/bin:/bin",
+        }
+        proc = await asyncio.create_subprocess_exec(
+            "bash", "-c", page_block("curl"), env=env, stdout=asyncio.subprocess.PIPE
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), 120)
+        assert proc.returncode == 0
+        text = out.decode()
+        card, end = json.JSONDecoder().raw_decode(text)
+        answer, _ = json.JSONDecoder().raw_decode(text[end:].lstrip())
+        assert card["name"] == "Claw Group default"
+        result = answer["result"]["task"]
+        assert result["status"]["state"] == "TASK_STATE_COMPLETED"
+        assert result["artifacts"][0]["parts"][0]["data"]["reversed"] == "LRUC"
+    finally:
+        await agent.stop()
+        await hub.stop()

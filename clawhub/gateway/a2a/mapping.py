@@ -165,8 +165,8 @@ def read_message(message: Message, request_meta: Mapping[str, Any]) -> Submissio
     context = message.context_id or f"ctx-{uuid.uuid4().hex[:12]}"
     tags = {CONTEXT_KEY: context, MESSAGE_KEY: message.message_id, "source": "a2a"}
     skills = _skills(meta)
-    goal = skills.pop(GOAL_SKILL, None) is not None
-    if goal and skills:
+    as_goal = skills.pop(GOAL_SKILL, None) is not None
+    if as_goal and skills:
         raise _invalid(f"{GOAL_SKILL} is a goal for the coordinator: name no other skill")
     title = meta.get("title")
     if title is not None and not isinstance(title, str):
@@ -371,7 +371,7 @@ def as_submitted(task: Task) -> Task:
     """``task`` as it was when submitted (the first event of a stream)."""
     first = Task()
     first.CopyFrom(task)
-    first.status.state = TaskState.TASK_STATE_SUBMITTED  # type: ignore[assignment]
+    first.status.state = TaskState.TASK_STATE_SUBMITTED
     first.status.message.parts[0].text = "submitted"
     del first.artifacts[:]
     return first
