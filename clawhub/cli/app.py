@@ -129,6 +129,7 @@ def up(
             console.print(
                 f"  gateway  {server.gateway_url}  (REST /docs, WebSocket {server.ws_url})"
             )
+            console.print(f"  A2A      {server.gateway_url}/.well-known/agent-card.json")
         console.print(f"  store    {server.store.display_url}")
         console.print(f"  data     {settings.data_dir}  (hub.json holds an admin token per group)")
         if embedded and not embedded.auth:
