@@ -463,9 +463,7 @@ async def test_free_text_is_a_goal_the_coordinator_plans(
     hub = await make_hub([json.dumps(PLAN)])
     tokens = Tokens(sqlite_store)
     token, _ = tokens.create(hub.group, "human", "ann")
-    gw = Gateway({hub.group: hub}, tokens, hub.settings)
-    web = _Server(uvicorn.Config(create_app(gw), port=0, log_level="warning", lifespan="off"))
-    serving = asyncio.create_task(web.serve())
+    app = create_app(Gateway({hub.group: hub}, tokens, hub.settings))
     agent = Agent("echo", id="echo", skills={"text": 0.8})
 
     @agent.handler
@@ -475,14 +473,13 @@ async def test_free_text_is_a_goal_the_coordinator_plans(
 
     await agent.start(hub.url)
     try:
-        await until(lambda: web.started)
-        port = web.servers[0].sockets[0].getsockname()[1]
-        client, http = await a2a_client(f"http://127.0.0.1:{port}", token)
-        try:
-            events = [e async for e in client.send_message(text_message("Shout twice"))]
-        finally:
-            await client.close()
-            await http.aclose()
+        async with serving(app) as base:
+            client, http = await a2a_client(base, token)
+            try:
+                events = [e async for e in client.send_message(text_message("Shout twice"))]
+            finally:
+                await client.close()
+                await http.aclose()
         first = events[0].task
         assert first.status.state == TaskState.TASK_STATE_SUBMITTED
         goal_id = first.id
@@ -496,8 +493,6 @@ async def test_free_text_is_a_goal_the_coordinator_plans(
         assert json_format.MessageToDict(artifact.parts[0].data) == {"text": "THERE"}
     finally:
         await agent.stop()
-        web.should_exit = True
-        await serving
 
 
 # -- the docs page, as a newcomer runs it ------------------------------------------------------
@@ -559,3 +554,54 @@ async def test_the_docs_example_runs_against_a_live_hub(
     finally:
         await agent.stop()
         await hub.stop()
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[str]:
+    """``app`` on uvicorn on a free port: its base URL."""
+    web = _Server(uvicorn.Config(app, port=0, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(web.serve())
+    try:
+        await until(lambda: web.started or task.done())
+        yield f"http://127.0.0.1:{web.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        web.should_exit = True
+        await task
+
+
+async def test_a_blocking_send_answers_in_time_and_a_revoked_token_ends_its_stream(
+    make_hub: MakeHub, sqlite_store: Store
+) -> None:
+    hub = await make_hub()
+    tokens = Tokens(sqlite_store)
+    token, row = tokens.create(hub.group, "human", "ann")
+    app = create_app(Gateway({hub.group: hub}, tokens, hub.settings))
+    app.state.a2a.handlers[hub.group].blocking_wait = 0.5
+    async with serving(app) as base:
+        poll, poll_http = await a2a_client(base, token, streaming=False)
+        client, http = await a2a_client(base, token)
+        try:
+            # nobody has the skill: a blocking send answers after blocking_wait, SUBMITTED
+            [answer] = [e async for e in poll.send_message(text_message("x", skill="nobody"))]
+            assert answer.task.status.state == TaskState.TASK_STATE_SUBMITTED
+            task_id = answer.task.id
+            got: list[StreamResponse] = []
+
+            async def follow() -> None:
+                async for event in client.subscribe(SubscribeToTaskRequest(id=task_id)):
+                    got.append(event)
+
+            follower = asyncio.create_task(follow())
+            await until(lambda: bool(got))  # the subscription is live: it sent the task
+            assert got[0].task.status.state == TaskState.TASK_STATE_SUBMITTED
+            tokens.revoke(row.id)
+            app.state.gateway.drop_revoked()  # what HubProcess's token watcher does
+            await asyncio.wait_for(follower, 60)  # the stream ends: no more for that token
+            assert len(got) == 1
+            with pytest.raises(A2AClientError, match="401"):
+                await poll.get_task(GetTaskRequest(id=task_id))
+        finally:
+            for c, h in ((client, http), (poll, poll_http)):
+                await c.close()
+                await h.aclose()
+    assert hub.board.tasks[task_id].state is HubState.READY  # nothing lost: still waiting

@@ -98,7 +98,7 @@ def create_app(gw: Gateway) -> FastAPI:
     add_rest_routes(app, gw)
     add_ws_routes(app, gw)
     add_stream_routes(app, gw)
-    mount_a2a(app, gw)
+    app.state.a2a = mount_a2a(app, gw)
     return app
 
 

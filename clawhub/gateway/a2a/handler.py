@@ -23,6 +23,7 @@ push notification configs  not supported (``PushNotificationNotSupportedError``)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 
@@ -191,14 +192,13 @@ class GroupHandler(RequestHandler):
             task = await self._submit(call, params, follower)
             if params.configuration.return_immediately:
                 return task
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + self.blocking_wait
-            async for fresh in self._updates(call, task, follower):
-                task = fresh
-                state = task.status.state
-                if state in m.FINAL or state in m.INTERRUPTED or loop.time() >= deadline:
-                    break
-            return task
+            with contextlib.suppress(TimeoutError):  # still going: answer with it as it is
+                async with asyncio.timeout(self.blocking_wait):
+                    async for fresh in self._updates(call, task, follower):
+                        state = fresh.status.state
+                        if state in m.FINAL or state in m.INTERRUPTED:
+                            break
+            return await self._read(call, task.id)
 
     async def on_message_send_stream(
         self, params: SendMessageRequest, context: ServerCallContext

@@ -78,10 +78,12 @@ class A2AServer:
         self.gw = gw
         self.blocking_wait = blocking_wait
         self.default = gw.settings.group if gw.settings.group in gw.hubs else next(iter(gw.hubs))
+        self.handlers: dict[str, GroupHandler] = {}
         self.routers = {group: Router(self._routes(group)) for group in gw.hubs}
 
     def _routes(self, group: str) -> list[BaseRoute]:
         handler = GroupHandler(self.gw, group, blocking_wait=self.blocking_wait)
+        self.handlers[group] = handler
         context = _Context()
 
         async def card(request: Request) -> Response:
