@@ -605,3 +605,44 @@ async def test_a_blocking_send_answers_in_time_and_a_revoked_token_ends_its_stre
                 await c.close()
                 await h.aclose()
     assert hub.board.tasks[task_id].state is HubState.READY  # nothing lost: still waiting
+
+
+async def test_a_lost_worker_is_replaced_behind_one_a2a_task(lite: HubProcess) -> None:
+    """What A2A lacks, the hub supplies: the worker dies mid-task, the hub reassigns it, and
+    the A2A client's one stream goes WORKING → SUBMITTED (reassigned) → WORKING → COMPLETED."""
+    hub = lite.hubs["alpha"]
+    started = asyncio.Event()
+    flaky_token, _ = await lite.create_token("alpha", "agent", "flaky")
+    flaky = Agent("flaky", id="flaky", group="alpha", skills={"text": 0.9})
+
+    @flaky.handler
+    async def hang(ctx: TaskContext) -> object:
+        await ctx.progress(0.1, "flaky starts")
+        started.set()
+        await asyncio.Event().wait()  # never finishes: it dies first
+        return None
+
+    await flaky.start(lite.url, token=flaky_token)
+    token, _ = await lite.create_token("alpha", "human", "ann")
+    client, http = await a2a_client(f"{lite.gateway_url}/a2a/alpha", token)
+    backup: Agent | None = None
+    try:
+        states: list[int] = []
+        async for event in client.send_message(text_message("survive", skill="text")):
+            if event.HasField("status_update"):
+                states.append(event.status_update.status.state)
+            if started.is_set() and backup is None:
+                backup = await echo_agent(lite, "backup")
+                await flaky.lose("the laptop closed")  # no goodbye: the hub sees it lost
+        working = TaskState.TASK_STATE_WORKING
+        first_run = states.index(working)
+        assert TaskState.TASK_STATE_SUBMITTED in states[first_run:]  # back to the queue
+        assert states[-1] == TaskState.TASK_STATE_COMPLETED
+        [rec] = [r for r in hub.board.tasks.values() if r.spec.instructions == "survive"]
+        assert [a.agent_id for a in rec.history] == ["flaky", "backup"]
+        assert rec.history[0].outcome == "lost"
+    finally:
+        await client.close()
+        await http.aclose()
+        if backup is not None:
+            await backup.stop()
