@@ -646,3 +646,25 @@ async def test_a_lost_worker_is_replaced_behind_one_a2a_task(lite: HubProcess) -
         await http.aclose()
         if backup is not None:
             await backup.stop()
+
+
+async def test_wrong_paths_and_groups_are_a2a_shaped_404s(lite: HubProcess) -> None:
+    admin = lite.admin_tokens["alpha"]
+    before = len(await refused(lite, "alpha", ""))
+    async with httpx.AsyncClient(
+        base_url=str(lite.gateway_url), headers={"Authorization": f"Bearer {admin}"}, timeout=60
+    ) as http:
+        nope = await http.get("/a2a/alpha/nope")
+        assert nope.status_code == 404 and nope.json()["error"]["status"] == "NOT_FOUND"
+        group = await http.get("/a2a/gamma/tasks")
+        assert group.status_code == 404 and "gamma" in group.json()["error"]["message"]
+        method = await http.get("/a2a/alpha")  # JSON-RPC is POST only
+        assert method.status_code == 405
+        listed = await http.get("/a2a/alpha/tasks", headers={"A2A-Version": "1.0"})
+        assert listed.status_code == 200 and listed.json()["tasks"] == []
+        rest = await http.get("/v1/tasks")  # the gateway's own routes are untouched
+        assert rest.status_code == 200
+        bad = await http.post("/a2a/alpha", content=b"nope")  # but garbage is recorded
+        assert bad.json()["error"]["code"] == -32700
+    after = await refused(lite, "alpha", "")
+    assert len(after) == before + 1 and "not JSON" in after[-1]

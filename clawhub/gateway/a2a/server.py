@@ -79,7 +79,7 @@ class A2AServer:
         self.blocking_wait = blocking_wait
         self.default = gw.settings.group if gw.settings.group in gw.hubs else next(iter(gw.hubs))
         self.handlers: dict[str, GroupHandler] = {}
-        self.routers = {group: Router(self._routes(group)) for group in gw.hubs}
+        self.routers = {group: Router(self._routes(group), default=_no_path) for group in gw.hubs}
 
     def _routes(self, group: str) -> list[BaseRoute]:
         handler = GroupHandler(self.gw, group, blocking_wait=self.blocking_wait)
@@ -222,9 +222,9 @@ def _answered_error(body: bytes, status: int, rpc: bool) -> ProtocolError | None
         return None
     try:
         obj = json.loads(body)
-    except ValueError:
+    except ValueError:  # Starlette's own 405 (a wrong method) is not a refused message
         failed = ProtocolError(ErrorCode.INTERNAL, f"A2A answer {status}: not JSON")
-        return failed if status >= 400 else None
+        return failed if status >= 400 and status != 405 else None
     error = obj.get("error") if isinstance(obj, dict) else None
     if not isinstance(error, dict):
         return None
@@ -269,6 +269,14 @@ def _refusal(status: int, message: str, rpc: bool, code: ErrorCode | None = None
         }
     }
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _no_path(scope: Scope, receive: Receive, send: Send) -> None:
+    """A path no A2A binding has: an HTTP+JSON 404 (a wrong path is not recorded)."""
+    call = scope.get(CALL_KEY)
+    if isinstance(call, Call):
+        call.recorded = True
+    await _refusal(404, f"no A2A method at {scope['path']}", False)(scope, receive, send)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
