@@ -668,3 +668,83 @@ async def test_wrong_paths_and_groups_are_a2a_shaped_404s(lite: HubProcess) -> N
         assert bad.json()["error"]["code"] == -32700
     after = await refused(lite, "alpha", "")
     assert len(after) == before + 1 and "not JSON" in after[-1]
+
+
+# -- the state tables of docs/a2a.md, state by state (pure) ----------------------------------
+
+DOC_STATES = {
+    HubState.PENDING: "TASK_STATE_SUBMITTED",
+    HubState.READY: "TASK_STATE_SUBMITTED",
+    HubState.ASSIGNED: "TASK_STATE_SUBMITTED",
+    HubState.RUNNING: "TASK_STATE_WORKING",
+    HubState.VALIDATING: "TASK_STATE_WORKING",
+    HubState.NEEDS_HUMAN: "TASK_STATE_INPUT_REQUIRED",
+    HubState.DONE: "TASK_STATE_COMPLETED",
+    HubState.FAILED: "TASK_STATE_FAILED",
+    HubState.CANCELLED: "TASK_STATE_CANCELED",
+}
+
+
+@pytest.mark.parametrize("state", list(HubState))
+def test_every_hub_state_maps_as_the_docs_say(state: HubState) -> None:
+    from clawhub.gateway.a2a import mapping
+    from protocols import TaskSpec, TaskStatus
+
+    status = TaskStatus(
+        id="t-1",
+        spec=TaskSpec(title="x", skills={"text": 0.5}),
+        state=state,
+        attempt=1,
+        failures=0,
+        assigned_to="echo",
+        output={"n": 1} if state is HubState.DONE else None,
+        error="attempts exhausted: lost" if state is HubState.FAILED else "no (by ann)",
+        created_at=1.0,
+        updated_at=2.0,
+    )
+    task = mapping.to_task(status)
+    assert TaskState.Name(task.status.state) == DOC_STATES[state]
+    assert f"`{state.value}`" in PAGE.read_text()  # the page's table names it
+    note = task.status.message.parts[0].text
+    assert note
+    if state is HubState.DONE:
+        assert json_format.MessageToDict(task.artifacts[0].parts[0].data) == {"n": 1}
+    else:
+        assert not task.artifacts
+    if state is HubState.FAILED:
+        assert note == "attempts exhausted: lost"
+    if state is HubState.NEEDS_HUMAN:
+        assert "human" in note
+    assert task.context_id == "t-1" and task.metadata["clawhub"]["state"] == state.value
+
+
+@pytest.mark.parametrize(
+    ("goal", "a2a"),
+    [
+        ("planning", "TASK_STATE_SUBMITTED"),
+        ("awaiting_approval", "TASK_STATE_INPUT_REQUIRED"),
+        ("running", "TASK_STATE_WORKING"),
+        ("done", "TASK_STATE_COMPLETED"),
+        ("failed", "TASK_STATE_FAILED"),
+        ("cancelled", "TASK_STATE_CANCELED"),
+    ],
+)
+def test_every_goal_state_maps_as_the_docs_say(goal: str, a2a: str) -> None:
+    from clawhub.gateway.a2a import mapping
+    from protocols import GoalSpec, GoalStatus
+
+    status = GoalStatus.model_validate(
+        {
+            "id": "g-1",
+            "spec": GoalSpec(text="do it").model_dump(),
+            "state": goal,
+            "deliverable": "the end" if goal == "done" else None,
+            "created_at": 1.0,
+            "updated_at": 2.0,
+        }
+    )
+    task = mapping.goal_to_task(status)
+    assert TaskState.Name(task.status.state) == a2a
+    assert bool(task.artifacts) is (goal == "done")
+    if goal == "done":
+        assert task.artifacts[0].parts[0].text == "the end"
