@@ -19,6 +19,7 @@ import uvicorn
 from a2a.client import A2ACardResolver, A2AClientError, Client, ClientConfig, ClientFactory
 from a2a.types import (
     CancelTaskRequest,
+    GetExtendedAgentCardRequest,
     GetTaskRequest,
     ListTasksRequest,
     Message,
@@ -152,6 +153,15 @@ async def test_the_card_lists_the_live_skills_and_the_bearer_scheme(lite: HubPro
         assert bindings == {"JSONRPC": f"{base}/a2a/alpha", "HTTP+JSON": f"{base}/a2a/alpha"}
         assert per_group.name == "Claw Group beta"
         assert [s.id for s in per_group.skills] == ["clawhub.goal"]
+        # with a token, the extended card says who offers each skill, with the same URLs
+        client, http = await a2a_client(base, lite.admin_tokens["alpha"])
+        try:
+            extended = await client.get_extended_agent_card(GetExtendedAgentCardRequest())
+        finally:
+            await client.close()
+            await http.aclose()
+        assert "Offered by: echo (0.8, 0/1 busy)" in extended.skills[1].description
+        assert extended.supported_interfaces[0].url == f"{base}/a2a/alpha"
         # the agent leaves: its skill leaves the card (rebuilt per request)
     finally:
         await agent.stop()

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from a2a.server.context import ServerCallContext
@@ -100,6 +100,8 @@ class Call:
     who: Principal
     token: str
     where: str
+    base: str = ""
+    """``scheme://host:port`` the request came to (for the extended card's URLs)."""
     recorded: bool = False
 
 
@@ -118,13 +120,11 @@ class GroupHandler(RequestHandler):
         self,
         gw: Gateway,
         group: str,
-        base_url: Callable[[], str] | None = None,
         blocking_wait: float = BLOCKING_WAIT,
     ) -> None:
         self.gw = gw
         self.group = group
         self.blocking_wait = blocking_wait
-        self.base_url = base_url or (lambda: "")
 
     # -- one way in ---------------------------------------------------------------------
 
@@ -333,7 +333,7 @@ class GroupHandler(RequestHandler):
         call = call_of(context)
         agents = await self._call(call, subjects.API_AGENTS, ListAgents())
         info = await self._call(call, subjects.API_GROUP, GetGroup())
-        return group_card(self.group, self.base_url(), agents, info, extended=True)
+        return group_card(self.group, call.base, agents, info, extended=True)
 
     # -- not supported ------------------------------------------------------------------
 

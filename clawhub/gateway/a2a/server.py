@@ -87,7 +87,6 @@ class A2AServer:
         context = _Context()
 
         async def card(request: Request) -> Response:
-            handler.base_url = lambda: _base(request)
             return await self.card(request, group)
 
         routes: list[BaseRoute] = [Route(CARD_PATH, card, methods=["GET"])]
@@ -161,7 +160,7 @@ class A2AServer:
             )
             hub.board.refused(where, other, None)
             return _refusal(403, f"forbidden: {other.message}", rpc, code=other.code)
-        return Call(who=who, token=token, where=where)
+        return Call(who=who, token=token, where=where, base=_base(HTTPConnection(scope)))
 
     async def _body(self, receive: Receive) -> tuple[bytes, ProtocolError | None]:
         """The request body, read once (at most ``max_message_bytes`` and a chunk), and
