@@ -150,6 +150,7 @@ def up(
             console.print(
                 f"  gateway  {server.gateway_url}  (REST /docs, WebSocket {server.ws_url})"
             )
+            console.print(f"  A2A      {server.gateway_url}/.well-known/agent-card.json")
         console.print(f"  store    {server.store.display_url}")
         if server.replicas is not None:
             held = ", ".join(server.replicas.held) or "none yet (standing by)"

@@ -23,6 +23,7 @@ from ..errors import CallerRefused
 from ..runtime.auth import Tokens
 from ..runtime.hub import Hub
 from ..settings import HubSettings
+from .a2a import A2A_PREFIX, mount_a2a
 from .caller import connection_token
 from .guard import BodyGuard
 from .replies import error_response, error_status_response
@@ -92,11 +93,12 @@ def create_app(gw: Gateway) -> FastAPI:
         record(request, error)
         return error_response(error.code, error.message)
 
-    app.add_middleware(BodyGuard, gw=gw)
+    app.add_middleware(BodyGuard, gw=gw, skip=(A2A_PREFIX + "/",))  # A2A answers in A2A's shape
 
     add_rest_routes(app, gw)
     add_ws_routes(app, gw)
     add_stream_routes(app, gw)
+    app.state.a2a = mount_a2a(app, gw)
     return app
 
 

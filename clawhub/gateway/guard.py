@@ -34,12 +34,18 @@ _NO_BODY = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 class BodyGuard:
     """ASGI middleware: size, then JSON shape, of every REST request body."""
 
-    def __init__(self, app: ASGIApp, gw: Gateway) -> None:
+    def __init__(self, app: ASGIApp, gw: Gateway, skip: tuple[str, ...] = ()) -> None:
+        """``skip``: path prefixes whose app checks its own bodies (A2A)."""
         self.app = app
         self.gw = gw
+        self.skip = skip
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in _NO_BODY:
+        if (
+            scope["type"] != "http"
+            or scope["method"] in _NO_BODY
+            or scope["path"].startswith(self.skip)
+        ):
             await self.app(scope, receive, send)
             return
         limit = self.gw.settings.max_message_bytes
