@@ -43,7 +43,8 @@ from protocols import (
 )
 
 from ..errors import HubError
-from . import tokens, work
+from . import bridge, tokens, work
+from .bridge import start_a2a_bridges, stop_bridges
 from .client import api_subject, call, resolve_token
 from .options import (
     TALKS_TO_HUB,
@@ -90,6 +91,12 @@ def up(
         typer.Option("--auth/--no-auth", help="Require tokens on the embedded nats-server."),
     ] = None,
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Log more.")] = False,
+    a2a_agent: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--a2a-agent", help="Join this A2A agent (card URL) as a worker (repeatable)."
+        ),
+    ] = None,
     *,
     shared: SharedOptions,
 ) -> None:
@@ -138,10 +145,13 @@ def up(
                 "  agents:  clawhub token create --group G --role agent --agent-id ID, then "
                 f"Agent(...).run({server.url!r}, token=...)"
             )
-        console.print("  Ctrl-C to stop")
+        bridges = []
         try:
+            bridges = await start_a2a_bridges(a2a_agent or [], server, settings.group)
+            console.print("  Ctrl-C to stop")
             await stop.wait()
         finally:
+            await stop_bridges(bridges)
             await server.stop()
             console.print("hub stopped")
 
@@ -448,6 +458,7 @@ def demo(
 
 work.register(app)
 tokens.register(app)
+bridge.register(app)
 
 
 def main() -> None:
