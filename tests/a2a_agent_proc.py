@@ -15,6 +15,9 @@ It prints ``READY <base url>`` once it serves. Modes (what ``execute`` does):
 - ``ask``: INPUT_REQUIRED with the question ``--question``; the next message in the same
   task is the answer, and the artifact is ``{"answer": <its text>}``;
 - ``fail``: FAILED with a status message.
+
+``--garbage`` serves something that is not a card at the card's path; ``--garbage-rpc`` a
+good card, and HTML for every call.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ from a2a.types.a2a_pb2 import (
     TaskState,
 )
 from starlette.applications import Starlette
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 
@@ -152,6 +155,9 @@ async def serve(args: argparse.Namespace) -> None:
     routes = [*create_agent_card_routes(the_card), *create_jsonrpc_routes(handler, "/")]
     if args.garbage:  # a card URL that answers something that is not a card
         routes = [Route("/.well-known/agent-card.json", lambda _: JSONResponse({"hello": 1}))]
+    if args.garbage_rpc:  # a good card, and garbage for every call
+        nonsense = Route("/", lambda _: PlainTextResponse("<html>oops</html>"), methods=["POST"])
+        routes = [*create_agent_card_routes(the_card), nonsense]
     app = Starlette(routes=routes)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -176,6 +182,7 @@ def main() -> None:
     parser.add_argument("--step-seconds", type=float, default=0.3)
     parser.add_argument("--question", default="Which language should the greeting be in?")
     parser.add_argument("--garbage", action="store_true")
+    parser.add_argument("--garbage-rpc", action="store_true")
     args = parser.parse_args()
     if not args.skill:
         args.skill = ["text"]

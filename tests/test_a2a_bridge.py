@@ -6,19 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import re
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 from conftest import MakeHub
+from test_docs import ROOT, blocks, ctrl_c, log_reader, wait_for
 from typer.testing import CliRunner
 
 from agents_sdk import Agent, HubClient, TaskContext
 from clawhub.bridges.a2a import A2ABridge
 from clawhub.cli.app import app
+from clawhub.gateway import HubProcess
 from clawhub.runtime import Hub
 from protocols import AgentInfo, Event, TaskSpec, TaskState
 
@@ -287,6 +291,21 @@ async def test_a_silent_agent_is_stalled_reassigned_and_its_late_answer_refused(
         assert (await client.task(tid)).output == {"by": "spare"}  # the late answer changed nothing
 
 
+async def test_an_agent_that_answers_garbage_gets_an_error_result(
+    make_hub: MakeHub, remote: Remote
+) -> None:
+    hub = await make_hub()
+    url, _ = await remote("--garbage-rpc")
+    async with bridged(url, hub) as bridge, HubClient(hub.url) as client:
+        [tid] = await client.submit(TaskSpec(title="x", skills={"text": 0.5}, max_attempts=1))
+        status = await client.wait(tid, timeout=WAIT)
+        assert status.state is TaskState.FAILED, status
+        assert "the A2A agent did not take the task" in (status.error or ""), status.error
+        assert bridge.online  # its card still answers: a bad answer is not a loss
+        [error] = await client.history(task_id=tid, kind="task.error")
+        assert error.agent_id == bridge.agent_id
+
+
 # -- bad input -----------------------------------------------------------------------------------
 
 
@@ -308,3 +327,130 @@ async def test_a_card_url_that_is_no_card_or_unreachable_fails_clearly(remote: R
         assert result.exit_code == 1, result.output
         assert said.startswith("error: ") and words in said, said
         assert "Traceback" not in result.output
+
+
+async def test_a_token_for_another_participant_is_refused(
+    hub_server: HubProcess, remote: Remote
+) -> None:
+    """The bridged agent acts only with its own credential: a token for another id is refused
+    (exit 1, said plainly), and with the right one it joins."""
+    url, _ = await remote()
+    made, _ = server_token(hub_server, "someone-else")
+    runner = CliRunner()
+    argv = ["bridge", "a2a", url, "--url", hub_server.url, "--group", "alpha", "--token", made]
+    result = await asyncio.to_thread(runner.invoke, app, argv)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1, result.output
+    assert "forbidden" in said and "may act only as someone-else" in said, said
+    good, _ = server_token(hub_server, "echo-agent")
+    bridge = A2ABridge(url, hub_url=hub_server.url, group="alpha", token=good)
+    await bridge.start()
+    try:
+        async with HubClient(hub_server.url, "alpha", token=good) as client:
+            assert [a.profile.id for a in await client.agents()] == ["echo-agent"]
+            refused = await client.history(kind="message.refused")
+            assert any(e.data.get("code") == "forbidden" for e in refused), refused
+    finally:
+        await bridge.stop()
+
+
+def server_token(server: HubProcess, agent_id: str) -> tuple[str, object]:
+    return server.tokens.create("alpha", "agent", agent_id)  # type: ignore[no-any-return]
+
+
+# -- the docs page, as pasted ------------------------------------------------------------------
+
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "a2a-agents.md"
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A folder laid out like the repository (``.venv``, ``examples``) and an environment
+    with a fresh HOME and no CLAWHUB_* settings, as a newcomer has."""
+    work = tmp_path / "clawhub"
+    work.mkdir()
+    (work / ".venv").symlink_to(Path(sys.prefix))
+    (work / "examples").symlink_to(ROOT / "examples")
+    (tmp_path / "home").mkdir()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CLAWHUB_")}
+    return work, {**clean, "HOME": str(tmp_path / "home"), "COLUMNS": "200"}
+
+
+def page_steps(port: int) -> list[tuple[str, str, str]]:
+    """``(marker, code, ready-or-expect text)`` of the page's marked bash blocks, with the
+    agent's port 9999 replaced by a free one."""
+    steps = []
+    for block in blocks(PAGE):
+        if (block.marker and block.marker[0] in ("walkthrough", "a2a-up")) or (
+            block.lang == "bash" and "--a2a-agent" in block.code
+        ):
+            spec = block.marker[1] if block.marker else ""
+            text = re.search(r'(?:ready when|expect) "([^"]+)"', spec)
+            assert block.marker and text, f"{block.where}: no marker with a ready/expect text"
+            kind = "background" if "keeps running" in spec or "ready when" in spec else "run"
+            steps.append((kind, block.code.replace("9999", str(port)), text.group(1)))
+    return steps
+
+
+@contextlib.contextmanager
+def background(code: str, cwd: Path, env: dict[str, str], ready: str) -> Iterator[Path]:
+    """Run one block in its own shell, as in its own terminal, until Ctrl-C at the end."""
+    log = cwd.parent / f"step-{abs(hash(code))}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            ["bash", "-c", code],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+        )
+    try:
+        wait_for(ready, log_reader(log), proc, WAIT)
+        yield log
+    finally:
+        code_ = ctrl_c(proc)
+    assert code_ == 0, log.read_text()
+
+
+def run_block(code: str, cwd: Path, env: dict[str, str]) -> str:
+    done = subprocess.run(
+        ["bash", "-e", "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=WAIT * 2,
+        check=False,
+    )
+    assert done.returncode == 0, f"{code}\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def test_the_docs_page_runs_as_pasted(home: tuple[Path, dict[str, str]]) -> None:
+    """docs/a2a-agents.md: hub, A2A agent, bridge (with its own agent token), a task done by
+    the A2A agent; then the same through ``clawhub up --a2a-agent``."""
+    cwd, env = home
+    (hub, agent, bridge, task, up) = page_steps(free_port())
+    assert [s[0] for s in (hub, agent, bridge, task, up)] == ["background"] * 3 + [
+        "run",
+        "background",
+    ]
+    assert "token create --role agent --agent-id shouter" in bridge[1]
+    with background(agent[1], cwd, env, agent[2]):
+        with (
+            background(hub[1], cwd, env, hub[2]),
+            background(bridge[1], cwd, env, bridge[2]) as log,
+        ):
+            assert "joined as shouter (skills text=0.9; streaming)" in log.read_text()
+            out = run_block(task[1], cwd, env)
+            assert task[2] in out and "#1 shouter: done" in out, out
+        # the same agent, bridged by the hub's own process this time
+        with background(up[1], cwd, env, up[2]) as log:
+            assert "joined as shouter" in log.read_text()
+            again = (
+                task[1].replace("--id shout", "--id shout2").replace("show shout", "show shout2")
+            )
+            out = run_block(again, cwd, env)
+            assert task[2] in out and "#1 shouter: done" in out, out

@@ -58,7 +58,6 @@ from a2a.types.a2a_pb2 import (
 from pydantic import JsonValue
 
 from agents_sdk import Agent, HubClient, SDKError, TaskContext
-from protocols import Event
 
 from .a2a_mapping import (
     BINDINGS,
@@ -78,6 +77,7 @@ from .a2a_mapping import (
     state_name,
     status_line,
 )
+from .a2a_questions import Questions
 
 log = logging.getLogger("clawhub.bridges.a2a")
 
@@ -181,11 +181,10 @@ class A2ABridge:
         self._client: Client | None = None
         self._http: httpx.AsyncClient | None = None
         self._probe_http: httpx.AsyncClient | None = None
-        self._hub: HubClient | None = None
+        self._questions: Questions | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
         self._leaving = False
-        self._waiting: dict[str, asyncio.Queue[tuple[str, str]]] = {}
 
     @property
     def agent_id(self) -> str:
@@ -217,16 +216,16 @@ class A2ABridge:
             self.agent = self._make_agent(card)
             await self.agent.start(self.hub_url, token=self.token, timeout=self.start_timeout)
             self.online = True
-            self._hub = HubClient(self.hub_url, self.group, token=self.token)
-            await self._hub.connect()
+            hub = HubClient(self.hub_url, self.group, token=self.token)
+            self._questions = Questions(hub, self.agent.id, self.input_timeout)
+            await self._questions.start()
             self._tasks = [
                 asyncio.create_task(self._watch(), name=f"a2a-watch-{self.agent.id}"),
-                asyncio.create_task(self._listen(), name=f"a2a-chat-{self.agent.id}"),
             ]
         except BaseException:
             await self.stop()
             raise
-        log.info("A2A agent %r at %s joined as %s", card.name, self.card_url, self.agent.id)
+        log.info("A2A agent %r at %s registered as %s", card.name, self.card_url, self.agent.id)
 
     async def stop(self) -> None:
         """Leave the group (running attempts are cancelled: the hub reassigns them) and
@@ -241,13 +240,13 @@ class A2ABridge:
         if self.agent is not None and self.online:
             await self.agent.stop(reason="A2A bridge stopped")
         self.online = False
-        if self._hub is not None:
-            await self._hub.close()
+        if self._questions is not None:
+            await self._questions.stop()
         for closing in (self._client, self._http, self._probe_http):
             if closing is not None:
                 with contextlib.suppress(Exception):
                     await (closing.close() if isinstance(closing, Client) else closing.aclose())
-        self._client = self._http = self._probe_http = self._hub = None
+        self._client = self._http = self._probe_http = self._questions = None
 
     def _make_agent(self, card: AgentCard) -> Agent:
         w = self._wanted
@@ -288,16 +287,23 @@ class A2ABridge:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
             self._wake.clear()
-            problem = await self.probe()
-            if problem is None:
-                failures = 0
-                if not self.online:
-                    await self._rejoin()
-                continue
-            failures += 1
-            log.info("A2A agent %s: card read %d failed: %s", self.card_url, failures, problem)
-            if self.online and failures >= self.lost_after:
-                await self._lose(problem)
+            try:
+                failures = await self._check(failures)
+            except Exception:  # the watcher must outlive any one bad round
+                log.exception("A2A agent %s: liveness check failed", self.card_url)
+
+    async def _check(self, failures: int) -> int:
+        """One read of the card; the count of failed reads in a row after it."""
+        problem = await self.probe()
+        if problem is None:
+            if not self.online:
+                await self._rejoin()
+            return 0
+        failures += 1
+        log.info("A2A agent %s: card read %d failed: %s", self.card_url, failures, problem)
+        if self.online and failures >= self.lost_after:
+            await self._lose(problem)
+        return failures
 
     async def _lose(self, problem: str) -> None:
         assert self.agent is not None
@@ -372,7 +378,9 @@ class A2ABridge:
                 return result_output(run.artifacts.values(), run.answer)
             if run.state == S.TASK_STATE_INPUT_REQUIRED:
                 assert run.task_id is not None and run.context_id is not None
-                sender, text = await self._ask(ctx, run)
+                assert self._questions is not None
+                question = run.question or "the A2A agent needs more input"
+                sender, text = await self._questions.ask(ctx, question)
                 request = SendMessageRequest(
                     message=reply_message(text, sender, run.task_id, run.context_id)
                 )
@@ -483,52 +491,3 @@ class A2ABridge:
             ctx.attempt,
         )
         return result_output(task.artifacts)
-
-    # -- questions (INPUT_REQUIRED) ---------------------------------------------------------
-
-    async def _ask(self, ctx: TaskContext, run: _Run) -> tuple[str, str]:
-        """Post the remote's question in the chat; the first reply about the task (from
-        anyone but this participant) is the answer."""
-        assert self._hub is not None
-        question = run.question or "the A2A agent needs more input"
-        answers: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
-        self._waiting[ctx.task_id] = answers
-        try:
-            text = (
-                f"{question}\n(task {ctx.task_id}: answer with "
-                f'`clawhub chat --task {ctx.task_id} "..."`)'
-            )
-            try:
-                await self._hub.chat(ctx.agent.id, text[:10_000], task_id=ctx.task_id)
-            except SDKError as exc:
-                log.warning("posting the question of %s failed: %s", ctx.task_id, exc)
-            await ctx.progress(message=f"a2a input required: {question}")
-            keepalive = max(0.5, min(ctx.stall_timeout / 3, 30.0))
-            waited = 0.0
-            while True:
-                try:
-                    sender, answer = await asyncio.wait_for(answers.get(), keepalive)
-                except TimeoutError:
-                    waited += keepalive
-                    if waited >= self.input_timeout:
-                        raise RemoteTaskError(
-                            f"no answer to the A2A agent's question within "
-                            f"{self.input_timeout:g}s: {question}"
-                        ) from None
-                    await ctx.progress(message=f"a2a input required (waiting): {question}")
-                    continue
-                await ctx.progress(message=f"a2a answer from {sender} sent to the agent")
-                return sender, answer
-        finally:
-            self._waiting.pop(ctx.task_id, None)
-
-    async def _listen(self) -> None:
-        """Hand each chat line about a task that waits for an answer to that task."""
-        assert self._hub is not None and self.agent is not None
-        async for event in self._hub.events(["chat.message"]):
-            self._hear(event)
-
-    def _hear(self, event: Event) -> None:
-        answers = self._waiting.get(event.task_id or "")
-        if answers is not None and event.agent_id != self.agent_id and event.message:
-            answers.put_nowait((event.agent_id or "someone", event.message))

@@ -74,6 +74,7 @@ def a2a(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    quiet_a2a_logs(verbose)
     bridge = A2ABridge(
         card_url,
         hub_url=url,
@@ -102,6 +103,14 @@ def a2a(
             console.print(f"bridge of {bridge.agent_id} stopped")
 
     run_bridge(serve)
+
+
+def quiet_a2a_logs(verbose: bool = False) -> None:
+    """a2a-sdk logs each card it reads at INFO, whole, and httpx each request: every poll.
+    Say that only with -v."""
+    if not verbose:
+        for name in ("a2a.client.card_resolver", "httpx"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def announce(bridge: A2ABridge) -> None:
@@ -135,6 +144,7 @@ async def start_a2a_bridges(urls: list[str], server: HubProcess, group: str) -> 
 
     from ..bridges.a2a import A2ABridge  # noqa: PLC0415
 
+    quiet_a2a_logs()
     token = server.admin_tokens.get(group) if server.embedded and server.embedded.auth else None
     started: list[A2ABridge] = []
     try:
