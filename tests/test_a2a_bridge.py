@@ -118,6 +118,12 @@ async def running_on(client: HubClient, task_id: str, agent_id: str) -> bool:
     return status.state is TaskState.RUNNING and status.assigned_to == agent_id
 
 
+async def taken_by(client: HubClient, task_id: str, agent_id: str) -> bool:
+    """True once ``agent_id`` took an attempt of the task (it may be over already)."""
+    status = await client.task(task_id)
+    return any(h.agent_id == agent_id for h in status.history)
+
+
 # -- the happy paths -----------------------------------------------------------------------------
 
 
@@ -219,7 +225,7 @@ async def test_a_task_the_remote_fails_is_an_error_result(
 async def test_the_agent_killed_mid_task_is_lost_and_its_task_reassigned(
     make_hub: MakeHub, remote: Remote
 ) -> None:
-    hub = await make_hub()
+    hub = await make_hub(stall_timeout=120.0)  # the loss, not a stall, ends the attempt
     url, proc = await remote("--mode", "hang", "--hang-seconds", "600")
     spare = spare_agent()
     async with bridged(url, hub) as bridge, HubClient(hub.url) as client:
@@ -267,7 +273,7 @@ async def test_a_silent_agent_is_stalled_reassigned_and_its_late_answer_refused(
     spare = spare_agent()
     async with bridged(url, hub, cancel_timeout=WAIT) as bridge, HubClient(hub.url) as client:
         [tid] = await client.submit(TaskSpec(title="slow", skills={"text": 0.5}))
-        await until(lambda: running_on(client, tid, bridge.agent_id), "task running remotely")
+        await until(lambda: taken_by(client, tid, bridge.agent_id), "task taken remotely")
         await spare.start(hub.url)
         try:
             status = await client.wait(tid, timeout=WAIT)
