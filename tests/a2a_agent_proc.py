@@ -122,6 +122,7 @@ class Executor(AgentExecutor):
             return
         assert context.task_id and context.context_id
         await TaskUpdater(event_queue, context.task_id, context.context_id).cancel()
+        print(f"CANCELED {context.task_id}", flush=True)  # what the tests read
 
 
 def card(args: argparse.Namespace, url: str) -> AgentCard:

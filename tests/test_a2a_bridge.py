@@ -118,12 +118,6 @@ async def running_on(client: HubClient, task_id: str, agent_id: str) -> bool:
     return status.state is TaskState.RUNNING and status.assigned_to == agent_id
 
 
-async def taken_by(client: HubClient, task_id: str, agent_id: str) -> bool:
-    """True once ``agent_id`` took an attempt of the task (it may be over already)."""
-    status = await client.task(task_id)
-    return any(h.agent_id == agent_id for h in status.history)
-
-
 # -- the happy paths -----------------------------------------------------------------------------
 
 
@@ -268,12 +262,20 @@ async def test_the_agent_killed_mid_task_is_lost_and_its_task_reassigned(
 async def test_a_silent_agent_is_stalled_reassigned_and_its_late_answer_refused(
     make_hub: MakeHub, remote: Remote
 ) -> None:
-    hub = await make_hub(stall_timeout=2.0)
-    url, _ = await remote("--mode", "hang", "--hang-seconds", "6")
+    hub = await make_hub(stall_timeout=4.0)
+    url, _ = await remote("--mode", "hang", "--hang-seconds", "12")
     spare = spare_agent()
-    async with bridged(url, hub, cancel_timeout=WAIT) as bridge, HubClient(hub.url) as client:
+    async with (
+        bridged(url, hub, cancel_timeout=WAIT) as bridge,
+        HubClient(hub.url) as client,
+        progress_lines(client) as progress,
+    ):
         [tid] = await client.submit(TaskSpec(title="slow", skills={"text": 0.5}))
-        await until(lambda: taken_by(client, tid, bridge.agent_id), "task taken remotely")
+
+        async def working() -> bool:  # the remote has the task (it may be stalled already)
+            return "a2a working: working on it" in progress.get(tid, [])
+
+        await until(working, "the remote task under way")
         await spare.start(hub.url)
         try:
             status = await client.wait(tid, timeout=WAIT)
@@ -310,6 +312,26 @@ async def test_an_agent_that_answers_garbage_gets_an_error_result(
         assert bridge.online  # its card still answers: a bad answer is not a loss
         [error] = await client.history(task_id=tid, kind="task.error")
         assert error.agent_id == bridge.agent_id
+
+
+async def test_a_stopping_bridge_cancels_the_remote_task(make_hub: MakeHub, remote: Remote) -> None:
+    hub = await make_hub()
+    url, proc = await remote("--mode", "slow", "--steps", "1000")
+    bridge = A2ABridge(url, hub_url=hub.url, poll_interval=0.3)
+    await bridge.start()
+    try:
+        async with HubClient(hub.url) as client, progress_lines(client) as progress:
+            [tid] = await client.submit(TaskSpec(title="endless", skills={"text": 0.5}))
+
+            async def stepping() -> bool:
+                return "a2a working: step 1" in progress.get(tid, [])
+
+            await until(stepping, "the remote task under way")
+    finally:
+        await bridge.stop()
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(proc.stdout.readline(), WAIT)
+    assert line.startswith(b"CANCELED "), line
 
 
 # -- bad input -----------------------------------------------------------------------------------

@@ -307,7 +307,7 @@ class A2ABridge:
 
     async def _lose(self, problem: str) -> None:
         assert self.agent is not None
-        self._leaving = True
+        self._leaving, self.online = True, False
         try:
             await self.agent.lose(f"the A2A agent at {self.card_url} stopped answering: {problem}")
         finally:
@@ -342,7 +342,12 @@ class A2ABridge:
         try:
             return await self._drive(ctx, run)
         except asyncio.CancelledError:
-            if self._leaving or run.task_id is None or run.state in TERMINAL:
+            if run.task_id is None or run.state in TERMINAL:
+                raise
+            if self._leaving:  # the hub reassigns the work; tell the remote, briefly
+                if self.online:
+                    with contextlib.suppress(Exception):
+                        await self._cancel_remote(ctx, run, timeout=2.0)
                 raise
             late = await self._after_revoke(ctx, run)
             if late is None:
@@ -467,13 +472,16 @@ class A2ABridge:
         if status.state not in TERMINAL:
             await ctx.progress(message=line)
 
-    async def _cancel_remote(self, ctx: TaskContext, run: _Run) -> JsonValue | None:
+    async def _cancel_remote(
+        self, ctx: TaskContext, run: _Run, timeout: float | None = None
+    ) -> JsonValue | None:
         """``CancelTask`` for a revoked or cancelled attempt; the output if the remote had
         completed the task anyway (a late answer), else ``None``."""
         assert self._client is not None and run.task_id is not None
         try:
             task = await asyncio.wait_for(
-                self._client.cancel_task(CancelTaskRequest(id=run.task_id)), self.cancel_timeout
+                self._client.cancel_task(CancelTaskRequest(id=run.task_id)),
+                self.cancel_timeout if timeout is None else timeout,
             )
         except Exception as exc:
             log.info(
