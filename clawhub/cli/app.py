@@ -43,7 +43,8 @@ from protocols import (
 )
 
 from ..errors import HubError
-from . import agent, db, nats_config, tokens, work
+from . import agent, bridge, db, nats_config, tokens, work
+from .bridge import start_a2a_bridges, stop_bridges
 from .client import api_subject, call, resolve_token
 from .options import (
     TALKS_TO_HUB,
@@ -107,6 +108,12 @@ def up(
         str | None, typer.Option("--replica-id", help="This replica's name (default: unique).")
     ] = None,
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Log more.")] = False,
+    a2a_agent: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--a2a-agent", help="Join this A2A agent (card URL) as a worker (repeatable)."
+        ),
+    ] = None,
     *,
     shared: SharedOptions,
 ) -> None:
@@ -163,10 +170,13 @@ def up(
                 "  agents:  clawhub token create --group G --role agent --agent-id ID, then "
                 f"Agent(...).run({server.url!r}, token=...)"
             )
-        console.print("  Ctrl-C to stop")
+        bridges = []
         try:
+            bridges = await start_a2a_bridges(a2a_agent or [], server, settings.group)
+            console.print("  Ctrl-C to stop")
             await stop.wait()
         finally:
+            await stop_bridges(bridges)
             await server.stop()
             console.print("hub stopped")
 
@@ -474,6 +484,7 @@ def demo(
 work.register(app)
 tokens.register(app)
 agent.register(app)
+bridge.register(app)
 db.register(app)
 nats_config.register(app)
 
