@@ -25,6 +25,7 @@ from ..runtime.hub import Hub
 from ..settings import HubSettings
 from .caller import connection_token
 from .guard import BodyGuard
+from .mcp import MCP_PATH, add_mcp_route
 from .replies import error_response, error_status_response
 from .rest import add_rest_routes
 from .state import Gateway
@@ -92,11 +93,12 @@ def create_app(gw: Gateway) -> FastAPI:
         record(request, error)
         return error_response(error.code, error.message)
 
-    app.add_middleware(BodyGuard, gw=gw)
+    app.add_middleware(BodyGuard, gw=gw, own_bodies=(MCP_PATH,))
 
     add_rest_routes(app, gw)
     add_ws_routes(app, gw)
     add_stream_routes(app, gw)
+    add_mcp_route(app, gw)
     return app
 
 

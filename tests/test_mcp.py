@@ -1,0 +1,244 @@
+"""MCP: the real ``mcp`` SDK client drives a real hub, over streamable HTTP (the gateway's
+``/mcp`` with a bearer token) and over stdio (``clawhub mcp`` as a subprocess, over NATS with
+``CLAWHUB_TOKEN``): it lists the tools, submits a task an SDK agent completes and reads its
+status, joins as a worker and completes a task, stops calling and sees its task reassigned,
+is refused a human-only tool with an agent token, and its malformed requests are answered
+with MCP errors and recorded."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from mcp_client import ToolFailed, call, http_session, read_json
+
+from agents_sdk import Agent, TaskContext
+from clawhub.gateway import HubProcess
+from clawhub.settings import HubSettings
+from clawhub.store.store import Store
+from protocols import TaskState
+
+#: Generous: the machine is loaded; nothing here asserts on timing.
+WAIT = 60.0
+
+WORKER_TOOLS = {
+    "join_group",
+    "take_next_task",
+    "report_progress",
+    "submit_result",
+    "hand_back_task",
+    "leave_group",
+}
+ASSISTANT_TOOLS = {
+    "submit_task",
+    "submit_goal",
+    "task_status",
+    "list_tasks",
+    "list_agents",
+    "group_summary",
+    "approve_result",
+    "reject_result",
+    "chat",
+}
+
+
+async def until(check: Callable[[], bool], timeout: float = WAIT) -> None:
+    """Poll ``check`` until it holds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def mcp_hub(tmp_path: Path, sqlite_store: Store) -> AsyncIterator[HubProcess]:
+    """One group (alpha) behind an embedded nats-server with tokens required and a gateway,
+    with a short MCP liveness window (3 s) so a silent worker is lost within the test."""
+    settings = HubSettings(
+        data_dir=tmp_path / "server",
+        heartbeat_interval=0.3,
+        missed_beats=3,
+        accept_timeout=3.0,
+        stall_timeout=30.0,
+        sweep_interval=0.05,
+        decline_backoff=0.1,
+        token_refresh=0.2,
+        gateway_port=0,
+        mcp_window=3.0,
+    )
+    server = HubProcess(settings, ["alpha"], store=sqlite_store)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+def mcp_url(server: HubProcess) -> str:
+    return f"{server.gateway_url}/mcp"
+
+
+@asynccontextmanager
+async def sdk_agent(server: HubProcess, agent_id: str, skill: str) -> AsyncIterator[Agent]:
+    """A plain SDK agent on NATS that answers ``{"done_by": id, "input": ...}``."""
+    token, _ = await server.create_token("alpha", "agent", agent_id)
+    agent = Agent(agent_id, id=agent_id, group="alpha", skills={skill: 0.9})
+
+    @agent.handler
+    async def work(ctx: TaskContext) -> object:
+        return {"done_by": agent_id, "input": ctx.input}
+
+    await agent.start(server.url, token=token)
+    try:
+        yield agent
+    finally:
+        await agent.stop()
+
+
+async def test_http_tools_listed_and_a_task_submitted_done_by_an_sdk_agent(
+    mcp_hub: HubProcess,
+) -> None:
+    human, _ = await mcp_hub.create_token("alpha", "human", "ann")
+    async with (
+        sdk_agent(mcp_hub, "writer", "writing"),
+        http_session(mcp_url(mcp_hub), human) as mcp,
+    ):
+        tools = {t.name: t for t in (await mcp.list_tools()).tools}
+        assert set(tools) >= WORKER_TOOLS | ASSISTANT_TOOLS
+        schema = tools["submit_task"].input_schema
+        assert set(schema["required"]) == {"title", "skills"}
+        assert "description" in schema["properties"]["skills"]
+        submitted = await call(
+            mcp, "submit_task", title="Write a line", skills={"writing": 0.5}, input="hi"
+        )
+        task_id = submitted["task_id"]
+        hub = mcp_hub.hubs["alpha"]
+        await until(lambda: hub.board.tasks[task_id].state is TaskState.DONE)
+        status = await call(mcp, "task_status", task_id=task_id)
+        assert status["state"] == "done"
+        assert status["output"] == {"done_by": "writer", "input": "hi"}
+        listed = await call(mcp, "list_tasks")
+        assert [t["task_id"] for t in listed["tasks"]] == [task_id]
+        agents = await call(mcp, "list_agents")
+        assert "writer" in {a["agent_id"] for a in agents["agents"]}
+        summary = await call(mcp, "group_summary")
+        assert summary["tasks"] == {"done": 1}
+        await call(mcp, "chat", text="thanks, writer")
+        resource = await read_json(mcp, f"clawhub://tasks/{task_id}")
+        assert resource["state"] == "done"
+        story = await read_json(mcp, f"clawhub://events?task_id={task_id}")
+        kinds = [e["kind"] for e in story["events"]]
+        assert kinds[0] == "task.submitted" and kinds[-1] == "task.done", kinds
+    chat = await boss_events(mcp_hub, "chat.message")
+    assert [(e["agent_id"], e["message"]) for e in chat] == [("ann", "thanks, writer")], chat
+
+
+async def test_http_worker_joins_takes_a_task_and_submits_it(mcp_hub: HubProcess) -> None:
+    token, _ = await mcp_hub.create_token("alpha", "agent", "claude-1")
+    admin = mcp_hub.admin_tokens["alpha"]
+    hub = mcp_hub.hubs["alpha"]
+    async with (
+        http_session(mcp_url(mcp_hub), token) as worker,
+        http_session(mcp_url(mcp_hub), admin) as boss,
+    ):
+        joined = await call(worker, "join_group", skills={"review": 0.8}, name="Claude")
+        assert joined["agent_id"] == "claude-1"
+        assert hub.board.agents["claude-1"].state == "online"
+        first = await call(worker, "take_next_task", wait_seconds=0.5)
+        assert first["task"] is None  # nothing submitted yet
+        submitted = await call(
+            boss, "submit_task", title="Review it", skills={"review": 0.5}, input={"pr": 7}
+        )
+        task_id = submitted["task_id"]
+        taken = await call(worker, "take_next_task", wait_seconds=20)
+        task = taken["task"]
+        assert task["task_id"] == task_id and task["attempt"] == 1
+        assert task["input"] == {"pr": 7}
+        await call(worker, "report_progress", task_id=task_id, message="reading", fraction=0.5)
+        done = await call(worker, "submit_result", task_id=task_id, output={"ok": "LGTM"})
+        assert done["accepted"] is True and done["state"] == "done"
+        status = await call(boss, "task_status", task_id=task_id)
+        assert status["output"] == {"ok": "LGTM"}
+        assert status["assigned_to"] in (None, "claude-1")
+        assert status["history"][-1]["agent_id"] == "claude-1"
+        with pytest.raises(ToolFailed, match="not_holder"):
+            await call(worker, "submit_result", task_id=task_id, output="again")
+        await call(worker, "leave_group", reason="done for today")
+    assert hub.board.agents["claude-1"].state == "left"
+
+
+async def test_http_silent_worker_is_lost_and_its_task_reassigned(mcp_hub: HubProcess) -> None:
+    token, _ = await mcp_hub.create_token("alpha", "agent", "quiet")
+    admin = mcp_hub.admin_tokens["alpha"]
+    hub = mcp_hub.hubs["alpha"]
+    async with (
+        http_session(mcp_url(mcp_hub), token) as worker,
+        http_session(mcp_url(mcp_hub), admin) as boss,
+    ):
+        await call(worker, "join_group", skills={"ops": 0.9})
+        task_id = (await call(boss, "submit_task", title="Deploy", skills={"ops": 0.5}))["task_id"]
+        taken = await call(worker, "take_next_task", wait_seconds=20)
+        assert taken["task"]["task_id"] == task_id
+        # the worker's client stops calling: after the window (3 s) it is lost
+        await until(lambda: hub.board.agents["quiet"].state == "lost")
+        async with sdk_agent(mcp_hub, "backup", "ops"):
+            await until(lambda: hub.board.tasks[task_id].state is TaskState.DONE)
+        status = await call(boss, "task_status", task_id=task_id)
+        attempts = [(a["agent_id"], a["outcome"]) for a in status["history"]]
+        assert attempts[0] == ("quiet", "lost"), attempts
+        assert attempts[-1][0] == "backup", attempts
+        with pytest.raises(ToolFailed, match="lost"):
+            await call(worker, "submit_result", task_id=task_id, output="late")
+    lost = await boss_events(mcp_hub, "agent.lost")
+    assert any("no tool call for 3s" in e["message"] for e in lost), lost
+
+
+async def boss_events(server: HubProcess, kind: str) -> list[dict[str, object]]:
+    admin = server.admin_tokens["alpha"]
+    async with httpx.AsyncClient(base_url=str(server.gateway_url)) as http:
+        r = await http.get(
+            "/v1/events", params={"kind": kind}, headers={"Authorization": f"Bearer {admin}"}
+        )
+        assert r.status_code == 200, r.text
+        return list(r.json()["events"])
+
+
+async def test_http_human_only_tool_refused_to_an_agent_token(mcp_hub: HubProcess) -> None:
+    token, _ = await mcp_hub.create_token("alpha", "agent", "bot")
+    async with http_session(mcp_url(mcp_hub), token) as mcp:
+        with pytest.raises(ToolFailed) as refused:
+            await call(mcp, "approve_result", task_id="nope")
+        assert "forbidden" in str(refused.value)
+        assert "needs a human or admin token" in str(refused.value)
+        assert "role agent" in str(refused.value)
+    recorded = await boss_events(mcp_hub, "message.refused")
+    assert any("needs a human or admin token" in str(e["message"]) for e in recorded)
+
+
+async def test_http_bad_token_and_malformed_requests(mcp_hub: HubProcess) -> None:
+    url = mcp_url(mcp_hub)
+    token, _ = await mcp_hub.create_token("alpha", "agent", "sloppy")
+    async with httpx.AsyncClient() as http:
+        r = await http.post(url, content=b'{"jsonrpc": "2.0"}')
+        assert r.status_code == 401 and r.json()["code"] == "unauthorized"
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "Accept": "application/json, text/event-stream",
+        }
+        r = await http.post(url, content=b"{this is not json", headers=headers)
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["code"] == -32700, r.text
+    async with http_session(url, token) as mcp:
+        with pytest.raises(ToolFailed, match="Unknown tool"):
+            await call(mcp, "no_such_tool")
+        with pytest.raises(ToolFailed, match="skills"):
+            await call(mcp, "submit_task", title="x", skills="not a map")
+        assert (await call(mcp, "list_tasks"))["tasks"] == []  # nothing was made, still serving
+    recorded = [str(e["message"]) for e in await boss_events(mcp_hub, "message.refused")]
+    assert any("not JSON" in m for m in recorded), recorded
+    assert any("no_such_tool" in m for m in recorded), recorded
+    assert any("submit_task" in m for m in recorded), recorded
