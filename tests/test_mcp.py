@@ -8,13 +8,15 @@ with MCP errors and recorded."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-from mcp_client import ToolFailed, call, http_session, read_json
+from mcp_client import CLAWHUB, ToolFailed, call, http_session, read_json, stdio_session
 
 from agents_sdk import Agent, TaskContext
 from clawhub.gateway import HubProcess
@@ -242,3 +244,134 @@ async def test_http_bad_token_and_malformed_requests(mcp_hub: HubProcess) -> Non
     assert any("not JSON" in m for m in recorded), recorded
     assert any("no_such_tool" in m for m in recorded), recorded
     assert any("submit_task" in m for m in recorded), recorded
+
+
+# -- stdio: `clawhub mcp` as a subprocess, over NATS with the caller's token -----------------
+
+
+def stdio_env(server: HubProcess, token: str, store: Store | None) -> dict[str, str]:
+    """The environment a client such as Claude Code gives `clawhub mcp` (as the docs show
+    it: the token, and here the test hub's folder); ``store``: the hub's store is readable
+    here, so the server looks the token up (else it takes --role/--as)."""
+    env = {
+        "CLAWHUB_TOKEN": token,
+        "CLAWHUB_DATA_DIR": str(server.settings.data_dir),
+        "CLAWHUB_GROUP": "alpha",
+        "CLAWHUB_MCP_WINDOW": "3",
+        "CLAWHUB_ACCEPT_TIMEOUT": "3",
+        "HOME": str(server.settings.data_dir.parent),
+    }
+    if store is not None:
+        env["CLAWHUB_STORE_URL"] = store.url
+    return env
+
+
+async def test_stdio_task_submitted_and_done_by_an_sdk_agent(
+    mcp_hub: HubProcess, sqlite_store: Store
+) -> None:
+    human, _ = await mcp_hub.create_token("alpha", "human", "ann")
+    hub = mcp_hub.hubs["alpha"]
+    async with (
+        sdk_agent(mcp_hub, "writer", "writing"),
+        stdio_session(stdio_env(mcp_hub, human, sqlite_store)) as mcp,
+    ):
+        tools = {t.name for t in (await mcp.list_tools()).tools}
+        assert tools >= WORKER_TOOLS | ASSISTANT_TOOLS
+        submitted = await call(
+            mcp, "submit_task", title="Write it", skills={"writing": 0.5}, input="over stdio"
+        )
+        task_id = submitted["task_id"]
+        await until(lambda: hub.board.tasks[task_id].state is TaskState.DONE)
+        status = await call(mcp, "task_status", task_id=task_id)
+        assert status["output"] == {"done_by": "writer", "input": "over stdio"}
+        await call(mcp, "chat", text="done over stdio")
+    chat = await boss_events(mcp_hub, "chat.message")
+    assert [(e["agent_id"], e["message"]) for e in chat] == [("ann", "done over stdio")]
+    submitted_by = hub.board.tasks[task_id]
+    assert submitted_by.state is TaskState.DONE
+
+
+async def test_stdio_worker_completes_a_task_then_goes_silent_and_is_reassigned(
+    mcp_hub: HubProcess, sqlite_store: Store
+) -> None:
+    token, _ = await mcp_hub.create_token("alpha", "agent", "cursor-1")
+    admin = mcp_hub.admin_tokens["alpha"]
+    hub = mcp_hub.hubs["alpha"]
+    async with (
+        stdio_session(stdio_env(mcp_hub, token, sqlite_store)) as worker,
+        http_session(mcp_url(mcp_hub), admin) as boss,
+    ):
+        joined = await call(worker, "join_group", skills={"sql": 0.9}, name="Cursor")
+        assert joined["agent_id"] == "cursor-1" and joined["window"] == 3
+        first = (await call(boss, "submit_task", title="Query", skills={"sql": 0.5}))["task_id"]
+        taken = await call(worker, "take_next_task", wait_seconds=20)
+        assert taken["task"]["task_id"] == first
+        await call(worker, "report_progress", task_id=first, message="writing the query")
+        done = await call(worker, "submit_result", task_id=first, output="SELECT 1")
+        assert done["accepted"] is True and done["state"] == "done"
+        second = (await call(boss, "submit_task", title="Index", skills={"sql": 0.5}))["task_id"]
+        taken = await call(worker, "take_next_task", wait_seconds=20)
+        assert taken["task"]["task_id"] == second
+        # silence: the window (3 s) passes with no tool call; the worker's connection closes
+        await until(lambda: hub.board.agents["cursor-1"].state == "lost")
+        async with sdk_agent(mcp_hub, "dba", "sql"):
+            await until(lambda: hub.board.tasks[second].state is TaskState.DONE)
+        with pytest.raises(ToolFailed, match="lost"):
+            await call(worker, "submit_result", task_id=second, output="too late")
+    status = hub.board.tasks[second].status()
+    assert (status.history[0].agent_id, status.history[0].outcome) == ("cursor-1", "lost")
+    assert status.history[-1].agent_id == "dba"
+    assert hub.board.tasks[first].status().output == "SELECT 1"
+
+
+async def test_stdio_roles_are_the_tokens_not_the_declared_ones(mcp_hub: HubProcess) -> None:
+    """A hub on another machine: the token's role cannot be looked up, so --role declares
+    it. Declared human, an agent token is still refused a human-only tool (NATS holds the
+    token to its role); declared agent, the refusal names the role needed."""
+    token, _ = await mcp_hub.create_token("alpha", "agent", "remote-bot")
+    env = stdio_env(mcp_hub, token, None)
+    async with stdio_session(env, args=["mcp", "--role", "human", "--as", "remote-bot"]) as mcp:
+        with pytest.raises(ToolFailed) as refused:
+            await call(mcp, "approve_result", task_id="t-1")
+        assert "forbidden" in str(refused.value) and "human" in str(refused.value)
+    async with stdio_session(env, args=["mcp", "--role", "agent", "--as", "remote-bot"]) as mcp:
+        with pytest.raises(ToolFailed) as refused:
+            await call(mcp, "reject_result", task_id="t-1", reason="no")
+        assert "needs a human or admin token" in str(refused.value)
+        with pytest.raises(ToolFailed, match="Unknown tool"):
+            await call(mcp, "approve_everything")
+        assert (await call(mcp, "list_tasks"))["tasks"] == []  # still serving
+
+
+async def test_stdio_line_that_is_not_json_rpc_gets_a_parse_error(
+    mcp_hub: HubProcess, sqlite_store: Store
+) -> None:
+    """A client that writes garbage gets a JSON-RPC parse error (id null), the refusal goes
+    to the server's log (standard error), and the server keeps serving."""
+    token, _ = await mcp_hub.create_token("alpha", "agent", "garbled")
+    env = {**os.environ, **stdio_env(mcp_hub, token, sqlite_store)}
+    proc = await asyncio.create_subprocess_exec(
+        CLAWHUB,
+        "mcp",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    try:
+        proc.stdin.write(b"this is not json\n")
+        await proc.stdin.drain()
+        line = await asyncio.wait_for(proc.stdout.readline(), WAIT)
+        answer = json.loads(line)
+        assert answer["id"] is None and answer["error"]["code"] == -32700, answer
+        ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+        proc.stdin.write(json.dumps(ping).encode() + b"\n")
+        await proc.stdin.drain()
+        pong = json.loads(await asyncio.wait_for(proc.stdout.readline(), WAIT))
+        assert pong["id"] == 1 and "error" not in pong, pong
+    finally:
+        proc.stdin.close()
+        await asyncio.wait_for(proc.wait(), WAIT)
+    log = (await proc.stderr.read()).decode()
+    assert "refused stdin: malformed: not JSON-RPC" in log, log

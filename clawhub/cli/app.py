@@ -43,7 +43,7 @@ from protocols import (
 )
 
 from ..errors import HubError
-from . import tokens, work
+from . import mcp, tokens, work
 from .client import api_subject, call, resolve_token
 from .options import (
     TALKS_TO_HUB,
@@ -448,6 +448,7 @@ def demo(
 
 work.register(app)
 tokens.register(app)
+mcp.register(app)
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from .http import MCP_PATH, McpEndpoint
 from .inprocess import InProcessPort
 from .port import HubPort, HubUnreachable, InboxHandler, ParticipantLink, Respond
 from .server import DEFAULT_WINDOW, build_server
+from .stdio import run_stdio
 from .tools import ClawMcp, PortFor
 from .worker import MAX_TAKE_WAIT, Worker
 
@@ -53,4 +54,5 @@ __all__ = [
     "Worker",
     "add_mcp_route",
     "build_server",
+    "run_stdio",
 ]
