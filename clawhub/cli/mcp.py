@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import nats
 import typer
@@ -42,10 +42,12 @@ from protocols import (
 )
 
 from ..errors import BusError, HubError, RequestRefused
-from ..runtime.auth import Principal
-from ..settings import HubSettings
+from ..settings import HubSettings, read_hub_file
 from .client import api_subject, call, connect, resolve_token
 from .options import TALKS_TO_HUB, SharedOptions, fail, shared_options
+
+if TYPE_CHECKING:
+    from ..runtime.auth import Principal
 
 log = logging.getLogger("clawhub.mcp")
 
@@ -199,6 +201,8 @@ def who_is(
 ) -> Principal:
     """The principal of ``token``: from the local store when the hub runs here (the token
     table), else as ``--role``/``--as`` declare it (the hub enforces the real one)."""
+    from ..runtime.auth import Principal  # noqa: PLC0415 - loads the store's models
+
     token_id = subjects.sender_for(token)
     if token and (settings.store_url or (settings.data_dir / "clawhub.db").exists()):
         from ..runtime.auth import Tokens  # noqa: PLC0415 - opens the store
@@ -256,11 +260,26 @@ def register(app: typer.Typer) -> None:
                 "(default: CLAWHUB_MCP_WINDOW or 60).",
             ),
         ] = None,
+        print_http_url: Annotated[
+            bool,
+            typer.Option(
+                "--print-http-url",
+                help="Print the URL of the running hub's MCP endpoint (streamable HTTP, "
+                "<gateway>/mcp, from hub.json) and exit.",
+            ),
+        ] = False,
         *,
         shared: SharedOptions,
     ) -> None:
         """Serve the group's MCP tools over stdio (for Claude Code, Claude Desktop, Cursor...),
         as CLAWHUB_TOKEN. See docs/mcp.md."""
+        if print_http_url:
+            settings = shared.settings()
+            gateway = (read_hub_file(settings.data_dir) or {}).get("gateway")
+            if not isinstance(gateway, str):
+                raise fail(f"no running hub with a gateway in {settings.data_dir}/hub.json")
+            typer.echo(f"{gateway}/mcp")
+            return
         logging.basicConfig(
             level=logging.WARNING, stream=sys.stderr, format="clawhub mcp: %(message)s"
         )

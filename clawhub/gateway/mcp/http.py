@@ -22,11 +22,11 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.mcpserver import Context
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.requests import HTTPConnection
+from starlette.types import Message, Receive, Scope, Send
 
 from protocols import ErrorCode, ProtocolError
 
 from ..caller import connection_token
-from ..guard import Message, Receive, Scope, Send
 from ..replies import error_status_response
 from ..state import Gateway
 from .inprocess import InProcessPort
