@@ -375,3 +375,28 @@ async def test_stdio_line_that_is_not_json_rpc_gets_a_parse_error(
         await asyncio.wait_for(proc.wait(), WAIT)
     log = (await proc.stderr.read()).decode()
     assert "refused stdin: malformed: not JSON-RPC" in log, log
+
+
+async def test_http_worker_whose_token_is_revoked_is_lost_and_refused(
+    mcp_hub: HubProcess,
+) -> None:
+    token, row = await mcp_hub.create_token("alpha", "agent", "revoked-bot")
+    admin = mcp_hub.admin_tokens["alpha"]
+    hub = mcp_hub.hubs["alpha"]
+    async with (
+        http_session(mcp_url(mcp_hub), token) as worker,
+        http_session(mcp_url(mcp_hub), admin) as boss,
+    ):
+        await call(worker, "join_group", skills={"ops": 0.9})
+        task_id = (await call(boss, "submit_task", title="Rotate", skills={"ops": 0.5}))["task_id"]
+        assert (await call(worker, "take_next_task", wait_seconds=20))["task"]["task_id"] == task_id
+        await mcp_hub.revoke_token(row.id)
+        await until(lambda: hub.board.agents["revoked-bot"].state == "lost")
+        assert hub.board.tasks[task_id].state is not TaskState.RUNNING
+    async with httpx.AsyncClient() as http:
+        r = await http.post(
+            mcp_url(mcp_hub), content=b"{}", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert r.status_code == 401 and r.json()["code"] == "unauthorized"
+    lost = await boss_events(mcp_hub, "agent.lost")
+    assert any("token was revoked" in str(e["message"]) for e in lost), lost

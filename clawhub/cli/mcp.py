@@ -108,7 +108,7 @@ class NatsLink:
 
 
 def _unreachable(message: str) -> ProtocolError:
-    from ..gateway.mcp import HubUnreachable  # noqa: PLC0415 - loads the MCP SDK
+    from ..gateway.mcp.port import HubUnreachable  # noqa: PLC0415
 
     return HubUnreachable(message)
 
@@ -225,7 +225,8 @@ def who_is(
 
 async def serve(settings: HubSettings, url: str, token: str | None, who: Principal) -> None:
     """Serve MCP on stdio until the client closes it; workers leave on the way out."""
-    from ..gateway.mcp import build_server, run_stdio  # noqa: PLC0415 - loads the MCP SDK
+    from ..gateway.mcp.server import build_server  # noqa: PLC0415 - loads the MCP SDK
+    from ..gateway.mcp.stdio import run_stdio  # noqa: PLC0415
 
     port = NatsPort(settings, url, token, who)
     await port.nc()  # fail now, with the cause, if the hub cannot be reached

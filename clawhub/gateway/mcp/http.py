@@ -30,12 +30,9 @@ from ..caller import connection_token
 from ..replies import error_status_response
 from ..state import Gateway
 from .inprocess import InProcessPort
-from .port import HubPort
+from .port import MCP_PATH, HubPort
 from .server import build_server
 from .tools import ClawMcp
-
-#: The path of the endpoint.
-MCP_PATH = "/mcp"
 
 
 class McpEndpoint:
@@ -148,4 +145,4 @@ def _not_json_rpc(body: bytes) -> str | None:
     return None
 
 
-__all__ = ["MCP_PATH", "McpEndpoint"]
+__all__ = ["McpEndpoint"]

@@ -6,12 +6,13 @@ participant's messages, the hub's NATS connection for its inbox), always as the 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from pydantic import BaseModel
 
-from protocols import ProtocolError, encode, subjects
+from protocols import ErrorCode, ProtocolError, encode, subjects
 
 from ...runtime.auth import Principal
 from ...runtime.hub import Hub
@@ -25,15 +26,22 @@ _REQUESTS = frozenset({"register", "deregister", "result"})
 class InProcessLink:
     """A participant's link inside the hub process."""
 
-    def __init__(self, hub: Hub, who: Principal, agent_id: str, session: str) -> None:
+    def __init__(
+        self, hub: Hub, who: Principal, agent_id: str, session: str, live: Callable[[], bool]
+    ) -> None:
+        """``live``: whether the caller's token is still good (a revoked one: the link
+        refuses to send, ``unauthorized``, and the worker is lost)."""
         self.hub = hub
         self.who = who
+        self.live = live
         self.agent_id = agent_id
         self.session = session
         self._sub: Subscription | None = None
 
     async def send(self, name: str, message: BaseModel) -> BaseModel | None:
         """The hub's own path for the message, as the caller (``act_as``)."""
+        if not self.live():
+            raise ProtocolError(ErrorCode.UNAUTHORIZED, f"token {self.who.token_id} was revoked")
         where = subjects.hub_call(self.hub.group, self.who.token_id, name)
         reply = await self.hub.handle(
             name, message, self.who.requester, who=self.who, subject=where
@@ -103,7 +111,9 @@ class InProcessPort:
 
     async def link(self, agent_id: str, session: str) -> ParticipantLink:
         """A participant's link in process."""
-        return InProcessLink(self.hub, self.who, agent_id, session)
+        tokens, token_id = self.gw.tokens, self.who.token_id
+        live = lambda: tokens.principal(token_id) is not None  # noqa: E731
+        return InProcessLink(self.hub, self.who, agent_id, session, live)
 
     def refused(self, where: str, error: ProtocolError) -> None:
         """``message.refused`` in the caller's group."""

@@ -17,6 +17,9 @@ from protocols import ErrorCode, ProtocolError
 
 from ...runtime.auth import Principal
 
+#: The path of the gateway's MCP endpoint.
+MCP_PATH = "/mcp"
+
 #: Answers an offer (``Accept``/``Decline``); False when the answer could not be sent.
 Respond = Callable[[BaseModel], Awaitable[bool]]
 #: Takes one message of a participant's inbox (an offer with its ``Respond``, or a cancel

@@ -96,6 +96,7 @@ class Worker:
     """What happened since the client last looked (a task taken back by the hub)."""
     heartbeat_interval: float = field(default=2.0, init=False)
     alive_until: float = field(default=0.0, init=False)
+    lost_reason: str = field(default="", init=False)
     _link: ParticipantLink | None = field(default=None, init=False, repr=False)
     _takers: int = field(default=0, init=False, repr=False)
     _taker_came: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
@@ -145,8 +146,8 @@ class Worker:
         if self.state == "lost":
             raise ProtocolError(
                 ErrorCode.UNKNOWN_AGENT,
-                f"{self.agent_id} was lost: no tool call for {self.window:g}s, so the hub "
-                "reassigned what it held; call join_group again",
+                f"{self.agent_id} was lost ({self.lost_reason}), so the hub reassigned what "
+                "it held; call join_group again",
             )
         if self.state != "joined":
             raise ProtocolError(ErrorCode.UNKNOWN_AGENT, f"{self.agent_id} has left the group")
@@ -164,10 +165,12 @@ class Worker:
                 await link.send("deregister", goodbye)
         await self._close(None)
 
-    async def _lapse(self) -> None:
-        """The window passed with no call: lost, as a crashed agent is."""
+    async def _lapse(self, reason: str = "") -> None:
+        """The window passed with no call (or the token was revoked): lost, as a crashed
+        agent is."""
         self.state = "lost"
-        reason = f"its MCP client made no tool call for {self.window:g}s"
+        reason = reason or f"its MCP client made no tool call for {self.window:g}s"
+        self.lost_reason = reason
         log.info("MCP worker %s lost: %s", self.agent_id, reason)
         await self._close(reason)
 
@@ -204,8 +207,11 @@ class Worker:
         beat = Heartbeat(agent_id=self.agent_id, session=self.session, ts=time.time())
         try:
             reply = await link.send("heartbeat", beat.model_copy(update={"running": running}))
-        except ProtocolError as exc:  # the bus is down: the next beat tries again
-            log.debug("heartbeat of %s: %s", self.agent_id, exc)
+        except ProtocolError as exc:
+            if exc.code == ErrorCode.UNAUTHORIZED:  # the token was revoked: lost now
+                await self._lapse(f"its token was revoked ({exc.message})")
+                return
+            log.debug("heartbeat of %s: %s", self.agent_id, exc)  # the bus is down: next beat
             return
         if isinstance(reply, ErrorReply) and reply.code == ErrorCode.UNKNOWN_AGENT:
             again = Register(profile=self.profile, session=self.session, running=running)
