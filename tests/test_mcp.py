@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -400,3 +402,61 @@ async def test_http_worker_whose_token_is_revoked_is_lost_and_refused(
         assert r.status_code == 401 and r.json()["code"] == "unauthorized"
     lost = await boss_events(mcp_hub, "agent.lost")
     assert any("token was revoked" in str(e["message"]) for e in lost), lost
+
+
+# -- examples/mcp_worker.py: an MCP client worker as its own process -------------------------
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "mcp_worker.py"
+
+
+async def start_example(server: HubProcess, agent_id: str, log: Path, *args: str) -> Any:
+    token, _ = await server.create_token("alpha", "agent", agent_id)
+    with log.open("wb") as out:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(EXAMPLE),
+            "--url",
+            mcp_url(server),
+            "--token",
+            token,
+            "--skill",
+            "text=0.8",
+            *args,
+            stdout=out,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+
+
+async def test_example_mcp_worker_does_a_task_and_a_killed_one_is_reassigned(
+    mcp_hub: HubProcess, tmp_path: Path
+) -> None:
+    hub = mcp_hub.hubs["alpha"]
+    admin = mcp_hub.admin_tokens["alpha"]
+    log = tmp_path / "worker.log"
+    worker = await start_example(mcp_hub, "mcp-ex", log, "--tasks", "1")
+    async with http_session(mcp_url(mcp_hub), admin) as boss:
+        await until(lambda: "mcp-ex" in hub.board.agents)
+        first = (await call(boss, "submit_task", title="Shout", skills={"text": 0.5}, input="hi"))[
+            "task_id"
+        ]
+        assert await asyncio.wait_for(worker.wait(), WAIT) == 0, log.read_text()
+        assert hub.board.tasks[first].status().output == "HI"
+        assert "did " + first + ": done" in log.read_text()
+        # a second worker holds its task 30 s; killed meanwhile, its task goes to another
+        slow = await start_example(mcp_hub, "mcp-slow", tmp_path / "slow.log", "--hold", "30")
+        try:
+            await until(lambda: "mcp-slow" in hub.board.agents)
+            second = (await call(boss, "submit_task", title="Whisper", skills={"text": 0.5}))[
+                "task_id"
+            ]
+            await until(lambda: hub.board.tasks[second].assigned_to == "mcp-slow")
+            await until(lambda: hub.board.tasks[second].state is TaskState.RUNNING)
+        finally:
+            slow.kill()
+            await slow.wait()
+        await until(lambda: hub.board.agents["mcp-slow"].state == "lost")
+        async with sdk_agent(mcp_hub, "steady", "text"):
+            await until(lambda: hub.board.tasks[second].state is TaskState.DONE)
+    history = hub.board.tasks[second].status().history
+    assert (history[0].agent_id, history[0].outcome) == ("mcp-slow", "lost")
+    assert history[-1].agent_id == "steady"
