@@ -460,3 +460,35 @@ async def test_example_mcp_worker_does_a_task_and_a_killed_one_is_reassigned(
     history = hub.board.tasks[second].status().history
     assert (history[0].agent_id, history[0].outcome) == ("mcp-slow", "lost")
     assert history[-1].agent_id == "steady"
+
+
+async def test_http_session_answers_only_the_token_that_opened_it(mcp_hub: HubProcess) -> None:
+    ann, _ = await mcp_hub.create_token("alpha", "human", "ann")
+    bob, _ = await mcp_hub.create_token("alpha", "human", "bob")
+    url = mcp_url(mcp_hub)
+    accept = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    hello = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "0"},
+        },
+    }
+    async with httpx.AsyncClient() as http:
+        opened = await http.post(
+            url, json=hello, headers={**accept, "Authorization": f"Bearer {ann}"}
+        )
+        assert opened.status_code == 200, opened.text
+        session = opened.headers["mcp-session-id"]
+        ping = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
+        theirs = {**accept, "Authorization": f"Bearer {bob}", "mcp-session-id": session}
+        hijack = await http.post(url, json=ping, headers=theirs)
+        assert hijack.status_code == 404, hijack.text
+        mine = {**accept, "Authorization": f"Bearer {ann}", "mcp-session-id": session}
+        own = await http.post(
+            url, json=ping, headers={**mine, "mcp-protocol-version": "2025-06-18"}
+        )
+        assert own.status_code in (200, 202), own.text
