@@ -131,8 +131,20 @@ async def test_http_tools_listed_and_a_task_submitted_done_by_an_sdk_agent(
         summary = await call(mcp, "group_summary")
         assert summary["tasks"] == {"done": 1}
         await call(mcp, "chat", text="thanks, writer")
+        templates = {
+            t.uri_template for t in (await mcp.list_resource_templates()).resource_templates
+        }
+        assert templates == {
+            "clawhub://tasks{?state}",
+            "clawhub://tasks/{task_id}",
+            "clawhub://events{?after,task_id}",
+        }
         resource = await read_json(mcp, f"clawhub://tasks/{task_id}")
         assert resource["state"] == "done"
+        assert [t["task_id"] for t in await read_json(mcp, "clawhub://tasks?state=done")] == [
+            task_id
+        ]
+        assert await read_json(mcp, "clawhub://tasks?state=ready") == []
         story = await read_json(mcp, f"clawhub://events?task_id={task_id}")
         kinds = [e["kind"] for e in story["events"]]
         assert kinds[0] == "task.submitted" and kinds[-1] == "task.done", kinds
