@@ -25,6 +25,7 @@ tool error             ``ErrorReply``                   ``code: message``; recor
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from collections.abc import Callable
@@ -107,6 +108,21 @@ TaskId = Annotated[
 ]
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 WRITES = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def tool(server: MCPServer[Any], annotations: ToolAnnotations) -> Callable[[F], F]:
+    """``@server.tool``, its description the function's docstring cleaned of the source's
+    indentation (what a model reads)."""
+
+    def register(fn: F) -> F:
+        description = inspect.cleandoc(fn.__doc__ or "").replace("\n", " ")
+        server.add_tool(fn, description=description, annotations=annotations)
+        return fn
+
+    return register
 
 
 class HubRefused(ToolError):
@@ -230,7 +246,7 @@ def task_line(task: TaskStatus) -> dict[str, Any]:
 def add_assistant_tools(server: MCPServer[Any], t: Tooling) -> None:
     """Add the tools of a person's assistant."""
 
-    @server.tool(annotations=WRITES)
+    @tool(server, WRITES)
     async def submit_task(
         title: Annotated[str, Field(description="Short title of the task.", max_length=300)],
         skills: Skills,
@@ -272,7 +288,7 @@ def add_assistant_tools(server: MCPServer[Any], t: Tooling) -> None:
         reply = await t.ask(port, subjects.API_SUBMIT, SubmitTasks(tasks=[spec]), Submitted)
         return {"task_id": reply.ids[0], "next": "task_status(task_id) tells how it goes"}
 
-    @server.tool(annotations=WRITES)
+    @tool(server, WRITES)
     async def submit_goal(
         text: Annotated[str, Field(description="The goal, in words.", max_length=50_000)],
         ctx: Context[Any, Any],
@@ -293,7 +309,7 @@ def add_assistant_tools(server: MCPServer[Any], t: Tooling) -> None:
         reply = await t.ask(port, subjects.API_GOAL_SUBMIT, SubmitGoal(goal=goal), GoalStatus)
         return dump(reply)
 
-    @server.tool(annotations=READ_ONLY)
+    @tool(server, READ_ONLY)
     async def task_status(task_id: TaskId, ctx: Context[Any, Any]) -> dict[str, Any]:
         """One task's status: its state, who holds it, each attempt and why it ended, the
         output once done."""
@@ -301,7 +317,7 @@ def add_assistant_tools(server: MCPServer[Any], t: Tooling) -> None:
         message = t.build(port, "task_status", GetTask, task_id=task_id)
         return dump(await t.ask(port, subjects.API_TASK, message, TaskStatus))
 
-    @server.tool(annotations=READ_ONLY)
+    @tool(server, READ_ONLY)
     async def list_tasks(
         ctx: Context[Any, Any],
         states: Annotated[
@@ -315,7 +331,7 @@ def add_assistant_tools(server: MCPServer[Any], t: Tooling) -> None:
         reply = await t.ask(port, subjects.API_TASKS, message, TaskList)
         return {"tasks": [task_line(task) for task in reply.tasks]}
 
-    @server.tool(annotations=READ_ONLY)
+    @tool(server, READ_ONLY)
     async def list_agents(
         ctx: Context[Any, Any],
         include_gone: Annotated[bool, Field(description="Include lost and departed.")] = False,
@@ -340,7 +356,7 @@ def add_assistant_tools(server: MCPServer[Any], t: Tooling) -> None:
             ]
         }
 
-    @server.tool(annotations=READ_ONLY)
+    @tool(server, READ_ONLY)
     async def group_summary(ctx: Context[Any, Any]) -> dict[str, Any]:
         """The group at a glance: tasks and goals by state, participants online, model usage,
         whether the coordinator model is ready."""
@@ -359,7 +375,7 @@ def add_assistant_tools(server: MCPServer[Any], t: Tooling) -> None:
         reply = await t.ask(port, subjects.API_DECIDE, message, TaskStatus)
         return task_line(reply)
 
-    @server.tool(annotations=WRITES)
+    @tool(server, WRITES)
     async def approve_result(
         task_id: TaskId,
         ctx: Context[Any, Any],
@@ -369,7 +385,7 @@ def add_assistant_tools(server: MCPServer[Any], t: Tooling) -> None:
         Human and admin tokens only."""
         return await decide(ctx, "approve_result", task_id, True, reason)
 
-    @server.tool(annotations=WRITES)
+    @tool(server, WRITES)
     async def reject_result(
         task_id: TaskId,
         reason: Annotated[str, Field(description="What is wrong: sent to whoever reworks it.")],
@@ -379,7 +395,7 @@ def add_assistant_tools(server: MCPServer[Any], t: Tooling) -> None:
         rework with the reason. Human and admin tokens only."""
         return await decide(ctx, "reject_result", task_id, False, reason)
 
-    @server.tool(annotations=WRITES)
+    @tool(server, WRITES)
     async def chat(
         text: Annotated[str, Field(description="The message.", min_length=1, max_length=10_000)],
         ctx: Context[Any, Any],

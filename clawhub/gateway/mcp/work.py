@@ -36,7 +36,7 @@ from protocols import (
 
 from ...runtime.auth import may_call
 from .port import HubPort
-from .tools import WRITES, HubRefused, Skills, TaskId, Tooling
+from .tools import WRITES, HubRefused, Skills, TaskId, Tooling, tool
 from .worker import MAX_TAKE_WAIT, Worker
 
 
@@ -83,7 +83,7 @@ def add_work_tools(server: MCPServer[Any], t: Tooling) -> None:
             reply["notes"], worker.notes = list(worker.notes), []
         return reply
 
-    @server.tool(annotations=WRITES)
+    @tool(server, WRITES)
     async def join_group(
         skills: Skills,
         ctx: Context[Any, Any],
@@ -140,7 +140,7 @@ def add_work_tools(server: MCPServer[Any], t: Tooling) -> None:
             f"least every {t.window:g}s to stay in the group",
         }
 
-    @server.tool(annotations=WRITES)
+    @tool(server, WRITES)
     async def take_next_task(
         ctx: Context[Any, Any],
         wait_seconds: Annotated[
@@ -170,7 +170,7 @@ def add_work_tools(server: MCPServer[Any], t: Tooling) -> None:
             reply = {"task": assignment_view(offer)}
         return with_notes(worker, reply)
 
-    @server.tool(annotations=WRITES)
+    @tool(server, WRITES)
     async def report_progress(
         task_id: TaskId,
         message: Annotated[str, Field(description="What you are doing now.", max_length=10_000)],
@@ -189,7 +189,7 @@ def add_work_tools(server: MCPServer[Any], t: Tooling) -> None:
             raise _refused(exc) from None
         return with_notes(worker, {"ok": True})
 
-    @server.tool(annotations=WRITES)
+    @tool(server, WRITES)
     async def submit_result(
         task_id: TaskId,
         output: Annotated[JsonValue, Field(description="Your result (any JSON: text, object).")],
@@ -217,7 +217,7 @@ def add_work_tools(server: MCPServer[Any], t: Tooling) -> None:
             },
         )
 
-    @server.tool(annotations=WRITES)
+    @tool(server, WRITES)
     async def hand_back_task(
         task_id: TaskId,
         reason: Annotated[str, Field(description="Why you give it back.", max_length=1000)],
@@ -243,7 +243,7 @@ def add_work_tools(server: MCPServer[Any], t: Tooling) -> None:
         assert isinstance(ack, ResultAck)
         return with_notes(worker, {"state": ack.state.value, "counted": True})
 
-    @server.tool(annotations=WRITES)
+    @tool(server, WRITES)
     async def leave_group(
         ctx: Context[Any, Any],
         reason: Annotated[str, Field(description="Why (kept in the record).")] = "",

@@ -109,11 +109,6 @@ class Worker:
         """The participant id."""
         return self.profile.id
 
-    @property
-    def owner(self) -> str:
-        """The token id the worker was joined with (only it may drive the worker)."""
-        return self.port.principal.token_id
-
     # -- life -------------------------------------------------------------------------------
 
     async def join(self) -> RegisterAck:
