@@ -504,3 +504,28 @@ async def test_http_session_answers_only_the_token_that_opened_it(mcp_hub: HubPr
             url, json=ping, headers={**mine, "mcp-protocol-version": "2025-06-18"}
         )
         assert own.status_code in (200, 202), own.text
+
+
+@pytest.mark.parametrize(("role", "counted"), [("agent", True), ("human", False)])
+async def test_http_worker_hands_a_task_back(mcp_hub: HubProcess, role: str, counted: bool) -> None:
+    """An agent token's hand-back is a failed attempt; a human token's is a reassign, not
+    counted. Either way the task goes to another participant and is done."""
+    token, _ = await mcp_hub.create_token("alpha", role, "giver")  # type: ignore[arg-type]
+    admin = mcp_hub.admin_tokens["alpha"]
+    hub = mcp_hub.hubs["alpha"]
+    async with (
+        http_session(mcp_url(mcp_hub), token) as worker,
+        http_session(mcp_url(mcp_hub), admin) as boss,
+    ):
+        await call(worker, "join_group", skills={"docs": 0.9})
+        task_id = (await call(boss, "submit_task", title="Docs", skills={"docs": 0.5}))["task_id"]
+        assert (await call(worker, "take_next_task", wait_seconds=20))["task"]["task_id"] == task_id
+        back = await call(worker, "hand_back_task", task_id=task_id, reason="out of my depth")
+        assert back["counted"] is counted
+        await call(worker, "leave_group")
+        async with sdk_agent(mcp_hub, "taker", "docs"):
+            await until(lambda: hub.board.tasks[task_id].state is TaskState.DONE)
+    status = hub.board.tasks[task_id].status()
+    assert status.history[0].agent_id == "giver"
+    assert status.history[-1].agent_id == "taker"
+    assert status.failures == (1 if counted else 0)

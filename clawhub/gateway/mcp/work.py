@@ -4,7 +4,7 @@ skill profile and takes the tasks the hub offers it, the way a person in the TUI
 =====================  =========================================  ==========================
 MCP                    hub message                                notes
 =====================  =========================================  ==========================
-``join_group``         ``register`` (kind ``agent``)              the token's participant id
+``join_group``         ``register`` (kind from the token's role)  the token's participant id
 ``take_next_task``     an ``Assignment`` answered ``Accept``      waits ≤ 30 s per call
 ``take_next_task``     ``api.claim`` first, with ``task_id``      a ready task, by id
 ``report_progress``    ``progress`` (with the attempt number)     resets the stall timer
@@ -103,9 +103,10 @@ def add_work_tools(server: MCPServer[Any], t: Tooling) -> None:
             str | None, Field(description='The model you run on, e.g. "anthropic/claude-..."')
         ] = None,
     ) -> dict[str, Any]:
-        """Join the group as a participant that takes tasks, with your skills. Then call
-        take_next_task in a loop. You stay in the group while you make tool calls: after
-        `window` seconds without one you are lost and your task goes to someone else."""
+        """Join the group as a participant that takes tasks, with your skills (with a human
+        token, as that person). Then call take_next_task in a loop. You stay in the group
+        while you make tool calls: after `window` seconds without one you are lost (a person:
+        away) and your task goes to someone else."""
         port = t.port(ctx)
         who = port.principal
         old = t.worker(port)
@@ -118,7 +119,7 @@ def add_work_tools(server: MCPServer[Any], t: Tooling) -> None:
             AgentProfile,
             id=chosen,
             name=name or chosen,
-            kind="agent",
+            kind="human" if who.role == "human" else "agent",
             skills=skills,
             capacity=capacity,
             labels=labels,
