@@ -138,6 +138,12 @@ class HubSettings(BaseSettings):
     nats_max_connections: int = Field(
         default=10_000, ge=1, description="Most client connections the embedded nats-server takes."
     )
+    mcp_window: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds an MCP client that joined as a worker stays in the group after its "
+        "last tool call; then it is lost and what it holds is reassigned (docs/mcp.md).",
+    )
     token_refresh: float = Field(
         default=1.0,
         gt=0,

@@ -26,6 +26,7 @@ from ..settings import HubSettings
 from .a2a import A2A_PREFIX, mount_a2a
 from .caller import connection_token
 from .guard import BodyGuard
+from .mcp import MCP_PATH, add_mcp_route
 from .replies import error_response, error_status_response
 from .rest import add_rest_routes
 from .state import Gateway
@@ -93,12 +94,15 @@ def create_app(gw: Gateway) -> FastAPI:
         record(request, error)
         return error_response(error.code, error.message)
 
-    app.add_middleware(BodyGuard, gw=gw, skip=(A2A_PREFIX + "/",))  # A2A answers in A2A's shape
+    app.add_middleware(
+        BodyGuard, gw=gw, skip=(A2A_PREFIX + "/",), own_bodies=(MCP_PATH,)
+    )  # A2A and /mcp answer bad bodies in their own protocol
 
     add_rest_routes(app, gw)
     add_ws_routes(app, gw)
     add_stream_routes(app, gw)
     app.state.a2a = mount_a2a(app, gw)
+    add_mcp_route(app, gw)
     return app
 
 

@@ -34,17 +34,26 @@ _NO_BODY = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 class BodyGuard:
     """ASGI middleware: size, then JSON shape, of every REST request body."""
 
-    def __init__(self, app: ASGIApp, gw: Gateway, skip: tuple[str, ...] = ()) -> None:
-        """``skip``: path prefixes whose app checks its own bodies (A2A)."""
+    def __init__(
+        self,
+        app: ASGIApp,
+        gw: Gateway,
+        skip: tuple[str, ...] = (),
+        own_bodies: tuple[str, ...] = (),
+    ) -> None:
+        """``skip``: path prefixes whose app checks its own bodies (A2A); ``own_bodies``:
+        paths whose routes check their bodies themselves (``/mcp`` answers in JSON-RPC)."""
         self.app = app
         self.gw = gw
         self.skip = skip
+        self.own_bodies = frozenset(own_bodies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] != "http"
             or scope["method"] in _NO_BODY
             or scope["path"].startswith(self.skip)
+            or scope["path"] in self.own_bodies
         ):
             await self.app(scope, receive, send)
             return

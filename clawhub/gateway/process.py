@@ -428,6 +428,8 @@ class HubProcess:
             self._uvicorn.should_exit = True
             await asyncio.gather(self._serving, return_exceptions=True)
             self._serving = None
+        if self.gateway is not None:
+            await self.gateway.close()
         for hub in list(self.hubs.values()):
             await hub.stop()
         if self._forwarder is not None:

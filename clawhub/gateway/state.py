@@ -44,6 +44,9 @@ class Gateway:
         default_factory=dict, init=False, repr=False
     )
     _keys: Iterator[int] = field(default_factory=itertools.count, init=False, repr=False)
+    on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list, repr=False)
+    """Called by ``close`` (the hub process stops): what a route started ends (the MCP
+    sessions, the workers of MCP clients)."""
 
     def __post_init__(self) -> None:
         for group, hub in self.hubs.items():
@@ -93,6 +96,12 @@ class Gateway:
             _, close = self._open.pop(key)
             close()
         return len(dropped)
+
+    async def close(self) -> None:
+        """End what the routes started (``on_close``), each once."""
+        closers, self.on_close = self.on_close, []
+        for close in closers:
+            await close()
 
     def principal(self, token: str | None) -> Principal:
         """The caller of a token; ``unauthorized`` or ``forbidden`` (group not served)."""
