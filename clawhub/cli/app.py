@@ -43,7 +43,7 @@ from protocols import (
 )
 
 from ..errors import HubError
-from . import tokens, work
+from . import bridge_nats, tokens, work
 from .client import api_subject, call, resolve_token
 from .options import (
     TALKS_TO_HUB,
@@ -448,6 +448,9 @@ def demo(
 
 work.register(app)
 tokens.register(app)
+bridge_app = typer.Typer(help="Bring your own agents: bridges to outside agent protocols.")
+bridge_nats.register(bridge_app)
+app.add_typer(bridge_app, name="bridge")
 
 
 def main() -> None:
