@@ -35,7 +35,7 @@ def agents_bus(tmp_path: Path) -> EmbeddedNats:
     """The agents' own nats-server (not the hub's), plain, on a free port."""
     server = EmbeddedNats(tmp_path / "agents-nats")
     server.start()
-    yield server  # type: ignore[misc]
+    yield server
     server.stop()
 
 
@@ -230,34 +230,37 @@ async def test_garbage_and_error_frames_fail_the_attempt_with_the_reason_and_the
 async def test_each_agent_acts_with_its_own_credential_and_none_without_one(
     hub_server: HubProcess, agents_bus: EmbeddedNats, start_agent: StartAgent
 ) -> None:
-    """An agent token for ``demo-tests-alice`` brings alice in; bob has none, and the
-    bridge's own token (an agent token, alice's) cannot register him in its name."""
+    """An agent token for ``demo-tests-alice`` brings alice in; bob has none. With a default
+    token that is alice's, the hub refuses bob in her name; with only per-agent tokens,
+    the bridge does not even try."""
     alice_token, _ = await hub_server.create_token("alpha", "agent", pid("alice"))
     admin, _ = await hub_server.create_token("alpha", "admin")
     await start_agent("alice")
     await start_agent("bob")
-    bridge = await bridge_for(
-        hub_server.url,
-        agents_bus,
-        group="alpha",
-        token=alice_token,  # the default: it may act as alice only
-        tokens={pid("alice"): alice_token},
-    )
-    try:
-        await until(lambda: pid("alice") in bridge.participants, "alice to join")
-        await until(lambda: bridge.refused, "bob to be refused")
-        assert list(bridge.participants) == [pid("alice")]
-        [(subject, why)] = bridge.refused.items()
-        assert subject == "agents.prompt.demo.tests.bob"
-        assert f"may act only as {pid('alice')}" in why
-        async with HubClient(hub_server.url, group="alpha", token=admin) as client:
-            assert [a.profile.id for a in await client.agents()] == [pid("alice")]
-            [tid] = await client.submit(TaskSpec(title="hi", skills={"x": 0.5}))
-            status = await client.wait(tid, timeout=WAIT)
-        assert status.state is TaskState.DONE and status.assigned_to in (None, pid("alice"))
-        assert status.history[-1].agent_id == pid("alice")
-    finally:
-        await bridge.stop()
+    tokens = {pid("alice"): alice_token}
+    for default in (alice_token, None):
+        bridge = await bridge_for(
+            hub_server.url, agents_bus, group="alpha", token=default, tokens=tokens
+        )
+        try:
+            b = bridge
+            await until(lambda b=b: pid("alice") in b.participants, "alice to join")
+            await until(lambda b=b: b.refused, "bob to be refused")
+            assert list(bridge.participants) == [pid("alice")]
+            [(subject, why)] = bridge.refused.items()
+            assert subject == "agents.prompt.demo.tests.bob"
+            if default is None:
+                assert why == f"no token for participant {pid('bob')}"
+            else:
+                assert f"may act only as {pid('alice')}" in why
+            async with HubClient(hub_server.url, group="alpha", token=admin) as client:
+                assert [a.profile.id for a in await client.agents()] == [pid("alice")]
+                [tid] = await client.submit(TaskSpec(title="hi", skills={"x": 0.5}))
+                status = await client.wait(tid, timeout=WAIT)
+            assert status.state is TaskState.DONE
+            assert status.history[-1].agent_id == pid("alice")
+        finally:
+            await bridge.stop()
 
 
 async def test_filters_and_flag_skills(
@@ -278,3 +281,79 @@ async def test_filters_and_flag_skills(
         assert info.profile.skills == {"ops": 0.7}
     finally:
         await bridge.stop()
+
+
+# -- the docs page, as written ---------------------------------------------------------------
+
+DOCS = HERE.parent / "docs" / "nats-agents.md"
+
+
+def docs_blocks() -> dict[str, str]:
+    """The blocks of docs/nats-agents.md marked ``<!-- nats-agents: NAME -->``, by name."""
+    out: dict[str, str] = {}
+    lines = DOCS.read_text().splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("<!-- nats-agents:"):
+            name = line.removeprefix("<!-- nats-agents:").removesuffix("-->").strip()
+            assert lines[i + 1].startswith("```"), name
+            end = lines.index("```", i + 2)
+            out[name] = "\n".join(lines[i + 2 : end]) + "\n"
+    return out
+
+
+async def read_until(stream: asyncio.StreamReader, text: str, seen: list[str]) -> None:
+    while not any(text in line for line in seen):
+        line = await asyncio.wait_for(stream.readline(), WAIT)
+        if not line:
+            raise AssertionError(f"ended before {text!r}: {seen}")
+        seen.append(line.decode())
+
+
+async def test_the_docs_page_runs_as_written(
+    make_hub: MakeHub, agents_bus: EmbeddedNats, tmp_path: Path
+) -> None:
+    """The agent, the bridge command and the task of docs/nats-agents.md, pasted: each in a
+    process of its own, against a real hub (found by CLAWHUB_NATS_URL, as hub.json would
+    give it) and the agents' own nats-server (AGENTS_NATS)."""
+    hub = await make_hub()
+    blocks = docs_blocks()
+    assert set(blocks) == {"agent", "bridge", "submit"}
+    (tmp_path / "shouter.py").write_text(blocks["agent"])
+    env = {
+        **os.environ,
+        "AGENTS_NATS": agents_bus.url,
+        "CLAWHUB_NATS_URL": hub.url,
+        "CLAWHUB_DATA_DIR": str(tmp_path / "home"),
+        "COLUMNS": "200",
+    }
+    pipe = asyncio.subprocess.PIPE
+    agent = await asyncio.create_subprocess_exec(
+        sys.executable, "shouter.py", cwd=tmp_path, env=env, stdout=pipe
+    )
+    bridge = await asyncio.create_subprocess_exec(
+        "bash", "-c", blocks["bridge"], cwd=HERE.parent, env=env, stdout=pipe, stderr=pipe
+    )
+    try:
+        assert agent.stdout is not None and bridge.stdout is not None
+        await read_until(agent.stdout, "listening on agents.prompt.demo.alice.shouter", [])
+        out: list[str] = []
+        await read_until(bridge.stdout, "joined as demo-alice-shouter", out)
+        submit = await asyncio.create_subprocess_exec(
+            "bash", "-c", blocks["submit"], cwd=HERE.parent, env=env, stdout=pipe, stderr=pipe
+        )
+        stdout, stderr = await asyncio.wait_for(submit.communicate(), 2 * WAIT)
+        assert submit.returncode == 0, stderr.decode()
+        assert "# TASK: SHOUT HELLO" in stdout.decode(), stdout.decode()
+        async with HubClient(hub.url) as client:
+            status = await client.task("shout")
+            [info] = await client.agents()
+        assert status.output == {"text": "# TASK: SHOUT HELLO "}
+        assert info.profile.id == "demo-alice-shouter" and info.profile.skills == {"text": 0.8}
+        bridge.send_signal(signal.SIGINT)
+        await read_until(bridge.stdout, "bridge stopped", out)
+        assert await asyncio.wait_for(bridge.wait(), WAIT) == 0
+    finally:
+        for proc in (agent, bridge):
+            if proc.returncode is None:
+                proc.kill()
+            await proc.wait()

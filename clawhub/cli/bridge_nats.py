@@ -70,8 +70,8 @@ def nats_agents(
         Path | None,
         typer.Option(
             "--tokens",
-            help="File of participant-id=token lines (agent tokens, one per agent); the "
-            "others use CLAWHUB_TOKEN or the hub's admin token.",
+            help="File of participant-id=token lines (agent tokens, one per agent); an "
+            "agent not in it is refused. Without it: CLAWHUB_TOKEN or the hub's admin token.",
         ),
     ] = None,
     capacity: Annotated[int, typer.Option(help="Tasks each agent holds at once.")] = 1,
@@ -112,7 +112,7 @@ def nats_agents(
         hub_url,
         agents_url=nats_url,
         group=settings.group,
-        token=resolve_token(settings),
+        token=None if tokens else resolve_token(settings),
         tokens=read_tokens(tokens) if tokens else None,
         filters=filter_ or [],
         skills_from="flag" if skills_from == "flag" else "metadata",

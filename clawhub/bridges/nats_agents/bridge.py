@@ -100,7 +100,8 @@ class NatsAgentsBridge:
 
     ``token`` is the default credential of the participants (an admin token may register
     any id); ``tokens`` gives one per participant id (agent tokens from ``clawhub token
-    create --role agent --agent-id ID``), which wins. ``filters`` are globs on the names
+    create --role agent --agent-id ID``), which wins; with ``tokens`` and no ``token``, an
+    agent without a token of its own is refused. ``filters`` are globs on the names
     (``mapping.matches``); ``skills_from`` says where skills come from: the agents'
     ``metadata.skills`` (the ``skills`` flags fill in for one that declares none) or the
     ``skills`` alone. ``default_interval`` is the heartbeat interval assumed of an agent
@@ -271,19 +272,33 @@ class NatsAgentsBridge:
         if version not in PROTOCOL_VERSIONS:
             self._skip(subject, f"it speaks protocol {handle.protocol_version}, not 0.3")
             return None
+        if handle.min_sender_trust == "signed":
+            self._skip(subject, "it takes only signed senders (§13); this bridge signs none")
+            return None
         lost_at = self._lost.get(subject)
         if lost_at is not None and not self._beat_since(handles, lost_at):
             return None  # it answers discovery but has not beaten since it was lost
         participant = self._participant(handle, name)
+        pid = participant.id
+        token = self.tokens.get(pid, self.token)
+        if token is None and self.tokens:
+            self._refused[subject] = f"no token for participant {pid}"
+            log.error(
+                "nats-agents bridge: %s is not brought in: no token for participant %s "
+                "(add %s=<token> to the tokens; clawhub token create --role agent "
+                "--agent-id %s)",
+                subject,
+                pid,
+                pid,
+                pid,
+            )
+            return None
         remote = _Remote(handle=handle, participant=participant)
         for h in handles:
             self._track(remote, h.instance_id)
         await self._bootstrap_interval(remote)
-        pid = participant.id
         try:
-            await participant.start(
-                self.hub_url, token=self.tokens.get(pid, self.token), timeout=15.0
-            )
+            await participant.start(self.hub_url, token=token, timeout=15.0)
         except (RequestRefused, AgentIdConflict) as exc:
             self._untrack(remote)
             self._refused[subject] = str(exc)
