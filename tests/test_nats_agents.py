@@ -13,8 +13,11 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import nats
 import pytest
 from conftest import MakeHub
+from nats.micro import add_service
+from nats.micro.request import Request
 
 from agents_sdk import HubClient
 from clawhub.bridges.nats_agents import NatsAgentsBridge, participant_id
@@ -154,6 +157,13 @@ async def test_a_killed_agent_is_lost_and_its_task_reassigned(
         await hub.durable()
         lost = [e for e in hub.store.events(hub.group, kind="agent.lost")]
         assert [e.agent_id for e in lost] == [pid(first)]
+        # restarted (a new instance on the same subject), it is found and beats: back in
+        await start_agent(first, "answer")
+        await until(lambda: pid(first) in bridge.participants, f"{first} to come back")
+        async with HubClient(hub.url) as client:
+            pinned = Constraints(agents=[pid(first)])
+            [again] = await client.submit(TaskSpec(title="again", constraints=pinned))
+            assert (await client.wait(again, timeout=WAIT)).state is TaskState.DONE
     finally:
         await bridge.stop()
 
@@ -261,6 +271,62 @@ async def test_each_agent_acts_with_its_own_credential_and_none_without_one(
             assert status.history[-1].agent_id == pid("alice")
         finally:
             await bridge.stop()
+
+
+async def test_services_that_are_not_protocol_agents_are_left_out(
+    make_hub: MakeHub,
+    agents_bus: EmbeddedNats,
+    start_agent: StartAgent,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """On the agents' bus: a micro service `agents` with no metadata (not a card), one of
+    protocol 0.2, one that takes only signed senders. None joins; the bridge goes on and a
+    compliant agent beside them does."""
+    hub = await make_hub()
+    nc = await nats.connect(agents_bus.url)
+    try:
+
+        async def never(request: Request) -> None:
+            await request.respond(b"")
+
+        bare = await add_service(nc, name="agents", version="1.0.0", metadata={})
+        await bare.add_endpoint(name="prompt", subject="agents.prompt.x.y.bare", handler=never)
+        old = await add_service(
+            nc,
+            name="agents",
+            version="1.0.0",
+            metadata={"agent": "x", "owner": "y", "protocol_version": "0.2"},
+        )
+        await old.add_endpoint(name="prompt", subject="agents.x.y.old", handler=never)
+        signed = await add_service(
+            nc,
+            name="agents",
+            version="1.0.0",
+            metadata={"agent": "x", "owner": "y", "protocol_version": "0.3"},
+        )
+        await signed.add_endpoint(
+            name="prompt",
+            subject="agents.prompt.x.y.signed",
+            handler=never,
+            metadata={"max_payload": "1MB", "attachments_ok": "false"}
+            | {"min_sender_trust": "signed"},
+        )
+        await start_agent("plain")
+        bridge = await bridge_for(hub.url, agents_bus)
+        try:
+            await until(lambda: pid("plain") in bridge.participants, "plain to join")
+            await asyncio.sleep(1.5)  # more discovery rounds, and still only "plain"
+            assert list(bridge.participants) == [pid("plain")]
+            async with HubClient(hub.url) as client:
+                assert [a.profile.id for a in await client.agents()] == [pid("plain")]
+            told = [m for r in caplog.records if "is not brought in" in (m := r.getMessage())]
+            assert len(told) == 2, told  # once each, not once a round
+            assert any("agents.x.y.old" in t and "protocol 0.2" in t for t in told)
+            assert any("x.y.signed" in t and "only signed senders" in t for t in told)
+        finally:
+            await bridge.stop()
+    finally:
+        await nc.close()
 
 
 async def test_filters_and_flag_skills(
