@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -18,9 +19,11 @@ import pytest
 from conftest import MakeHub
 from nats.micro import add_service
 from nats.micro.request import Request
+from typer.testing import CliRunner
 
 from agents_sdk import HubClient
 from clawhub.bridges.nats_agents import NatsAgentsBridge, participant_id
+from clawhub.cli.app import app
 from clawhub.gateway import HubProcess
 from clawhub.runtime import EmbeddedNats, Hub
 from protocols import Constraints, TaskSpec, TaskState, Timeouts
@@ -423,3 +426,33 @@ async def test_the_docs_page_runs_as_written(
             if proc.returncode is None:
                 proc.kill()
             await proc.wait()
+
+
+# -- bad command lines ---------------------------------------------------------------------
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--nats-url", "http://x"], 1, "bad --nats-url 'http://x'"),
+        (["--nats-url", "nats://127.0.0.1:PORT"], 1, "cannot connect to the agents' NATS"),
+        (["--skill", "python"], 2, "bad --skill 'python': give name=level"),
+        (["--skills-from", "card"], 2, "--skills-from takes metadata or flag"),
+        (["--skills-from", "flag"], 2, "--skills-from flag needs at least one --skill"),
+    ],
+)
+def test_a_bad_command_line_is_one_clear_error(
+    args: list[str], code: int, message: str, tmp_path: Path
+) -> None:
+    port = str(closed_port())
+    argv = ["bridge", "nats-agents", "--url", f"nats://127.0.0.1:{port}"]
+    argv += [a.replace("PORT", port) for a in args]
+    result = CliRunner().invoke(app, argv, env={"CLAWHUB_DATA_DIR": str(tmp_path)})
+    assert result.exit_code == code, result.output
+    assert message in " ".join(result.output.split()), result.output

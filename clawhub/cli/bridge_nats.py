@@ -97,6 +97,9 @@ def nats_agents(
 
     if skills_from not in ("metadata", "flag"):
         raise fail("--skills-from takes metadata or flag", 2)
+    bare = [s for s in skill or [] if "=" not in s]
+    if bare:
+        raise fail(f"bad --skill {bare[0]!r}: give name=level, e.g. {bare[0]}=0.8", 2)
     flags, problems = parse_skills(",".join(skill or []))
     if problems:
         raise fail(f"bad --skill: {'; '.join(problems)}", 2)
@@ -143,10 +146,8 @@ def nats_agents(
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve())
-    except (HubError, OSError) as exc:
+    except HubError as exc:  # a bad --nats-url, an unreachable server
         raise fail(str(exc)) from None
-    except Exception as exc:  # a bad --nats-url, an unreachable server
-        raise fail(f"{type(exc).__name__}: {exc}") from None
 
 
 def register(bridge: typer.Typer) -> None:

@@ -51,6 +51,7 @@ from synadia_ai.agents import (
 
 from agents_sdk import Agent, AgentIdConflict, HubUnavailable, RequestRefused, TaskContext
 
+from ...errors import BusError
 from . import mapping
 from .mapping import SkillsFrom
 
@@ -178,20 +179,46 @@ class NatsAgentsBridge:
 
     async def start(self) -> None:
         """Connect to the agents' NATS, run the first discovery, then keep discovering and
-        watching heartbeats in the background. Raises ``NatsAgentError`` for a bad URL and
-        ``nats`` errors when the agents' NATS cannot be reached."""
+        watching heartbeats in the background. Raises ``BusError`` for a bad URL or an
+        agents' NATS that cannot be reached."""
         if self._nc is not None:
             raise RuntimeError("the bridge is already started")
-        self._nc = await nats.connect(
-            **parse_nats_url(self.agents_url),
-            name="clawhub-bridge-nats-agents",
-            max_reconnect_attempts=-1,
-            connect_timeout=5,
-        )
+        self._nc = await self._connect()
         self._agents = Agents(nc=self._nc)
         await self._agents.start_tracking()
         await self.discover()
         self._loop = asyncio.create_task(self._watch(), name="nats-agents-bridge")
+
+    async def _connect(self) -> NATS:
+        """The agents' NATS: three tries, then a ``BusError`` that says why; once connected,
+        reconnects forever (the agents' server may restart)."""
+        seen: list[Exception] = []
+
+        async def on_error(exc: Exception) -> None:
+            seen.append(exc)
+            log.warning("nats-agents bridge: the agents' NATS: %s", exc or type(exc).__name__)
+
+        try:
+            options = parse_nats_url(self.agents_url)
+        except NatsAgentError as exc:
+            raise BusError(f"bad --nats-url {self.agents_url!r}: {exc}") from None
+        try:
+            nc = await nats.connect(
+                **options,
+                name="clawhub-bridge-nats-agents",
+                max_reconnect_attempts=2,
+                reconnect_time_wait=0.5,
+                connect_timeout=5,
+                error_cb=on_error,
+            )
+        except Exception as exc:
+            cause = seen[-1] if seen else exc
+            raise BusError(
+                f"cannot connect to the agents' NATS at {self.agents_url}: "
+                f"{cause or type(cause).__name__}"
+            ) from None
+        nc.options["max_reconnect_attempts"] = -1  # read at each reconnect
+        return nc
 
     async def stop(self, reason: str = "the bridge stopped") -> None:
         """Every participant leaves the group (the hub reassigns what they held)."""
