@@ -66,6 +66,7 @@ async def serve_compliant(args: argparse.Namespace, nc: nats.NATS, stop: asyncio
         nc=nc,
         description=f"test agent in mode {args.mode}",
         heartbeat_interval_s=args.interval,
+        max_payload=args.max_payload,
         keepalive_interval_s=0.5,  # keep-alive acks are not progress: they must not hide a stall
         extra_metadata=extra,
     )
@@ -122,6 +123,7 @@ async def main() -> None:
     parser.add_argument("--skills", default="x=0.9")
     parser.add_argument("--model", default="")
     parser.add_argument("--interval", type=int, default=1)
+    parser.add_argument("--max-payload", default="1MB")
     parser.add_argument("--runs", type=Path, required=True)
     args = parser.parse_args()
     nc = await nats.connect(args.url)

@@ -224,7 +224,7 @@ async def test_garbage_and_error_frames_fail_the_attempt_with_the_reason_and_the
                 broke.history[0].reason
             )
             # the bridge goes on: a new agent still joins and works
-            await start_agent("fine", "answer", "--skills", "junk=0.6")
+            await start_agent("fine", "answer", "--skills", "junk=0.6", "--max-payload", "512KB")
             await until(lambda: pid("fine") in bridge.participants, "fine to join")
             pinned = Constraints(agents=[pid("fine")])
             [tid] = await client.submit(
@@ -232,6 +232,11 @@ async def test_garbage_and_error_frames_fail_the_attempt_with_the_reason_and_the
             )
             done = await client.wait(tid, timeout=WAIT)
         assert done.state is TaskState.DONE and done.output == {"text": "fine did: C"}
+        # an input over the agent's max_payload goes only in the prompt's text, cut to size
+        async with HubClient(hub.url) as client:
+            big = TaskSpec(title="d", input="x" * 600_000, constraints=pinned)
+            [tid] = await client.submit(big)
+            assert (await client.wait(tid, timeout=WAIT)).state is TaskState.DONE
         assert {pid("junk"), pid("broke"), pid("fine")} <= set(bridge.participants)
         await hub.durable()
         failed = hub.store.events(hub.group, task_id=ids[0])

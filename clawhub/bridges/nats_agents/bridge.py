@@ -46,6 +46,7 @@ from synadia_ai.agents import (
     Query,
     ResponseChunk,
     StatusChunk,
+    encode,
     parse_nats_url,
 )
 
@@ -442,6 +443,11 @@ class NatsAgentsBridge:
         """Prompt the agent with the task; its streamed answer is the result."""
         text, extra = mapping.envelope_fields(ctx.assignment)
         envelope = Envelope(prompt=text, clawhub=extra)
+        limit = handle.prompt_endpoint.max_payload_bytes
+        if limit is not None and len(encode(envelope)) > limit and extra.get("input") is not None:
+            # the prompt's text has the input, cut to size; the raw copy would not fit
+            extra = {**extra, "input": None, "input_omitted": True}
+            envelope = Envelope(prompt=text, clawhub=extra)
         name = mapping.subject_name(handle.prompt_subject)
         parts: list[str] = []
         last, acked = 0.0, False
