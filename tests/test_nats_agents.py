@@ -142,7 +142,8 @@ async def test_a_killed_agent_is_lost_and_its_task_reassigned(
 ) -> None:
     hub = await make_hub()
     procs = {name: await start_agent(name, "slow", "--seconds", "3") for name in ("k1", "k2")}
-    bridge = await bridge_for(hub.url, agents_bus)
+    told: list[tuple[str, str, str]] = []
+    bridge = await bridge_for(hub.url, agents_bus, on_change=lambda *a: told.append(a))
     try:
         await until(lambda: len(bridge.participants) == 2, "both agents to join")
         async with HubClient(hub.url) as client:
@@ -157,6 +158,8 @@ async def test_a_killed_agent_is_lost_and_its_task_reassigned(
         assert [h.agent_id for h in status.history] == [pid(first), pid(other)]
         assert status.output["text"].startswith("step 0; ")  # type: ignore[index,call-overload]
         assert pid(first) not in bridge.participants
+        [(_, who, why)] = [t for t in told if t[0] == "lost"]
+        assert who == pid(first) and why.startswith(f"no heartbeat on agents.hb.demo.tests.{first}")
         await hub.durable()
         lost = [e for e in hub.store.events(hub.group, kind="agent.lost")]
         assert [e.agent_id for e in lost] == [pid(first)]

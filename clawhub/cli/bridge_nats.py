@@ -125,15 +125,20 @@ def nats_agents(
         keepalive_is_progress=keepalive_progress,
     )
 
+    def told(what: str, pid: str, detail: str) -> None:
+        if what == "joined":
+            console.print(f"  {detail} joined as {pid}")
+        else:
+            console.print(f"  {pid} {what}: {detail}")
+
+    bridge.on_change = told
+
     async def serve() -> None:
-        await bridge.start()
         console.print(
             f"[bold green]nats-agents bridge[/] agents on {bridge.agents_url} -> group "
-            f"{bridge.group} of the hub at {hub_url}"
+            f"{bridge.group} of the hub at {hub_url} (Ctrl-C to stop)"
         )
-        for pid, subject in sorted(bridge.participants.items()):
-            console.print(f"  {subject} joined as {pid}")
-        console.print("  Ctrl-C to stop")
+        await bridge.start()
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)

@@ -110,6 +110,8 @@ class NatsAgentsBridge:
     that has not told its own yet. ``keepalive_is_progress`` counts the agents' keep-alive
     ``status`` chunks as progress too (for harnesses that stream no text while they work;
     a hung model behind such a harness is then never stalled, only timed out).
+    ``on_change(what, participant_id, detail)`` is told each ``"joined"`` (the detail: the
+    prompt subject) and ``"lost"`` (the reason).
     """
 
     def __init__(
@@ -131,6 +133,7 @@ class NatsAgentsBridge:
         progress_every: float = 0.5,
         keepalive_is_progress: bool = False,
         data_dir: Path | None = None,
+        on_change: Callable[[str, str, str], None] | None = None,
     ) -> None:
         self.hub_url = hub_url
         self.agents_url = agents_url or hub_url
@@ -148,6 +151,7 @@ class NatsAgentsBridge:
         self.progress_every = progress_every
         self.keepalive_is_progress = keepalive_is_progress
         self.data_dir = data_dir
+        self.on_change = on_change
         self._nc: NATS | None = None
         self._agents: Agents | None = None
         self._remotes: dict[str, _Remote] = {}
@@ -270,7 +274,9 @@ class NatsAgentsBridge:
         admitted."""
         assert self._agents is not None, "start the bridge first"
         async with self._lock:
-            found = await self._agents.discover(max_wait=self.discover_wait)
+            found = await self._agents.discover(
+                stall=self.discover_wait / 2, max_wait=self.discover_wait
+            )
             by_subject: dict[str, list[RemoteHandle]] = {}
             for handle in found:
                 by_subject.setdefault(handle.prompt_subject, []).append(handle)
@@ -346,7 +352,15 @@ class NatsAgentsBridge:
         self._remotes[subject] = remote
         self._lost.pop(subject, None)
         log.info("nats-agents bridge: %s joined the group as %s", subject, pid)
+        self._tell("joined", pid, subject)
         return pid
+
+    def _tell(self, what: str, pid: str, detail: str) -> None:
+        if self.on_change is not None:
+            try:
+                self.on_change(what, pid, detail)
+            except Exception:  # a listener's bug is not the bridge's
+                log.exception("nats-agents bridge: on_change(%s, %s) raised", what, pid)
 
     def _participant(self, handle: RemoteHandle, name: str) -> Agent:
         metadata = dict(handle.metadata)
@@ -435,6 +449,7 @@ class NatsAgentsBridge:
             )
             await remote.participant.lose(reason)
             gone.append(remote.participant.id)
+            self._tell("lost", remote.participant.id, reason)
         return gone
 
     # -- one assignment, one prompt ---------------------------------------------------------
