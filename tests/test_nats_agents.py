@@ -394,8 +394,8 @@ async def test_the_docs_page_runs_as_written(
     give it) and the agents' own nats-server (AGENTS_NATS)."""
     hub = await make_hub()
     blocks = docs_blocks()
-    assert set(blocks) == {"agent", "bridge", "submit"}
-    (tmp_path / "shouter.py").write_text(blocks["agent"])
+    assert set(blocks) == {"agent", "run-agent", "bridge", "submit"}
+    assert blocks["agent"] == (HERE.parent / "examples" / "nats_shouter.py").read_text()
     env = {
         **os.environ,
         "AGENTS_NATS": agents_bus.url,
@@ -405,7 +405,7 @@ async def test_the_docs_page_runs_as_written(
     }
     pipe = asyncio.subprocess.PIPE
     agent = await asyncio.create_subprocess_exec(
-        sys.executable, "shouter.py", cwd=tmp_path, env=env, stdout=pipe
+        "bash", "-c", blocks["run-agent"], cwd=HERE.parent, env=env, stdout=pipe
     )
     bridge = await asyncio.create_subprocess_exec(
         "bash", "-c", blocks["bridge"], cwd=HERE.parent, env=env, stdout=pipe, stderr=pipe
