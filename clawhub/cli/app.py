@@ -43,7 +43,7 @@ from protocols import (
 )
 
 from ..errors import HubError
-from . import agent, bridge, db, mcp, nats_config, tokens, work
+from . import agent, bridge, bridge_nats, db, mcp, nats_config, tokens, work
 from .bridge import start_a2a_bridges, stop_bridges
 from .client import api_subject, call, resolve_token
 from .options import (
@@ -484,6 +484,7 @@ def demo(
 work.register(app)
 tokens.register(app)
 agent.register(app)
+bridge_nats.register(bridge.bridge_app)
 bridge.register(app)
 db.register(app)
 mcp.register(app)
