@@ -51,7 +51,10 @@ class StoreWriter:
 
     async def reply_after_commit(self, msg: Msg, reply: BaseModel | None) -> None:
         """Send ``reply`` to ``msg`` once the writes queued so far are committed, without
-        holding up the next message: the writer answers all that its commit covers."""
+        holding up the next message: the writer answers all that its commit covers (never,
+        once fenced: see ``_write_once``)."""
+        if self.fenced is not None:
+            return
         self._answers.append((self.written, msg, reply))
         if self.committed >= self.written:
             await self.answer(self.committed)
@@ -86,7 +89,9 @@ class StoreWriter:
         except Fenced as exc:  # deposed: no row is ours to write any more, now or later
             self._pending = []
             self._fail(self.written, exc)
-            await self.answer(self.written, exc)
+            # no reply either: the replica that took over got the same requests and answers
+            # them (a request answered "unavailable" by us would beat its answer)
+            self._answers = []
             if self.fenced is None:
                 self.fenced = exc
                 if self.on_fenced is not None:
