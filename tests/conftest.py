@@ -51,6 +51,26 @@ def _postgres_store() -> Iterator[Store]:
         admin.dispose()
 
 
+def postgres_schema_url(prefix: str) -> Iterator[str]:
+    """A fresh PostgreSQL schema for one test, named in the URL (``options=-csearch_path``)
+    so that other processes (a replica, a CLI command) use it too; dropped afterwards."""
+    url = os.environ.get(PG_ENV)
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail(f"{PG_ENV} is not set in CI: the PostgreSQL tests must run")
+        pytest.skip(f"{PG_ENV} not set")
+    schema = prefix + secrets.token_hex(6)
+    admin = sa.create_engine(normalise_url(url))
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield f"{url}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """A real store: a SQLite file, and PostgreSQL (its own schema) where configured."""

@@ -8,7 +8,6 @@ import asyncio
 import collections
 import contextlib
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
+from conftest import postgres_schema_url
 
 from agents_sdk import Agent, HubClient, TaskContext
 from agents_sdk.errors import HubUnavailable, RequestTimeout
@@ -25,7 +24,6 @@ from clawhub.errors import Fenced
 from clawhub.runtime import EmbeddedNats
 from clawhub.store import Store, TaskRow
 from clawhub.store.lease import Lease, Leases
-from clawhub.store.store import normalise_url
 from protocols import TaskSpec, TaskState, TaskStatus
 
 PG_ENV = "CLAWHUB_TEST_POSTGRES_URL"
@@ -82,21 +80,7 @@ def test_a_lapsed_lease_goes_to_the_next_replica_with_a_new_epoch(store: Store) 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL schema, named in the URL so other processes use it too."""
-    url = os.environ.get(PG_ENV)
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail(f"{PG_ENV} is not set in CI: the PostgreSQL tests must run")
-        pytest.skip(f"{PG_ENV} not set: replicas share a PostgreSQL store")
-    schema = "r_" + secrets.token_hex(6)
-    admin = sa.create_engine(normalise_url(url))
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    try:
-        yield f"{url}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    yield from postgres_schema_url("r_")
 
 
 class Cluster:
