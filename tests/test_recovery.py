@@ -25,7 +25,7 @@ from protocols import AgentInfo, TaskSpec, TaskState, TaskStatus, Timeouts
 HERE = Path(__file__).parent
 
 
-async def wait_until(pred: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
+async def wait_until(pred: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not await pred():
         if time.monotonic() > deadline:

@@ -77,9 +77,11 @@ class A2AServer:
     def __init__(self, gw: Gateway, blocking_wait: float = BLOCKING_WAIT) -> None:
         self.gw = gw
         self.blocking_wait = blocking_wait
-        self.default = gw.settings.group if gw.settings.group in gw.hubs else next(iter(gw.hubs))
+        # a replica serves every group it may hold (``served``), active here or not
+        groups = sorted(gw.served) if gw.served else list(gw.hubs)
+        self.default = gw.settings.group if gw.settings.group in groups else groups[0]
         self.handlers: dict[str, GroupHandler] = {}
-        self.routers = {group: Router(self._routes(group), default=_no_path) for group in gw.hubs}
+        self.routers = {group: Router(self._routes(group), default=_no_path) for group in groups}
 
     def _routes(self, group: str) -> list[BaseRoute]:
         handler = GroupHandler(self.gw, group, blocking_wait=self.blocking_wait)
@@ -99,7 +101,9 @@ class A2AServer:
         """The card of ``group`` (default: the default group), built from its live
         participants now."""
         group = group or self.default
-        hub = self.gw.hubs[group]
+        hub = self.gw.hubs.get(group)
+        if hub is None:  # a replica standing by for the group
+            return _refusal(503, f"unavailable: {self.gw.elsewhere(group)}", False)
         agents = await hub.handle(f"api.{subjects.API_AGENTS}", ListAgents())
         info = await hub.handle(f"api.{subjects.API_GROUP}", GetGroup())
         card = group_card(group, _base(request), agents or ListAgents(), info)
@@ -146,11 +150,10 @@ class A2AServer:
     def _admit(self, scope: Scope, group: str, where: str, rpc: bool) -> Call | Response:
         """The caller of a request to ``group``, or the refusal to send (recorded)."""
         token = connection_token(HTTPConnection(scope)) or ""
-        hub = self.gw.hubs[group]
         try:
             who = self.gw.principal(token)
         except ProtocolError as exc:
-            hub.board.refused(where, exc, None)
+            self.gw.refused(group, where, exc, None)
             status = 401 if exc.code is ErrorCode.UNAUTHORIZED else 403
             return _refusal(status, f"{exc.code.value}: {exc.message}", rpc, code=exc.code)
         if who.group != group:
@@ -158,8 +161,11 @@ class A2AServer:
                 ErrorCode.FORBIDDEN,
                 f"token {who.token_id} belongs to group {who.group}, not {group}",
             )
-            hub.board.refused(where, other, None)
+            self.gw.refused(group, where, other, None)
             return _refusal(403, f"forbidden: {other.message}", rpc, code=other.code)
+        if group not in self.gw.hubs:  # a replica standing by: A2A needs the active hub
+            away = ProtocolError(ErrorCode.UNAVAILABLE, self.gw.elsewhere(group))
+            return _refusal(503, f"unavailable: {away.message}", rpc, code=away.code)
         return Call(who=who, token=token, where=where, base=_base(HTTPConnection(scope)))
 
     async def _body(self, receive: Receive) -> tuple[bytes, ProtocolError | None]:
@@ -187,7 +193,7 @@ class A2AServer:
         return body, None
 
     def _record(self, group: str, call: Call, error: ProtocolError) -> None:
-        self.gw.hubs[group].board.refused(call.where, error, call.who.agent_id)
+        self.gw.refused(group, call.where, error, call.who.agent_id)
         call.recorded = True
 
     def _sniffer(self, group: str, call: Call, rpc: bool, send: Send) -> Send:

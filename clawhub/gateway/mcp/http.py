@@ -72,6 +72,11 @@ class McpEndpoint:
                 scope, receive, send
             )
             return
+        if who.group not in self.gw.hubs:  # a replica standing by: MCP needs the active hub
+            await error_status_response(503, ErrorCode.UNAVAILABLE, self.gw.elsewhere(who.group))(
+                scope, receive, send
+            )
+            return
         scope["user"] = AuthenticatedUser(
             AccessToken(token=who.token_id, client_id=who.token_id, scopes=[who.role])
         )
@@ -79,8 +84,8 @@ class McpEndpoint:
             body, receive = await _read_body(receive, self.gw.settings.max_message_bytes)
             problem = _not_json_rpc(body)
             if problem is not None:
-                self.gw.hubs[who.group].board.refused(
-                    MCP_PATH, ProtocolError(ErrorCode.MALFORMED, problem), who.agent_id
+                self.gw.refused(
+                    who.group, MCP_PATH, ProtocolError(ErrorCode.MALFORMED, problem), who.agent_id
                 )
         await self._ensure_running()
         await self.manager.handle_request(scope, receive, send)
