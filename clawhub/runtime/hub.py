@@ -82,10 +82,9 @@ class Hub:
         """``embedded``: a nats-server shared with other hubs (one per group), which this hub
         uses but does not own; ``hub_file``: write ``data_dir/hub.json`` (off when a
         ``HubProcess`` writes one for all its groups); ``principals``: who the sender of a
-        NATS message is (a token id → its principal), given when the bus enforces identity
-        (the embedded nats-server with auth, or one set up by ``clawhub nats-config``);
-        without it every sender is trusted. A replica gives its ``lease`` (fencing every
-        write) and ``may_act`` (see ``runtime.replica``)."""
+        NATS message is (a token id → its principal), when the bus enforces identity (ours
+        with auth, or one set up by ``clawhub nats-config``), else every sender is trusted;
+        ``lease`` and ``may_act``: a replica's (``runtime.replica``)."""
         self.settings = settings
         self.principals = principals
         self.coordinator = coordinator or Coordinator(settings)
