@@ -25,6 +25,7 @@ from clawhub.board import Board
 from clawhub.errors import StoreError
 from clawhub.runtime import EmbeddedNats, Hub
 from clawhub.store import AgentRow, Row, Store, Write
+from clawhub.store.lease import Lease
 from clawhub.store.mapping import agent_record
 from protocols import (
     AgentProfile,
@@ -144,7 +145,7 @@ class GatedStore(Store):
         self.held_committed = False
         self.fail = False
 
-    def apply(self, batch: Sequence[Row]) -> None:
+    def apply(self, batch: Sequence[Row], fence: Lease | None = None) -> None:
         held = self.hold_if is not None and self.hold_if(batch)
         if held:
             self.hold_if = None
@@ -153,7 +154,7 @@ class GatedStore(Store):
             self.gate.wait(30)
         if self.fail:
             raise StoreError("injected store failure")
-        super().apply(batch)
+        super().apply(batch, fence)
         if held:
             self.held_committed = True
 
