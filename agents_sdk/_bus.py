@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from protocols import ErrorCode, ErrorReply, ProtocolError, decode_any, encode, subjects, type_name
 
+from . import _trace
 from .errors import AgentIdConflict, HubUnavailable, RequestRefused, RequestTimeout
 
 log = logging.getLogger("agents_sdk")
@@ -182,7 +183,8 @@ async def request(
     denied: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     if watch is not None:
         watch.pending.setdefault(subject, set()).add(denied)
-    asked = asyncio.ensure_future(nc.request(subject, encode(message), timeout=timeout))
+    data, headers = encode(message), _trace.headers()  # the current span's traceparent
+    asked = asyncio.ensure_future(nc.request(subject, data, timeout=timeout, headers=headers))
     try:
         either: list[asyncio.Future[Any]] = [asked, denied]
         await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
@@ -229,7 +231,7 @@ async def publish(nc: NATS | None, subject: str, message: BaseModel) -> bool:
     if nc is None or nc.is_closed:
         return False
     try:
-        await nc.publish(subject, encode(message))
+        await nc.publish(subject, encode(message), headers=_trace.headers())
     except nats.errors.Error as exc:
         log.debug("publish on %s failed: %s", subject, exc)
         return False
