@@ -31,12 +31,21 @@ Kind = Literal["internal", "client", "consumer"]
 Attribute = str | bool | int | float
 
 _configured = False
+_endpoint: bool | None = None
+
+
+def _endpoint_set() -> bool:
+    """True when an OTLP endpoint is set (the environment is read once, at the first use)."""
+    global _endpoint  # noqa: PLW0603 - read once: this is asked for every handler run
+    if _endpoint is None:
+        _endpoint = any(os.environ.get(name) for name in ENDPOINT_VARS)
+    return _endpoint
 
 
 def enabled() -> bool:
     """True when spans are wanted; imports nothing unless an endpoint is set or
     OpenTelemetry is loaded already."""
-    if any(os.environ.get(name) for name in ENDPOINT_VARS):
+    if _endpoint_set():
         return True
     if "opentelemetry.trace" not in sys.modules:
         return False
@@ -49,7 +58,7 @@ def enabled() -> bool:
 def _configure() -> None:
     """Set up the OTLP/HTTP exporter when an endpoint is set and no provider is (once)."""
     global _configured  # noqa: PLW0603 - the process's one tracer provider
-    if _configured or not any(os.environ.get(name) for name in ENDPOINT_VARS):
+    if _configured or not _endpoint_set():
         return
     _configured = True
     from opentelemetry import trace  # noqa: PLC0415 - only when tracing is on
@@ -93,20 +102,25 @@ def headers() -> dict[str, str] | None:
     return {"traceparent": value} if value else None
 
 
-@contextlib.contextmanager
 def span(
     name: str,
     *,
     parent: str | None = None,
     kind: Kind = "internal",
     attributes: dict[str, Attribute] | None = None,
-) -> Iterator[Span | None]:
+) -> contextlib.AbstractContextManager[Span | None]:
     """A span around the block, made current (a child of ``parent``, a traceparent, when
     given and valid, else of the current span); None and nothing done when tracing is off.
     An exception leaving the block is recorded on the span and passes on."""
     if not enabled():
-        yield None
-        return
+        return contextlib.nullcontext()
+    return _span(name, parent, kind, attributes)
+
+
+@contextlib.contextmanager
+def _span(
+    name: str, parent: str | None, kind: Kind, attributes: dict[str, Attribute] | None
+) -> Iterator[Span | None]:
     _configure()
     from opentelemetry import trace  # noqa: PLC0415 - only when tracing is on
     from opentelemetry.trace.propagation.tracecontext import (  # noqa: PLC0415

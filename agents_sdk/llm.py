@@ -267,9 +267,9 @@ class LLMAgent(Agent):
             if call == 1:
                 await ctx.progress(None, f"asking {self.model}")
             attrs: dict[str, _trace.Attribute] = {"gen_ai.request.model": self.model}
+            attrs["clawhub.call"] = call  # 1, then 2... when retried
             try:
                 with _trace.span("claw.model.call", kind="client", attributes=attrs) as span:
-                    _trace.note(span, clawhub__call=call, gen_ai__system=provider_of(self.model))
                     got = await self._stream(litellm, ctx, chat, kwargs)
                     _trace.note(
                         span,

@@ -239,7 +239,68 @@ async def test_one_trace_follows_a_task_across_the_hub_and_two_agent_processes(
     assert all(s.parent_id in ids for s in spans), [s for s in spans if s.parent_id not in ids]
 
 
-def test_a_malformed_traceparent_is_refused_in_the_envelope_and_ignored_on_nats() -> None:
+def test_in_memory_exporter_sees_a_failed_attempt_and_its_retry_in_one_trace(
+    tmp_path: Path,
+) -> None:
+    """A program's own tracer provider (the SDK's in-memory exporter, tests/trace_inmemory.py
+    in a process of its own) gets the spans; no OTLP exporter is loaded. A failed attempt's
+    span is an error, the retry is a second offer in the same trace, and a junk traceparent
+    header on a submit is ignored (a trace of its own), not fatal."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "CLAWHUB_"))}
+    run = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("trace_inmemory.py")), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=WAIT * 2,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    assert lines[-1] == {"exporters_loaded": []}
+    spans = lines[:-1]
+    [task] = [
+        s
+        for s in spans
+        if s["name"] == "clawhub.task" and s["attributes"]["clawhub.task_id"] == "t1"
+    ]
+    assert task["attributes"]["clawhub.outcome"] == "done"
+    trace_spans = [s for s in spans if s["trace_id"] == task["trace_id"]]
+    offers = sorted(
+        (s for s in trace_spans if s["name"] == "clawhub.offer"),
+        key=lambda s: s["attributes"]["clawhub.attempt"],
+    )
+    assert [o["attributes"]["clawhub.attempt"] for o in offers] == [1, 2]
+    assert offers[0]["attributes"]["clawhub.agent_id"] == "flaky"
+    handles = {
+        s["attributes"]["clawhub.attempt"]: s
+        for s in trace_spans
+        if s["name"] == "claw.agent.handle"
+    }
+    assert (
+        handles[1]["status"] == "ERROR" and handles[1]["attributes"]["clawhub.agent_id"] == "flaky"
+    )
+    assert handles[2]["status"] != "ERROR"
+    assert [handles[n]["parent_id"] for n in (1, 2)] == [o["span_id"] for o in offers]
+    results = [s for s in trace_spans if s["name"] == "clawhub.result"]
+    assert sorted(r["attributes"]["clawhub.state"] for r in results) == ["done", "ready"]
+    assert sum(s["name"] == "clawhub.done" for s in trace_spans) == 1
+    # the junk header: a submit span with no parent, a trace of its own, the task done
+    [junk] = [
+        s
+        for s in spans
+        if s["name"] == "clawhub.submit" and s["attributes"].get("clawhub.task_ids") == ["t2"]
+    ]
+    assert junk["parent_id"] == "" and junk["trace_id"] != task["trace_id"]
+    [t2] = [
+        s
+        for s in spans
+        if s["name"] == "clawhub.task" and s["attributes"]["clawhub.task_id"] == "t2"
+    ]
+    assert t2["attributes"]["clawhub.outcome"] == "done"
+
+
+def test_a_malformed_traceparent_is_refused_in_the_envelope() -> None:
     good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
     frame = WsRequest.model_validate({"id": "r1", "message": {}, "traceparent": good})
     assert frame.traceparent == good
