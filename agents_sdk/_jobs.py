@@ -194,8 +194,9 @@ class Jobs:
         attrs: dict[str, _trace.Attribute] = {
             "clawhub.task_id": task_id,
             "clawhub.attempt": attempt,
+            "clawhub.agent_id": self._link.agent_id,
+            "clawhub.handler": job.handler.name,
         }
-        attrs.update({"clawhub.agent_id": self._link.agent_id, "clawhub.handler": job.handler.name})
         try:
             with _trace.span(
                 "claw.agent.handle", parent=job.traceparent, kind="consumer", attributes=attrs
