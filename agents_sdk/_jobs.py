@@ -42,6 +42,7 @@ from protocols import (
     subjects,
 )
 
+from . import _trace
 from ._context import Emitter, TaskContext
 from ._handlers import Handler, HandlerRegistry, invoke
 from ._link import BACKOFF_MAX, BACKOFF_START, HubLink
@@ -65,6 +66,8 @@ class Job:
         self.task: asyncio.Task[None] | None = None
         self.in_handler = True
         """False once the handler returned (the result is being delivered)."""
+        self.traceparent: str | None = None
+        """The offer's traceparent: the parent of the attempt's span."""
 
     @property
     def ref(self) -> TaskRef:
@@ -122,6 +125,7 @@ class Jobs:
                 self.held.pop(job.key, None)
                 return
         if job is not None:
+            job.traceparent = msg.traceparent
             job.task = asyncio.create_task(self._run(job))
 
     def consider(self, offer: Assignment) -> tuple[Accept | Decline, Job | None]:
@@ -236,11 +240,23 @@ class Jobs:
 
     async def _run(self, job: Job) -> None:
         started = time.monotonic()
+        task_id, attempt = job.key
+        attrs: dict[str, _trace.Attribute] = {
+            "clawhub.task_id": task_id,
+            "clawhub.attempt": attempt,
+            "clawhub.agent_id": self._link.agent_id,
+            "clawhub.handler": job.handler.name,
+        }
         try:
-            outcome = await self._call(job)
-            job.in_handler = False
-            await job.ctx._flush()
-            await self._deliver(job, outcome, time.monotonic() - started)
+            with _trace.span(
+                "claw.agent.handle", parent=job.traceparent, kind="consumer", attributes=attrs
+            ) as span:
+                outcome = await self._call(job)
+                if outcome.error is not None:
+                    _trace.failed(span, outcome.error)
+                job.in_handler = False
+                await job.ctx._flush()
+                await self._deliver(job, outcome, time.monotonic() - started)
         finally:
             if self.held.get(job.key) is job:
                 del self.held[job.key]

@@ -23,6 +23,7 @@ from typing import Any
 
 from protocols import Usage
 
+from . import _trace
 from ._context import TaskContext
 from ._model_calls import Answer, ToolCall
 from .errors import ToolLoopStopped
@@ -59,7 +60,11 @@ async def _run_call(
     toolbox: Toolbox, call: ToolCall, ctx: TaskContext, step: int
 ) -> dict[str, Any]:
     await ctx.progress(None, f"step {step}: calling {call.name}({_preview(call.arguments, 120)})")
-    outcome = await toolbox.call(call.name, call.arguments, ctx)
+    with _trace.span("claw.tool.call", attributes={"gen_ai.tool.name": call.name}) as span:
+        outcome = await toolbox.call(call.name, call.arguments, ctx)
+        _trace.note(span, clawhub__step=step, clawhub__ok=outcome.ok)
+        if not outcome.ok:
+            _trace.failed(span, outcome.text)
     verdict = "→" if outcome.ok else "failed:"
     await ctx.log(
         f"tool {call.name}({_preview(call.arguments)}) {verdict} {_preview(outcome.text)} "

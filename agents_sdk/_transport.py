@@ -43,6 +43,7 @@ from protocols import (
     type_name,
 )
 
+from . import _trace
 from ._bus import connect, connect_cause, expect, publish, request
 from .errors import HubUnavailable, RequestRefused, RequestTimeout
 
@@ -63,9 +64,16 @@ WS_FATAL = {4401: ErrorCode.UNAUTHORIZED, 4403: ErrorCode.FORBIDDEN}
 class Incoming:
     """One message for the participant's inbox, and how to answer it (offers only)."""
 
-    def __init__(self, data: bytes, respond: Callable[[BaseModel], Awaitable[bool]] | None) -> None:
+    def __init__(
+        self,
+        data: bytes,
+        respond: Callable[[BaseModel], Awaitable[bool]] | None,
+        traceparent: str | None = None,
+    ) -> None:
         self.data = data
         self._respond = respond
+        self.traceparent = traceparent
+        """The sender's W3C traceparent (a NATS header, the envelope's field), if any."""
 
     @property
     def wants_reply(self) -> bool:
@@ -131,7 +139,8 @@ class NatsTransport:
                     return await publish(self.nc, reply_to, message)
 
                 answer = answer_fn
-            await handler(Incoming(msg.data, answer))
+            parent = msg.headers.get("traceparent") if msg.headers else None
+            await handler(Incoming(msg.data, answer, parent))
 
         await self.nc.subscribe(subject, cb=on_msg)
         await self.nc.flush()
@@ -260,7 +269,7 @@ class WsTransport:
                 body = WsAnswer.model_validate({"id": offer_id, "message": message.model_dump()})
                 return await self._send(body)
 
-            incoming = Incoming(encode(frame.message), answer)
+            incoming = Incoming(encode(frame.message), answer, frame.traceparent)
         elif isinstance(frame, WsPush):
             incoming = Incoming(encode(frame.message), None)
         else:
@@ -293,7 +302,9 @@ class WsTransport:
         call_id = f"r{next(self._ids)}"
         future: asyncio.Future[BaseModel] = asyncio.get_running_loop().create_future()
         self._pending[call_id] = future
-        frame = WsRequest(id=call_id, message=message.model_dump(mode="json"))
+        frame = WsRequest(
+            id=call_id, message=message.model_dump(mode="json"), traceparent=_trace.traceparent()
+        )
         if not await self._send(frame):
             self._pending.pop(call_id, None)
             raise HubUnavailable(f"not connected to {self.url}")
@@ -307,7 +318,8 @@ class WsTransport:
 
     async def publish(self, subject: str, message: BaseModel) -> bool:
         """Send without waiting for an answer."""
-        return await self._send(WsRequest(id=None, message=message.model_dump(mode="json")))
+        body = message.model_dump(mode="json")
+        return await self._send(WsRequest(id=None, message=body, traceparent=_trace.traceparent()))
 
     async def listen(self, subject: str, handler: InboxHandler) -> None:
         """The gateway forwards the inbox of the registered participant to this socket."""

@@ -44,6 +44,7 @@ from typing import Any
 
 from pydantic import JsonValue
 
+from . import _trace
 from ._agent import Agent
 from ._context import TaskContext
 from ._model_calls import (
@@ -273,8 +274,18 @@ class LLMAgent(Agent):
                 self._check_key(kwargs)
             if call == 1:
                 await ctx.progress(None, f"asking {self.model}")
+            attrs: dict[str, _trace.Attribute] = {"gen_ai.request.model": self.model}
+            attrs["clawhub.call"] = call  # 1, then 2... when retried
             try:
-                got = await self._stream(litellm, ctx, chat, kwargs)
+                with _trace.span("claw.model.call", kind="client", attributes=attrs) as span:
+                    got = await self._stream(litellm, ctx, chat, kwargs)
+                    _trace.note(
+                        span,
+                        gen_ai__usage__input_tokens=got.usage.prompt_tokens,
+                        gen_ai__usage__output_tokens=got.usage.completion_tokens,
+                        clawhub__cost=got.usage.cost,
+                        clawhub__tool_calls=len(got.tool_calls),
+                    )
             except _Retryable as exc:
                 last = exc
             else:

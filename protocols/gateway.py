@@ -25,6 +25,17 @@ from .work import Accept, Assignment, Cancel, Decline
 
 CorrelationId = Annotated[str, Field(min_length=1, max_length=64)]
 
+#: A W3C Trace Context ``traceparent`` (version-trace id-span id-flags, lower-case hex).
+TraceParent = Annotated[
+    str,
+    Field(
+        pattern=r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+        description="W3C Trace Context traceparent of the sender's span "
+        "(https://www.w3.org/TR/trace-context/), as NATS carries it in a `traceparent` "
+        "header; the hub's spans for this message become its children. Optional.",
+    ),
+]
+
 
 class WsRequest(WireModel):
     """Client → gateway: one message the bus would carry from the participant to the hub."""
@@ -38,6 +49,9 @@ class WsRequest(WireModel):
     message: dict[str, JsonValue] = Field(
         description="A wire message with its `type`: Register, Heartbeat, Progress, Result, "
         "Deregister, or any API request (SubmitTasks, ListTasks, ...)."
+    )
+    traceparent: TraceParent | None = Field(
+        default=None, description="The sender's span (W3C traceparent), when it traces."
     )
 
 
@@ -58,6 +72,11 @@ class WsOffer(WireModel):
     type: Literal["claw.v1.ws.offer"] = "claw.v1.ws.offer"
     id: CorrelationId = Field(description="Chosen by the gateway; echo it in the answer.")
     message: Assignment = Field(description="The offer.")
+    traceparent: TraceParent | None = Field(
+        default=None,
+        description="The hub's span of this offer (W3C traceparent), when the hub traces: "
+        "the parent of the participant's span for the attempt.",
+    )
 
 
 class WsAnswer(WireModel):

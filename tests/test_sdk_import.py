@@ -85,3 +85,21 @@ def test_a_yaml_agent_config_loads_yaml_then(tmp_path: Path) -> None:
         "print(c.preset, c.skills, 'yaml' in sys.modules)"
     )
     assert out == "codex {'python': 0.8} True"
+
+
+def test_tracing_off_loads_no_opentelemetry() -> None:
+    """With no ``OTEL_EXPORTER_OTLP_ENDPOINT`` and no tracer provider, ``import agents_sdk``
+    and building an agent and a client (whose requests would carry a traceparent) load no
+    ``opentelemetry`` module, though it is installed."""
+    out = run(
+        "import os, sys, importlib.util\n"
+        "for k in [k for k in os.environ if k.startswith('OTEL_')]:\n"
+        "    del os.environ[k]\n"
+        "assert importlib.util.find_spec('opentelemetry') is not None\n"
+        "import agents_sdk\n"
+        "from agents_sdk import Agent, HubClient, LLMAgent, _trace\n"
+        "Agent('a'); HubClient('nats://127.0.0.1:1'); LLMAgent('w', model='openai/gpt-4o-mini')\n"
+        "assert _trace.headers() is None and not _trace.enabled()\n"
+        "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))"
+    )
+    assert out == "[]"

@@ -13,6 +13,7 @@ from protocols import ProtocolError
 
 from ..errors import CallerRefused
 from ..runtime.auth import Principal
+from ..runtime.trace import INCOMING
 
 if TYPE_CHECKING:
     from .state import Gateway
@@ -44,7 +45,9 @@ async def caller(
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     token: Annotated[str | None, Query(description="Token (for browsers).")] = None,
 ) -> Principal:
-    """The ``Principal`` of a REST call; ``CallerRefused`` when its token is refused."""
+    """The ``Principal`` of a REST call; ``CallerRefused`` when its token is refused. Notes
+    the call's ``traceparent`` header for the hub's span of it (``runtime.trace``)."""
+    INCOMING.set(request.headers.get("traceparent"))
     gw: Gateway = request.app.state.gateway
     try:
         return gw.principal(request_token(request, creds, token))

@@ -55,6 +55,7 @@ from protocols import (
 from ..runtime.auth import Principal, act_as
 from ..runtime.hub import Hub
 from ..runtime.offers import answer_mismatch
+from ..runtime.trace import INCOMING
 from .sockets import CLOSE_ERROR, CLOSE_UNAUTHORIZED, admit, error_frame
 from .state import Gateway
 
@@ -162,6 +163,7 @@ class AgentSession:
         await self.send(WsResponse(id=frame.id, message=answer.model_dump(mode="json")))
 
     async def _request(self, frame: WsRequest) -> BaseModel | None:
+        INCOMING.set(frame.traceparent)  # the sender's span, for the handler's (runtime.trace)
         name = self._routes.get(str(frame.message.get("type")))
         try:
             if name is None:
@@ -234,7 +236,8 @@ class AgentSession:
         future: asyncio.Future[Accept | Decline] = asyncio.get_running_loop().create_future()
         self._offers[offer_id] = (offer, future)
         try:
-            await self.send(WsOffer(id=offer_id, message=offer))
+            parent = msg.headers.get("traceparent") if msg.headers else None
+            await self.send(WsOffer(id=offer_id, message=offer, traceparent=parent))
             answer = await asyncio.wait_for(future, self.hub.settings.accept_timeout)
             await msg.respond(encode(answer))
         except Exception as exc:  # closed socket or no answer: the hub sees no reply

@@ -57,6 +57,7 @@ from .models import ModelCalls
 from .nats_server import EmbeddedNats
 from .offers import Offers
 from .routes import RATE_LIMITED_VERBS, Handler, Route, sender_of
+from .trace import hub_traces, receive
 from .writer import StoreWriter
 
 log = logging.getLogger("clawhub.hub")
@@ -79,12 +80,11 @@ class Hub:
         lease: Lease | None = None,
         may_act: Callable[[], bool] | None = None,
     ) -> None:
-        """``embedded``: a nats-server shared with other hubs (one per group), which this hub
-        uses but does not own; ``hub_file``: write ``data_dir/hub.json`` (off when a
-        ``HubProcess`` writes one for all its groups); ``principals``: who the sender of a
-        NATS message is (a token id → its principal), when the bus enforces identity (ours
-        with auth, or one set up by ``clawhub nats-config``), else every sender is trusted;
-        ``lease`` and ``may_act``: a replica's (``runtime.replica``)."""
+        """``embedded``: a nats-server shared with other hubs (one per group), used, not
+        owned; ``hub_file``: write ``data_dir/hub.json`` (off when a ``HubProcess`` writes
+        one for all its groups); ``principals``: who sent a NATS message (a token id → its
+        principal) when the bus enforces identity, else every sender is trusted; ``lease``
+        and ``may_act``: a replica's (``runtime.replica``)."""
         self.settings = settings
         self.principals = principals
         self.coordinator = coordinator or Coordinator(settings)
@@ -101,7 +101,8 @@ class Hub:
         self.nc: NATS | None = None
         self._sys: NATS | None = None
         self._url: str | None = embedded.url if embedded is not None else settings.nats_url
-        self.observers: list[Callable[[Event], None]] = []
+        self.traces = hub_traces()  # runtime/trace.py: off (no-op) unless OpenTelemetry is on
+        self.observers: list[Callable[[Event], None]] = self.traces.observers()
         """Called with every event as it is published (the gateway's streams and metrics)."""
         self.submit_limiter = RateLimiter(settings.submit_rate, settings.submit_burst)
         self.routes: dict[str, Route] = self._routes()
@@ -116,7 +117,7 @@ class Hub:
         self._outbox_signal = asyncio.Event()
         self._wake_event = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self.offers = Offers(self.board, self.group, self._bus)
+        self.offers = Offers(self.board, self.group, self._bus, self.traces.headers)
         """Offers sent and not answered yet, by reply token."""
         self._model_calls: set[asyncio.Task[None]] = set()
         self._stopping = False
@@ -206,7 +207,6 @@ class Hub:
         except (TimeoutError, OSError, nats.errors.Error) as exc:
             await self._stop_embedded()
             raise BusError(f"cannot connect to NATS at {self.url}: {exc or 'timed out'}") from None
-        g = self.group
         for name in self.routes:
             await self.nc.subscribe(self.routes[name].subject, cb=self._callback(name))
         await self.offers.listen()
@@ -236,7 +236,7 @@ class Hub:
                 "coordinator_ready": ready,
             },
         )
-        log.info("hub %s serving group %s on %s", self.hub_id, g, self.url)
+        log.info("hub %s serving group %s on %s", self.hub_id, self.group, self.url)
 
     def _routes(self) -> dict[str, Route]:
         g, anyone = self.group, subjects.ANY
@@ -253,7 +253,7 @@ class Hub:
             routes[f"api.{verb}"] = Route(
                 subjects.api(g, anyone, verb), models, fn, verb in RATE_LIMITED_VERBS, verb
             )
-        return routes
+        return self.traces.wrap_routes(routes)  # a span around submit and result
 
     def agent_handlers(self) -> dict[str, Handler]:
         """Agent → hub messages by name (``protocols.AGENT_CALLS``)."""
@@ -410,6 +410,7 @@ class Hub:
 
     def _callback(self, name: str) -> Callable[[Msg], Awaitable[None]]:
         async def cb(msg: Msg) -> None:
+            receive(msg.headers)  # the sender's traceparent, for the handler's span
             who: Principal | None = None
             if self.principals is not None:  # the bus vouches for the sender in the subject
                 sender = subjects.sender_of(msg.subject)
@@ -492,8 +493,7 @@ class Hub:
                 await self._restart_embedded()
 
     async def _restart_embedded(self) -> None:
-        """The embedded nats-server died under us: start it again on the same port, so the
-        hub and every agent reconnect to the URL they know."""
+        """The embedded nats-server died: start it again on its port (agents reconnect)."""
         assert self.embedded is not None
         log.warning("embedded nats-server exited; restarting it on port %s", self.embedded.port)
         try:

@@ -63,10 +63,19 @@ def answer_mismatch(
 class Offers:
     """The offers in flight of one hub."""
 
-    def __init__(self, board: Board, group: str, nc: Callable[[], NATS]) -> None:
+    def __init__(
+        self,
+        board: Board,
+        group: str,
+        nc: Callable[[], NATS],
+        headers: Callable[[str, int], dict[str, str] | None] = lambda _task, _attempt: None,
+    ) -> None:
+        """``headers``: the NATS headers of an offer of a task's attempt (its traceparent when
+        tracing is on, ``runtime.trace``)."""
         self.board = board
         self.group = group
         self.nc = nc
+        self.headers = headers
         self.inbox = ""
         """Prefix of the reply subjects (set by ``listen``)."""
         self._pending: dict[str, tuple[Offer, asyncio.TimerHandle]] = {}
@@ -105,7 +114,10 @@ class Offers:
         inbox = subjects.agent_inbox(self.group, offer.agent_id)
         try:
             await self.nc().publish(
-                inbox, encode(assignment), reply=subjects.reply_to(self.inbox, token)
+                inbox,
+                encode(assignment),
+                reply=subjects.reply_to(self.inbox, token),
+                headers=self.headers(rec.id, offer.attempt),
             )
         except nats.errors.MaxPayloadError as exc:  # can never be sent: fail, do not cycle
             if self._pending.pop(token, None) is not None:
