@@ -42,7 +42,7 @@ from clawhub.store.lease import Leases
 from clawhub.store.store import normalise_url
 from protocols import TaskSpec, subjects
 
-from .common import Fleet, Proc, Row, bus, missing
+from .common import TERMINAL, Fleet, Proc, Row, bus, missing
 
 S = "replicas"
 PG_URL = (
@@ -131,6 +131,11 @@ class Replicas:
         await asyncio.to_thread(self.store.close)
 
 
+class Stuck(RuntimeError):
+    """A wait that did not end (reported with what it waited for, not as the scenario's
+    own time limit)."""
+
+
 async def until(pred: Callable[[], Any], what: str, timeout: float = WAIT) -> None:
     """Wait for ``pred`` (sync or async) to hold."""
     deadline = time.monotonic() + timeout
@@ -141,7 +146,7 @@ async def until(pred: Callable[[], Any], what: str, timeout: float = WAIT) -> No
         if got:
             return
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {timeout:.0f}s")
+            raise Stuck(f"{what}: not within {timeout:.0f}s")
         await asyncio.sleep(0.05)
 
 
@@ -152,8 +157,8 @@ class Events:
         self.url = url
         self.groups = groups
         self.log: list[dict[str, Any]] = []
-        self.done: collections.Counter[str] = collections.Counter()
-        """group → tasks seen ``done``."""
+        self.final: dict[str, str] = {}
+        """task id → the terminal state it reached first (done, failed, cancelled)."""
         self._nc: Any = None
 
     async def __aenter__(self) -> Events:
@@ -170,12 +175,20 @@ class Events:
         event = json.loads(msg.data)
         event["group"] = msg.subject.split(".", 1)[0]
         self.log.append(event)
+        task_id, state = event.get("task_id"), event.get("state")
+        if task_id and state in TERMINAL:
+            self.final.setdefault(task_id, state)
 
     def of(self, kind: str, after: float = 0.0) -> list[dict[str, Any]]:
         return [e for e in self.log if e["kind"] == kind and float(e["ts"]) > after]
 
     def ended(self, ids: set[str]) -> set[str]:
-        return {e["task_id"] for e in self.of("task.done") if e.get("task_id") in ids}
+        """The tasks of ``ids`` that reached a terminal state."""
+        return ids & self.final.keys()
+
+    def done(self, ids: set[str]) -> set[str]:
+        """The tasks of ``ids`` that ended ``done``."""
+        return {i for i in self.ended(ids) if self.final[i] == "done"}
 
 
 # ---------------------------------------------------------------------- takeover
@@ -233,9 +246,9 @@ async def _one_kill(
     await until(lambda: events.of("task.assigned", killed_at), "a task matched")
     active = float(events.of("hub.active", killed_at)[0]["ts"]) - killed_at
     matched = float(events.of("task.assigned", killed_at)[0]["ts"]) - killed_at
-    with contextlib.suppress(TimeoutError):  # what is left undone is counted as lost
-        await until(_ended(events, ids, len(ids)), "every task done")
-    lost = len(ids - events.ended(ids))
+    with contextlib.suppress(Stuck):  # what is left undone is counted as lost
+        await until(_ended(events, ids, len(ids)), "every task ended")
+    lost = len(ids - events.done(ids))
     return active, matched, lost, _run_twice(events, ids), len(ids)
 
 
@@ -300,8 +313,11 @@ async def throughput(replicas: int, per_group: int, agents: int) -> float:
                     await until(lambda: events.ended(warm) >= warm, "warm-up done")
                     began = time.perf_counter()
                     ids = await _submit_all(clients, per_group)
-                    await until(lambda: events.ended(ids) >= ids, "all done")
+                    await until(lambda: events.ended(ids) >= ids, "every task ended")
                     elapsed = time.perf_counter() - began
+                    if events.done(ids) != ids:
+                        states = collections.Counter(events.final[i] for i in ids)
+                        raise RuntimeError(f"{replicas} replicas: not every task done: {states}")
         finally:
             await asyncio.gather(*(f.stop() for f in fleets))
             await cluster.close()

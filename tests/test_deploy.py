@@ -7,19 +7,29 @@ three-node cluster from the command, a node killed) and ``tests/test_replicas.py
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from nats_cluster import read_env
+from nats_cluster import environ_without_clawhub, free_block, read_env
+from test_cluster import Step, Terminal
+from test_replicas import pg_url
 from typer.testing import CliRunner
 
 from clawhub.cli.app import app
 from clawhub.settings import HubSettings
+from clawhub.store import Store
+from clawhub.store.lease import Leases
+
+__all__ = ["pg_url"]  # the fixture (a fresh PostgreSQL schema), from tests/test_replicas.py
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -157,3 +167,106 @@ def test_docker_compose_config_accepts_it_where_compose_exists() -> None:
     )
     # the secret env file does not exist before `nats-config` runs: only that may be missing
     assert done.returncode == 0 or "hub.env" in done.stderr, done.stderr
+
+
+# -- deploy/README.md's plain commands, as written -------------------------------------------
+
+README = DEPLOY / "README.md"
+MARK = re.compile(
+    r'^<!-- deploy-test: (run|keeps running)(?:, ready when "([^"]+)"(?: x(\d+))?)?'
+    r'(?:, expect "([^"]+)")? -->$'
+)
+#: The page's ports, and which port of a free block each one becomes.
+PAGE_PORTS = {4222: 0, 4223: 1, 4224: 2, 6222: 3, 7422: 6, 8001: 10, 8002: 11}
+PAGE_STORE = "postgresql://claw@127.0.0.1:5432/claw"
+
+
+def readme_steps(base: int, store_url: str) -> list[Step]:
+    """The marked bash blocks, on the ports of a free block and the test's store."""
+    lines = README.read_text().split("\n")
+    found = []
+    for i, line in enumerate(lines):
+        mark = MARK.match(line.strip())
+        if not mark:
+            continue
+        start = lines.index("```bash", i)
+        end = lines.index("```", start + 1)
+        code = "\n".join(lines[start + 1 : end]) + "\n"
+        for port, offset in PAGE_PORTS.items():
+            code = re.sub(rf"(?<!\d){port}(?!\d)", str(base + offset), code)
+        code = code.replace(PAGE_STORE, shlex.quote(store_url))
+        kind, ready, times, expect = mark.groups()
+        found.append(Step(i + 1, kind == "keeps running", ready, int(times or 1), expect, code))
+    return found
+
+
+def flat(text: str) -> str:
+    """``text`` with every run of white space one space (the console wraps long lines)."""
+    return " ".join(text.split())
+
+
+def run_block(step: Step, cwd: Path, env: dict[str, str]) -> str:
+    done = subprocess.run(
+        ["bash", "-c", step.code],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, f"deploy/README.md line {step.line}:\n{out}"
+    if step.expect:
+        assert step.expect in done.stdout, f"deploy/README.md line {step.line}:\n{out}"
+    return out
+
+
+def test_the_plain_commands_run_as_written(tmp_path: Path, pg_url: str) -> None:
+    """The store, tokens and configuration; three nodes; two replicas (one active, one
+    standing by); an agent; a task done. Then what the page says next: the active replica
+    killed (-9), the other takes over, another task is done."""
+    work = tmp_path / "work"
+    work.mkdir()
+    for name in (".venv", "examples"):
+        (work / name).symlink_to(ROOT / name)
+    env = environ_without_clawhub(tmp_path / "home")
+    steps = readme_steps(free_block(12), pg_url)
+    assert [s.keeps_running for s in steps] == [False, True, True, True, True, False]
+    terminals: list[Terminal] = []
+    try:
+        for step in steps:
+            if not step.keeps_running:
+                run_block(step, work, env)
+                continue
+            terminal = Terminal(step, work, env)
+            terminals.append(terminal)
+            terminal.wait_ready()
+        _, hub_a, hub_b, agent = terminals
+        assert "(external, tokens required)" in flat(hub_a.output)
+        assert "replica hub-a: active for default" in flat(hub_a.output)
+        assert "replica hub-b: standing by" in flat(hub_b.output)
+        assert "registered with hub" in agent.output
+        # a crash of the active replica: the standby takes over, work goes on
+        os.killpg(hub_a.proc.pid, signal.SIGKILL)
+        hub_a.proc.wait()
+        submit = steps[-1]
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                run_block(submit, work, env)
+                break
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+        store = Store(pg_url)
+        try:
+            held = Leases(store.engine).holdings()["default"]
+        finally:
+            store.close()
+        assert (held.holder, held.epoch) == ("hub-b", 2)
+        assert "replica hub-b: active for default (epoch 2)" in flat(hub_b.output)
+    finally:
+        for terminal in reversed(terminals):
+            terminal.stop()
