@@ -381,8 +381,8 @@ async def run(quick: bool) -> list[Row]:
                 TTL * 1e3,
                 "lease TTL",
                 mid / TTL,
-                "< 5000 ms" if key == "matched" else "",
-                max(values) < 5.0 if key == "matched" else None,
+                "< 5000 ms" if key == "active" else "",  # the issue's: active within 5 s
+                max(values) < 5.0 if key == "active" else None,
                 note=f"median of {kills}, worst {max(values) * 1e3:.0f} ms",
             )
         )

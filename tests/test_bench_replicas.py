@@ -53,7 +53,7 @@ def test_quick_replicas_run_writes_sane_json(tmp_path: Path) -> None:
         assert row["value"] > 0 and row["baseline"] == 3000.0  # against the lease TTL
         assert abs(row["ratio"] - row["value"] / row["baseline"]) < 1e-9
     assert matched["value"] >= active["value"]  # nothing is matched before it is active
-    assert matched["ok"] in (True, False)  # the 5 s target is judged, whichever way it went
+    assert active["ok"] in (True, False)  # the 5 s target is judged, whichever way it went
     assert lost["value"] == 0, lost  # every task done, none run twice
     throughput = rows[3:]
     assert [r["name"].split(",")[1].strip() for r in throughput] == [
