@@ -384,6 +384,7 @@ async def run(quick: bool) -> list[Row]:
                 "< 5000 ms" if key == "active" else "",  # the issue's: active within 5 s
                 max(values) < 5.0 if key == "active" else None,
                 note=f"median of {kills}, worst {max(values) * 1e3:.0f} ms",
+                extra={"samples_ms": [round(v * 1e3) for v in values]},
             )
         )
     rows.append(
