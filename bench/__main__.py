@@ -18,7 +18,16 @@ from typing import Any
 
 from .common import Row
 
-SCENARIOS = ("throughput", "latency", "matching", "recovery", "swarm", "footprint", "identity")
+SCENARIOS = (
+    "throughput",
+    "latency",
+    "matching",
+    "recovery",
+    "swarm",
+    "footprint",
+    "identity",
+    "replicas",
+)
 #: Longest a scenario may take (seconds) before it is reported as an error.
 SCENARIO_TIMEOUT = 600
 

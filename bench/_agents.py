@@ -1,5 +1,6 @@
 """SDK agents in a worker process, each with its own NATS connection:
-``python -m bench._agents --url URL --prefix P --first I --count N [--capacity C]``.
+``python -m bench._agents --url URL --prefix P --first I --count N [--capacity C]
+[--group G]``.
 
 Every handler returns ``{"start": <wall clock at handler start>, "by": <agent id>}``. The
 task input may ask for work: ``{"sleep": seconds}`` (with progress every ``progress``
@@ -19,8 +20,12 @@ import time
 from agents_sdk import Agent, TaskContext
 
 
-def make_agent(agent_id: str, skills: dict[str, float], capacity: int) -> Agent:
-    agent = Agent(agent_id, id=agent_id, skills=skills, capacity=capacity, start_timeout=60)
+def make_agent(
+    agent_id: str, skills: dict[str, float], capacity: int, group: str = "default"
+) -> Agent:
+    agent = Agent(
+        agent_id, id=agent_id, skills=skills, capacity=capacity, group=group, start_timeout=60
+    )
 
     @agent.handler
     async def work(ctx: TaskContext) -> object:
@@ -45,7 +50,7 @@ def make_agent(agent_id: str, skills: dict[str, float], capacity: int) -> Agent:
 async def serve(args: argparse.Namespace) -> None:
     skills = {s: args.level for s in args.skills.split(",")}
     agents = [
-        make_agent(f"{args.prefix}-{i}", skills, args.capacity)
+        make_agent(f"{args.prefix}-{i}", skills, args.capacity, args.group)
         for i in range(args.first, args.first + args.count)
     ]
     stop = asyncio.Event()
@@ -67,6 +72,7 @@ def main() -> None:
     parser.add_argument("--capacity", type=int, default=1)
     parser.add_argument("--skills", default="work")
     parser.add_argument("--level", type=float, default=0.8)
+    parser.add_argument("--group", default="default")
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
     asyncio.run(serve(parser.parse_args()))
 

@@ -213,6 +213,7 @@ class Fleet:
         skills: str = "work",
         level: float = 0.8,
         log: Path | None = None,
+        group: str = GROUP,
     ) -> None:
         self.procs: list[Proc] = []
         self.ids: list[list[str]] = []
@@ -220,6 +221,7 @@ class Fleet:
             n = min(per_proc, count - first)
             argv = ["--url", url, "--prefix", prefix, "--first", str(first), "--count", str(n)]
             argv += ["--capacity", str(capacity), "--skills", skills, "--level", str(level)]
+            argv += ["--group", group]
             self.procs.append(Proc("bench._agents", *argv, log=log))
             self.ids.append([f"{prefix}-{i}" for i in range(first, first + n)])
 

@@ -160,8 +160,9 @@ def up(
             console.print(f"  A2A      {server.gateway_url}/.well-known/agent-card.json")
         console.print(f"  store    {server.store.display_url}")
         if server.replicas is not None:
-            held = ", ".join(server.replicas.held) or "none yet (standing by)"
-            console.print(f"  replica  {server.replicas.id}: active for {held}")
+            held = ", ".join(server.replicas.held)
+            role = f"active for {held}" if held else "standing by (active for no group yet)"
+            console.print(f"  replica  {server.replicas.id}: {role}")
         console.print(f"  data     {settings.data_dir}  (hub.json holds an admin token per group)")
         if embedded and not embedded.auth:
             console.print("  agents:  Agent(...).run() finds this hub in hub.json; no token needed")
