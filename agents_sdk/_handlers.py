@@ -83,9 +83,12 @@ async def invoke(entry: Handler, ctx: TaskContext) -> object:
             result = await asyncio.shield(thread)
         except asyncio.CancelledError:
             # a thread cannot be stopped: the attempt keeps its slot until the handler
-            # returns (``ctx.cancelled`` tells it to hurry), so capacity is never exceeded
-            with contextlib.suppress(Exception):
-                await thread
+            # returns (``ctx.cancelled`` tells it to hurry), so capacity is never exceeded;
+            # a second cancel (the hub repeats its Cancel at each heartbeat) must not end
+            # the wait early, or the slot would be freed while the thread still runs
+            while not thread.done():
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.shield(thread)
             raise
         if inspect.isawaitable(result):
             result = await result
