@@ -37,10 +37,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from nats.aio.msg import Msg
 from rich.console import Console
 
 from agents_sdk import HubClient
-from protocols import Event, TaskSpec, TaskState, TaskStatus
+from protocols import Event, ProtocolError, TaskSpec, TaskState, TaskStatus, decode, subjects
 
 from ..bridges.a2a import A2ABridge
 from ..bridges.nats_agents import NatsAgentsBridge, participant_id
@@ -166,9 +167,7 @@ class BridgesDemo:
             f"3 participants joined in {time.monotonic() - started:.1f}s, each with its own "
             "agent token; submitting 4 tasks (the last needs the shared skill `text`)"
         )
-        listening = asyncio.create_task(self._listen(client))
-        stack.push_async_callback(_cancel, listening)
-        await asyncio.sleep(0.2)  # subscribed before the first event (events are not kept)
+        await self._listen(client, stack)
         specs = demo_tasks()
         ids = await client.submit(specs)
         run_start = time.monotonic()
@@ -298,10 +297,18 @@ class BridgesDemo:
                 raise DemoFailed(f"not in the group after {START_WAIT:.0f}s: {missing}")
             await asyncio.sleep(0.1)
 
-    async def _listen(self, client: HubClient) -> None:
-        async for event in client.events():
-            if event.kind in FEED:
-                self.feed.append(event)
+    async def _listen(self, client: HubClient, stack: contextlib.AsyncExitStack) -> None:
+        """Keep the feed's events (subscribed before returning: none of ours is missed)."""
+
+        async def on_event(msg: Msg) -> None:
+            with contextlib.suppress(ProtocolError):
+                event = decode(msg.data, Event)
+                if event.kind in FEED:
+                    self.feed.append(event)
+
+        sub = await client.nc.subscribe(subjects.all_events(GROUP), cb=on_event)
+        await client.nc.flush()
+        stack.push_async_callback(sub.unsubscribe)
 
     def _print_feed(self) -> None:
         while self.feed:
@@ -426,12 +433,6 @@ def _preview(output: object, limit: int = 72) -> str:
     """The output as one line of JSON, cut to ``limit`` characters."""
     text = json.dumps(output, ensure_ascii=False, sort_keys=True)
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
 
 
 async def _end(proc: asyncio.subprocess.Process) -> None:
