@@ -187,8 +187,8 @@ class BridgesDemo:
             auth=True,
             gateway=True,
             gateway_port=0,
-            heartbeat_interval=0.5,
-            missed_beats=3,
+            heartbeat_interval=1.0,  # a loss here is seen by a bridge (or a closed
+            missed_beats=5,  # connection) at once: slow beats only spare a busy machine
             accept_timeout=5.0,
             stall_timeout=30.0,
             decline_backoff=0.2,
@@ -221,6 +221,7 @@ class BridgesDemo:
                 ("NATS-protocol agent", "the nats-agents bridge", CRIER),
                 "nats_crier.py", logs / "nats-crier.log", "--nats-url", bus.url,
                 "--owner", "clawhub", "--name", "crier", "--skills", "shout=0.9,text=0.8",
+                "--heartbeat", "2",
             ),
             _spawn(
                 ("MCP-client worker", "/mcp", TALLIER),
@@ -274,7 +275,7 @@ class BridgesDemo:
             tokens={CRIER: token},  # no default token: no other agent comes in
             rediscover_interval=0.5,
             discover_wait=1.0,
-            default_interval=1.0,
+            default_interval=2.0,
         )
         await bridge.start()
         stack.push_async_callback(bridge.stop)
