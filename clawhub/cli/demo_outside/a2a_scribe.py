@@ -114,6 +114,9 @@ async def serve(name: str, skills: list[str], pace: float) -> None:
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn has no event
         await asyncio.sleep(0.05)
+    if serving.done():
+        await serving  # it failed to start: its error, not READY
+        return
     print(f"READY {url}", flush=True)
     await serving
 
