@@ -474,8 +474,15 @@ def _run_forwarding_signals(argv: list[str], env: dict[str, str] | None) -> int:
 def demo(
     timeout: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 120.0,
     keep: Annotated[bool, typer.Option(help="Keep the demo's data folder.")] = False,
+    bridges: Annotated[
+        bool, typer.Option(help="An A2A, a NATS-protocol and an MCP agent; one killed mid-task.")
+    ] = False,
 ) -> None:
     """Start a hub and a fleet of example agents, run a task graph, print who did what."""
+    if bridges:
+        from .demo_bridges import run_bridges_demo  # noqa: PLC0415 - the server half, bridges
+
+        raise typer.Exit(asyncio.run(run_bridges_demo(console, timeout=timeout, keep=keep)))
     from .demo import run_demo  # noqa: PLC0415 - loads the server half
 
     code = asyncio.run(run_demo(console, timeout=timeout, keep=keep))
