@@ -17,6 +17,7 @@ from starlette.requests import HTTPConnection
 
 from protocols import ErrorCode, ProtocolError, load_object
 
+from .bodies import replay_body
 from .caller import connection_token
 from .replies import error_response
 from .state import Gateway
@@ -78,7 +79,7 @@ class BodyGuard:
             self._record(scope, exc)
             await error_response(exc.code, exc.message)(scope, receive, send)
             return
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, replay_body(body, receive), send)
 
     def _record(self, scope: Scope, exc: ProtocolError) -> None:
         """``message.refused`` in the caller's group (a bad token: nowhere to record it)."""
@@ -93,18 +94,3 @@ def _oversize(size: int, limit: int) -> ProtocolError:
     return ProtocolError(
         ErrorCode.OVERSIZE, f"body of {size} bytes exceeds max_message_bytes ({limit})"
     )
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A ``receive`` that gives the app the body already read, then the client's own
-    messages (its disconnect)."""
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay

@@ -35,6 +35,7 @@ from starlette.routing import BaseRoute, Mount, Route, Router
 
 from protocols import ErrorCode, GetGroup, ListAgents, ProtocolError, load_object, subjects
 
+from ..bodies import replay_body
 from ..caller import connection_token
 from ..state import Gateway
 from . import mapping as m
@@ -145,7 +146,7 @@ class A2AServer:
             await answer(scope, receive, send)
             return
         inner[CALL_KEY] = call
-        await router(inner, _replay(body, receive), self._sniffer(group, call, rpc, send))
+        await router(inner, replay_body(body, receive), self._sniffer(group, call, rpc, send))
 
     def _admit(self, scope: Scope, group: str, where: str, rpc: bool) -> Call | Response:
         """The caller of a request to ``group``, or the refusal to send (recorded)."""
@@ -282,18 +283,3 @@ async def _no_path(scope: Scope, receive: Receive, send: Send) -> None:
     if isinstance(call, Call):
         call.recorded = True
     await _refusal(404, f"no A2A method at {scope['path']}", False)(scope, receive, send)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A ``receive`` that gives the app the body already read, then the client's own
-    messages (its disconnect)."""
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
