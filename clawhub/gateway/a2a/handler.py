@@ -139,7 +139,7 @@ class GroupHandler(RequestHandler):
 
     def _refuse(self, call: Call, error: ProtocolError) -> A2AError:
         """Record a refusal made here (before any hub call) and return its A2A error."""
-        self.gw.hubs[self.group].board.refused(call.where, error, call.who.agent_id)
+        self.gw.refused(self.group, call.where, error, call.who.agent_id)
         call.recorded = True
         return m.a2a_error(error.code, error.message)
 
@@ -344,7 +344,7 @@ class GroupHandler(RequestHandler):
         error = ProtocolError(
             ErrorCode.INVALID, "push notifications are not supported: stream or poll instead"
         )
-        self.gw.hubs[self.group].board.refused(call.where, error, call.who.agent_id)
+        self.gw.refused(self.group, call.where, error, call.who.agent_id)
         call.recorded = True
         return PushNotificationNotSupportedError(error.message)
 
