@@ -16,7 +16,10 @@ from test_gateway import auth, until
 from ws_agent import RawWsAgent
 
 from agents_sdk import Agent, HubClient, HubUnavailable, RequestRefused, TaskContext
+from clawhub.errors import TokenError
 from clawhub.gateway import HubProcess
+from clawhub.runtime.auth import MISS_LOOKUPS, Tokens
+from clawhub.store import Store
 from protocols import (
     CancelTask,
     SubmitTasks,
@@ -331,3 +334,32 @@ async def test_hub_client_needs_a_token_under_auth(hub_server: HubProcess) -> No
         status = await client.cancel(task_id, "a human may")
         assert status.state is TaskState.CANCELLED
     assert task_id not in hub_server.hubs["beta"].board.tasks
+
+
+def test_a_token_made_in_another_process_is_valid_before_the_next_refresh(
+    sqlite_store: Store,
+) -> None:
+    """The hub's cached table misses a token ``clawhub token create`` just stored: the miss
+    reads the store, so an agent started with it is not refused for a refresh period; a
+    revoked one stays refused; past ``MISS_LOOKUPS`` misses a second the cache answers."""
+    hub_view = Tokens(sqlite_store)
+    cli_view = Tokens(sqlite_store)  # another process's view of the same store
+    token, row = cli_view.create("alpha", "agent", "fresh")
+    who = hub_view.verify(token)
+    assert (who.token_id, who.agent_id, who.role) == (row.id, "fresh", "agent")
+    assert [u.name for u in hub_view.nats_users()] == [row.id]  # NATS gets it at the next sync
+
+    revoked, revoked_row = cli_view.create("alpha", "human")
+    assert cli_view.revoke(revoked_row.id)
+    with pytest.raises(TokenError, match="unknown or revoked"):
+        hub_view.verify(revoked)
+
+    flood = Tokens(sqlite_store)
+    for _ in range(MISS_LOOKUPS):
+        with pytest.raises(TokenError):
+            flood.verify("tk-000000000000." + "x" * 32)
+    late, _ = cli_view.create("alpha", "human")
+    with pytest.raises(TokenError):  # this second's lookups are spent
+        flood.verify(late)
+    flood.refresh()
+    assert flood.verify(late).role == "human"

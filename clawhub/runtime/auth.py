@@ -159,6 +159,10 @@ def nats_permissions(row: TokenRow) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(publish), tuple(subscribe)
 
 
+#: Store reads a second for tokens missing from the cache (``Tokens._fetch``).
+MISS_LOOKUPS = 20
+
+
 def _sha(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -173,6 +177,8 @@ class Tokens:
         self._lock = threading.Lock()
         self.version = 0
         """Bumped whenever the set of live tokens changes."""
+        self._miss_window = 0.0
+        self._misses = 0
 
     def create(
         self, group: str, role: Role, agent_id: str | None = None, note: str = ""
@@ -232,12 +238,35 @@ class Tokens:
             raise TokenError(str(exc)) from None
         with self._lock:
             row = self._rows.get(token_id)
+        if row is None:
+            row = self._fetch(token_id)
         if row is None or not hmac.compare_digest(row.secret_hash, _sha(secret)):
             raise TokenError("unknown or revoked token")
         who = self.principal(row.id)
         if who is None:  # revoked meanwhile
             raise TokenError("unknown or revoked token")
         return who
+
+    def _fetch(self, token_id: str) -> TokenRow | None:
+        """A token missing from the cache, read from the store: one made by ``clawhub token``
+        in another process since the last refresh is valid at once, not a refresh later.
+        At most ``MISS_LOOKUPS`` reads a second, so a flood of unknown tokens cannot keep
+        the store busy (beyond that, a miss is refused from the cache)."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._miss_window >= 1.0:
+                self._miss_window, self._misses = now, 0
+            if self._misses >= MISS_LOOKUPS:
+                return None
+            self._misses += 1
+        row = self.store.token(token_id)
+        if row is None or row.revoked_at is not None:
+            return None
+        with self._lock:
+            if token_id not in self._rows:
+                self._rows[token_id] = row
+                self.version += 1
+        return row
 
     def principal(self, token_id: str) -> Principal | None:
         """The principal of a live token by its id (the sender of a NATS message, which

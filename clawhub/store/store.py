@@ -246,6 +246,13 @@ class Store:
             rows = conn.execute(stmt).all()
         return [TokenRow.model_validate(r._mapping) for r in rows]
 
+    def token(self, token_id: str) -> TokenRow | None:
+        """One token by its id (revoked or not), or None."""
+        stmt = select(TokenRow).where(col(TokenRow.id) == token_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(stmt).first()
+        return None if row is None else TokenRow.model_validate(row._mapping)
+
     def revoke_token(self, token_id: str, when: float) -> bool:
         """Mark a token revoked; False when there is no such live token."""
         table = _table(TokenRow)
