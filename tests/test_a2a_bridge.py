@@ -482,3 +482,51 @@ def test_the_docs_page_runs_as_pasted(home: tuple[Path, dict[str, str]]) -> None
             )
             out = run_block(again, cwd, env)
             assert task[2] in out and "#1 shouter: done" in out, out
+
+
+# -- examples/a2a_agent.py: the page's A2A agent, bridged ------------------------------------
+
+EXAMPLE = ROOT / "examples" / "a2a_agent.py"
+
+
+async def test_the_example_a2a_agent_joins_through_the_bridge_and_does_a_task(
+    make_hub: MakeHub,
+) -> None:
+    """``python examples/a2a_agent.py --port P`` then the bridge (docs/a2a-agents.md): the
+    Shouter, which knows nothing of Claw Hub, is matched by its card's skill and shouts."""
+    hub = await make_hub()
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(EXAMPLE),
+        "--port",
+        str(port),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+
+        async def serving() -> bool:
+            with contextlib.suppress(OSError):
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                return True
+            return False
+
+        await until(serving, "example A2A agent on its port")
+        async with bridged(url, hub, model="none") as bridge, HubClient(hub.url) as client:
+            assert bridge.agent_id == "shouter"
+            [info] = await client.agents()
+            assert info.profile.name == "Shouter"
+            assert "text" in info.profile.skills
+            [tid] = await client.submit(
+                TaskSpec(title="Shout", skills={"text": 0.1}, input={"text": "hello"})
+            )
+            status = await client.wait(tid, timeout=WAIT)
+            assert status.state is TaskState.DONE, status
+            assert status.output == {"shout": "HELLO"}, status.output
+    finally:
+        proc.kill()
+        await proc.wait()

@@ -311,3 +311,16 @@ def test_examples_have_help(name: str) -> None:
     assert proc.returncode == 0, proc.stderr
     for option in ("--url", "--group", "--id"):
         assert option in proc.stdout
+
+
+def test_every_example_is_run_by_a_test() -> None:
+    """STYLE 11: every example runs in a test: each ``examples/*.py`` is named by a test
+    module (as ``name.py`` or as the quoted name ``load_example``/``run_example`` take)."""
+    names = sorted(p.stem for p in EXAMPLES.glob("*.py") if p.stem != "__init__")
+    sources = {p.name: p.read_text() for p in Path(__file__).parent.glob("*.py")}
+    unrun = [
+        n
+        for n in names
+        if not any(f"{n}.py" in text or f'"{n}"' in text for text in sources.values())
+    ]
+    assert names and not unrun, f"examples no test runs: {unrun}"
