@@ -1,17 +1,14 @@
 """The CLI's request/reply client: find the hub, connect, ask, decode the answer. The whole
 of it; every command goes through ``call`` (via ``SharedOptions.run``/``request``).
 
-Why not the SDK's (``agents_sdk._bus.connect``/``request``)? The layering forbids it: the
-hub package (the CLI included) never imports ``agents_sdk`` (an import-linter contract
-and a run-time test), so that the SDK can ship and change on its own and ``clawhub``
-commands never load it. The shared request/reply cannot move down into ``protocols``
-either: it is a leaf with no I/O (its contract forbids ``nats``). Joining the two would
-need a new package below both (a NATS transport with its own error tree) for about 40
-lines that differ on purpose: a CLI command fails fast (one connection attempt, no
-reconnects, one ``HubError`` for the person at the terminal) where an agent reconnects
-forever and raises the SDK's ``HubUnavailable``/``RequestTimeout``/``RequestRefused``.
-What they do share is shared already: ``protocols.encode``/``decode``, ``ErrorReply``,
-``split_token`` and ``subjects.inbox_prefix``.
+Why not the SDK's (``agents_sdk._bus.connect``/``request``)? The layering now allows it
+(the CLI may import the SDK since the bridges came: a bridged agent is an SDK participant),
+but the two differ on purpose: a CLI command fails fast (one connection attempt, no
+reconnects, one ``HubError`` for the person at the terminal, and plain ``clawhub status``
+never loads the SDK) where an agent reconnects forever and raises the SDK's
+``HubUnavailable``/``RequestTimeout``/``RequestRefused``. What they do share is shared
+already: ``protocols.encode``/``decode``, ``ErrorReply``, ``split_token`` and
+``subjects.inbox_prefix``.
 """
 
 from __future__ import annotations
