@@ -34,10 +34,20 @@ def _free(port: int) -> bool:
     return True
 
 
+def _ephemeral_low() -> int:
+    """The lowest port the kernel hands to outgoing connections (Linux; 32768 elsewhere)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    return 32_768
+
+
 def free_block(size: int = BLOCK) -> int:
-    """The first of ``size`` consecutive free loopback ports (never 4222's neighbourhood)."""
+    """The first of ``size`` consecutive free loopback ports (never 4222's neighbourhood),
+    below the ephemeral range: between the check and the nodes' binding, any outgoing
+    connection of the busy machine could take a port there (a flake seen once)."""
+    high = max(12_000, _ephemeral_low()) - size
     for _ in range(500):
-        base = random.randrange(20_000, 60_000 - size)
+        base = random.randrange(10_000, high)
         if all(_free(base + i) for i in range(size)):
             return base
     raise RuntimeError("no block of free ports")
