@@ -15,9 +15,9 @@ from typing import Any
 
 from starlette.requests import HTTPConnection
 
-from protocols import ErrorCode, ProtocolError, load_object
+from protocols import ProtocolError
 
-from .bodies import replay_body
+from .bodies import read_checked, replay_body
 from .caller import connection_token
 from .replies import error_response
 from .state import Gateway
@@ -60,24 +60,13 @@ class BodyGuard:
             return
         limit = self.gw.settings.max_message_bytes
         declared = dict(scope["headers"]).get(b"content-length", b"")
-        body = b""
         try:
-            if declared.isdigit() and int(declared) > limit:
-                raise _oversize(int(declared), limit)
-            more = True
-            while more:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return
-                body += message.get("body", b"")
-                more = bool(message.get("more_body", False))
-                if len(body) > limit:
-                    raise _oversize(len(body), limit)
-            if body:
-                load_object(body)
+            body = await read_checked(receive, limit, declared)
         except ProtocolError as exc:
             self._record(scope, exc)
             await error_response(exc.code, exc.message)(scope, receive, send)
+            return
+        if body is None:  # the client went away
             return
         await self.app(scope, replay_body(body, receive), send)
 
@@ -88,9 +77,3 @@ class BodyGuard:
         except ProtocolError:
             return
         self.gw.refused(who.group, scope["path"], exc, who.agent_id)
-
-
-def _oversize(size: int, limit: int) -> ProtocolError:
-    return ProtocolError(
-        ErrorCode.OVERSIZE, f"body of {size} bytes exceeds max_message_bytes ({limit})"
-    )

@@ -33,9 +33,9 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 
-from protocols import ErrorCode, GetGroup, ListAgents, ProtocolError, load_object, subjects
+from protocols import ErrorCode, GetGroup, ListAgents, ProtocolError, subjects
 
-from ..bodies import replay_body
+from ..bodies import read_checked, replay_body
 from ..caller import connection_token
 from ..state import Gateway
 from . import mapping as m
@@ -170,28 +170,13 @@ class A2AServer:
         return Call(who=who, token=token, where=where, base=_base(HTTPConnection(scope)))
 
     async def _body(self, receive: Receive) -> tuple[bytes, ProtocolError | None]:
-        """The request body, read once (at most ``max_message_bytes`` and a chunk), and
-        what is wrong with it at the hub's hard edges: its size, JSON that is not an object
-        or that no store can keep (``protocols.load_object``, as on every other path)."""
-        limit = self.gw.settings.max_message_bytes
-        body = b""
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                break
-            body += message.get("body", b"")
-            more = bool(message.get("more_body", False))
-            if len(body) > limit:
-                return b"", ProtocolError(
-                    ErrorCode.OVERSIZE, f"body larger than max_message_bytes ({limit})"
-                )
-        if body:
-            try:
-                load_object(body)
-            except ProtocolError as exc:
-                return b"", exc
-        return body, None
+        """The request body, read once and checked at the hub's hard edges as on every
+        other path (``bodies.read_checked``), or what is wrong with it."""
+        try:
+            body = await read_checked(receive, self.gw.settings.max_message_bytes)
+        except ProtocolError as exc:
+            return b"", exc
+        return body or b"", None
 
     def _record(self, group: str, call: Call, error: ProtocolError) -> None:
         self.gw.refused(group, call.where, error, call.who.agent_id)
