@@ -13,10 +13,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from clawhub.board.matching import Scored
+from clawhub.board.state import Journal
 from protocols import (
     MESSAGE_TYPES,
     Accept,
     Assignment,
+    CandidateScore,
     Decline,
     ErrorCode,
     Event,
@@ -36,6 +39,7 @@ from protocols import (
     encode,
     type_name,
 )
+from protocols._base import trusted
 
 SPEC = TaskSpec(id="t1", title="t1", skills={"work": 0.5}, input={"n": 1, "x": [1.5, None]})
 HOT: list[BaseModel] = [
@@ -138,3 +142,53 @@ def test_refusals_are_the_same_on_both_paths(data: bytes) -> None:
 def test_every_message_type_has_a_distinct_head() -> None:
     heads = [b'{"type":"' + type_name(m).encode() + b'"' for m in MESSAGE_TYPES]
     assert len(set(heads)) == len(MESSAGE_TYPES)
+
+
+def test_trusted_messages_are_the_validated_ones() -> None:
+    data: dict[str, Any] = {"why": [{"agent_id": "a1", "score": 0.5}], "n": 1}
+    values: dict[str, Any] = {
+        "type": "claw.v1.event", "seq": 3, "ts": 1.5, "kind": "task.assigned",
+        "task_id": "t1", "agent_id": "a1", "attempt": 1, "state": "assigned",
+        "message": "offered", "data": data,
+    }  # fmt: skip
+    fast = trusted(Event, dict(values))
+    slow = Event(**{k: v for k, v in values.items() if k != "type"})
+    assert fast == slow
+    assert encode(fast) == encode(slow)
+    assert fast.model_fields_set == slow.model_fields_set
+    assert repr(fast) == repr(slow)
+    assert Event.__pydantic_post_init__ is None  # nothing that construction would skip
+    fast.message = "changed"  # still a model: assignment works and is recorded
+    assert fast.message == "changed"
+    scored = Scored(0.9, "a1", 0.8, 0.5, 1.0, 0.25).wire()
+    assert scored == CandidateScore(
+        agent_id="a1", score=0.9, skill=0.8, load=0.5, reliability=1.0, cost=0.25
+    )
+    assert (
+        encode(scored)
+        == CandidateScore.model_validate(scored.model_dump()).model_dump_json().encode()
+    )
+
+
+def test_journal_events_are_valid_and_own_their_data(tmp_path: Any) -> None:
+    class Sink:
+        def __init__(self) -> None:
+            self.events: list[Event] = []
+
+        def write(self, row: Any) -> None:
+            pass
+
+        def publish(self, event: Event) -> None:
+            self.events.append(event)
+
+    sink = Sink()
+    journal = Journal("g1", sink)  # type: ignore[arg-type]
+    data: dict[str, Any] = {"k": [1, 2]}
+    event = journal.emit("task.progress", task_id="t1", agent_id="a1", attempt=2, data=data)
+    refused = ProtocolError(ErrorCode.INVALID, "bad")
+    journal.refused("claw.g1.hub.a1.result", refused, agent_id="a1")
+    assert [e.seq for e in sink.events] == [1, 2]
+    for published in sink.events:
+        assert Event.model_validate_json(encode(published)) == published
+    data["extra"] = 1
+    assert event.data == {"k": [1, 2]}  # a copy, as validation would have made
