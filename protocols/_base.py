@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -39,6 +39,28 @@ class WireModel(BaseModel):
     """Base of every message: unknown fields are refused, never silently dropped."""
 
     model_config = ConfigDict(extra="forbid", frozen=False, populate_by_name=True)
+
+
+W = TypeVar("W", bound=BaseModel)
+_set = object.__setattr__
+
+
+def trusted(model: type[W], values: dict[str, Any]) -> W:
+    """A message the hub builds itself from values it already holds, without validation:
+    about a third of the cost of ``model(**values)``, the same object (``==``, the same
+    ``encode`` bytes). ``values`` names every field of ``model`` in declaration order, each
+    already what validation would make of it (a fresh ``dict`` for a dict field); the
+    ``type`` discriminator counts as a default, as when validated. For the hub's hottest
+    messages only (its events, candidate scores), where every value comes from validated
+    records; ``tests/test_codec.py`` checks them against validated ones."""
+    message = model.__new__(model)
+    fields = set(values)
+    fields.discard("type")
+    _set(message, "__dict__", values)
+    _set(message, "__pydantic_fields_set__", fields)
+    _set(message, "__pydantic_extra__", None)
+    _set(message, "__pydantic_private__", None)
+    return message
 
 
 def is_identifier(value: str) -> bool:

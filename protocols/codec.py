@@ -121,12 +121,28 @@ M = TypeVar("M", bound=BaseModel)
 
 def type_name(model: type[BaseModel]) -> str:
     """The ``type`` discriminator of a message model."""
-    default = model.model_fields["type"].default
-    assert isinstance(default, str)
-    return default
+    name = _NAMES.get(model)
+    if name is None:
+        default = model.__pydantic_fields__["type"].default
+        assert isinstance(default, str)
+        name = _NAMES[model] = default
+    return name
 
 
+def _head(model: type[BaseModel]) -> bytes:
+    """How ``encode`` starts a message of ``model``: ``{"type":"<name>"`` (the closing quote
+    included, so that no name matches the start of a longer one)."""
+    head = _HEADS.get(model)
+    if head is None:
+        head = _HEADS[model] = b'{"type":"' + type_name(model).encode() + b'"'
+    return head
+
+
+_NAMES: dict[type[BaseModel], str] = {}
+_HEADS: dict[type[BaseModel], bytes] = {}
 _BY_TYPE: dict[str, type[BaseModel]] = {type_name(m): m for m in MESSAGE_TYPES}
+for _model in MESSAGE_TYPES:
+    _head(_model)
 
 #: Most levels of arrays and objects nested below the message object (a payload with more
 #: is ``malformed``). The same as the recursion limit of pydantic's JSON parser, so the fast
@@ -138,17 +154,20 @@ _HEAD = re.compile(rb'\{"type":"([a-z0-9_.]+)"')
 
 
 def _fast(model: type[M], data: bytes) -> M | None:
-    """``data`` parsed and validated in one pass (pydantic's Rust JSON parser), or None if
-    that fails: the caller then takes the slow path, which says exactly what is wrong."""
+    """``data`` parsed and validated in one pass (pydantic-core's validator on the bytes,
+    without ``model_validate_json``'s argument handling), or None if that fails: the caller
+    then takes the slow path, which says exactly what is wrong."""
     try:
-        return model.model_validate_json(data)
+        return model.__pydantic_validator__.validate_json(data)  # type: ignore[no-any-return]
     except ValueError:  # ValidationError included
         return None
 
 
 def encode(message: BaseModel) -> bytes:
-    """Serialise a message to compact JSON bytes."""
-    return message.model_dump_json(exclude_none=False).encode()
+    """Serialise a message to compact JSON bytes: pydantic-core's serializer straight to
+    bytes, the same bytes as ``model_dump_json().encode()`` without its argument handling
+    and the round trip through ``str``."""
+    return message.__pydantic_serializer__.to_json(message)
 
 
 #: Every byte mapped to ``0`` if it is a digit, else to a space: one C pass, after which a
@@ -269,15 +288,12 @@ def decode(data: bytes, *models: type[M]) -> M:
     ``MAX_DEPTH``), ``unknown_type`` or ``invalid`` (also for an integer out of the 64-bit
     range, text with a NUL character or an unpaired surrogate, which no store can keep).
     """
-    checked = _checked(data)
-    head = None if checked else _HEAD.match(data)
-    if head is not None:  # the usual case: as ``encode`` wrote it
-        kind = head.group(1).decode()
-        for model in models:
-            if kind == type_name(model):
-                fast = _fast(model, data)
-                if fast is not None:
-                    return fast
+    for model in models:
+        if data.startswith(_head(model)):  # the usual case: as ``encode`` wrote it
+            fast = None if _checked(data) else _fast(model, data)
+            if fast is not None:
+                return fast
+            break
     obj = _load_object(data)
     refuse_edges(obj)  # the slow path: what failed may be an edge (depth, range, text)
     return _pick(obj, models)

@@ -36,6 +36,7 @@ from protocols import (
     TaskSpec,
     TaskState,
     Timeouts,
+    encode,
 )
 
 S = TaskState
@@ -71,6 +72,11 @@ class RecordingSink:
         self.rows.append(as_row(row))
 
     def publish(self, event: Event) -> None:
+        # the board builds its events without validation (``protocols._base.trusted``)
+        validated = Event(**event.model_dump(exclude={"type"}))
+        assert validated == event, event
+        assert encode(validated) == encode(event), event
+        assert validated.model_fields_set == event.model_fields_set, event
         self.events.append(event)
 
     def send_cancel(self, agent_id: str, message: Cancel) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from protocols import CLEARANCE_RANK, AgentProfile, CandidateScore, TaskSpec
+from protocols._base import trusted
 
 #: litellm provider prefixes whose models run on the participant's own machine.
 LOCAL_MODEL_PREFIXES = ("ollama/", "ollama_chat/", "lm_studio/", "llamafile/", "local/")
@@ -92,13 +93,16 @@ class Scored(NamedTuple):
 
     def wire(self) -> CandidateScore:
         """The wire form, kept in an attempt's ``why``."""
-        return CandidateScore(
-            agent_id=self.agent_id,
-            score=round(self.score, 6),
-            skill=round(self.skill, 6),
-            load=round(self.load, 6),
-            reliability=round(self.reliability, 6),
-            cost=round(self.cost, 6),
+        return trusted(  # plain floats and a registered participant's id: no validation
+            CandidateScore,
+            {
+                "agent_id": self.agent_id,
+                "score": round(self.score, 6),
+                "skill": round(self.skill, 6),
+                "load": round(self.load, 6),
+                "reliability": round(self.reliability, 6),
+                "cost": round(self.cost, 6),
+            },
         )
 
 

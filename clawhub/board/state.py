@@ -14,7 +14,8 @@ import time
 
 from pydantic import JsonValue
 
-from protocols import ErrorCode, Event, ProtocolError, TaskState
+from protocols import ErrorCode, Event, ProtocolError, TaskState, type_name
+from protocols._base import trusted
 
 from .lifecycle import HELD, transition
 from .matching import Ladder, SkillIndex
@@ -24,6 +25,7 @@ from .rows import EVENTS, Write, dumps
 from .sink import Sink
 
 S = TaskState
+EVENT = type_name(Event)
 
 
 class GroupState:
@@ -130,16 +132,20 @@ class Journal:
         if store:
             self.seq += 1
             seq = self.seq
-        event = Event(
-            seq=seq,
-            ts=time.time(),
-            kind=kind,
-            task_id=task.id if task else task_id,
-            agent_id=agent_id,
-            attempt=attempt if attempt is not None else (task.attempt if task else None),
-            state=task.state.value if task else None,
-            message=message,
-            data=data or {},
+        event = trusted(  # every value from the board's validated records: no validation
+            Event,
+            {
+                "type": EVENT,
+                "seq": seq,
+                "ts": time.time(),
+                "kind": kind,
+                "task_id": task.id if task else task_id,
+                "agent_id": agent_id,
+                "attempt": attempt if attempt is not None else (task.attempt if task else None),
+                "state": task.state.value if task else None,
+                "message": message,
+                "data": dict(data) if data else {},
+            },
         )
         if store:
             self.sink.write(
