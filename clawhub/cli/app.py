@@ -136,6 +136,7 @@ def up(
 
     from ..gateway.process import HubProcess  # noqa: PLC0415
     from ..runtime.gc import tune_gc  # noqa: PLC0415 - the server half loads only when serving
+    from ..runtime.loop import run  # noqa: PLC0415
 
     async def serve() -> None:
         server = HubProcess(settings, groups or None)
@@ -182,7 +183,7 @@ def up(
             console.print("hub stopped")
 
     try:
-        asyncio.run(serve())
+        run(serve(), settings.loop)
     except HubError as exc:
         raise fail(str(exc)) from None
 
@@ -479,14 +480,17 @@ def demo(
     ] = False,
 ) -> None:
     """Start a hub and a fleet of example agents, run a task graph, print who did what."""
+    from ..runtime.loop import run  # noqa: PLC0415 - the server half
+    from ..settings import HubSettings  # noqa: PLC0415
+
+    choice = HubSettings().loop  # CLAWHUB_LOOP; the demo's hub and agents run on the same
     if bridges:
         from .demo_bridges import run_bridges_demo  # noqa: PLC0415 - the server half, bridges
 
-        raise typer.Exit(asyncio.run(run_bridges_demo(console, timeout=timeout, keep=keep)))
+        raise typer.Exit(run(run_bridges_demo(console, timeout=timeout, keep=keep), choice))
     from .demo import run_demo  # noqa: PLC0415 - loads the server half
 
-    code = asyncio.run(run_demo(console, timeout=timeout, keep=keep))
-    raise typer.Exit(code)
+    raise typer.Exit(run(run_demo(console, timeout=timeout, keep=keep), choice))
 
 
 work.register(app)
