@@ -16,10 +16,12 @@ from typing import Any
 import pytest
 from conftest import hub_settings
 from pydantic import ValidationError
+from typer.testing import CliRunner
 
 from agents_sdk import HubClient
 from agents_sdk import _loop as sdk_loop
 from agents_sdk.errors import SDKError
+from clawhub.cli.app import app
 from clawhub.errors import HubError
 from clawhub.runtime import Hub
 from clawhub.runtime import loop as hub_loop
@@ -77,6 +79,15 @@ def test_uvloop_asked_for_but_missing_is_an_error(monkeypatch: pytest.MonkeyPatc
             hub_loop.run(_loop_module(), "uvloop")
         with pytest.raises(SDKError, match=r"clawhub\[fast\]"):
             sdk_loop.run(_loop_module(), "uvloop")
+
+
+def test_clawhub_demo_refuses_an_unknown_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLAWHUB_LOOP", "trio")
+    result = CliRunner().invoke(app, ["demo", "--timeout", "5"])
+    assert result.exit_code == 2
+    assert "bad setting" in result.output and "loop" in result.output
+    assert "'asyncio'" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
 def _spawn(url: str, choice: str) -> subprocess.Popen[bytes]:

@@ -54,6 +54,7 @@ from .options import (
     fail,
     parse_skills,
     parse_validation,
+    run_loop,
     shared_options,
 )
 from .views import agents_table, console, err, event_line, tasks_table
@@ -136,7 +137,6 @@ def up(
 
     from ..gateway.process import HubProcess  # noqa: PLC0415
     from ..runtime.gc import tune_gc  # noqa: PLC0415 - the server half loads only when serving
-    from ..runtime.loop import run  # noqa: PLC0415
 
     async def serve() -> None:
         server = HubProcess(settings, groups or None)
@@ -182,10 +182,7 @@ def up(
             await server.stop()
             console.print("hub stopped")
 
-    try:
-        run(serve(), settings.loop)
-    except HubError as exc:
-        raise fail(str(exc)) from None
+    run_loop(serve(), settings)  # uvloop when installed; a HubError is one error line
 
 
 @app.command()
@@ -480,17 +477,11 @@ def demo(
     ] = False,
 ) -> None:
     """Start a hub and a fleet of example agents, run a task graph, print who did what."""
-    from ..runtime.loop import run  # noqa: PLC0415 - the server half
-    from ..settings import HubSettings  # noqa: PLC0415
-
-    choice = HubSettings().loop  # CLAWHUB_LOOP; the demo's hub and agents run on the same
     if bridges:
-        from .demo_bridges import run_bridges_demo  # noqa: PLC0415 - the server half, bridges
-
-        raise typer.Exit(run(run_bridges_demo(console, timeout=timeout, keep=keep), choice))
-    from .demo import run_demo  # noqa: PLC0415 - loads the server half
-
-    raise typer.Exit(run(run_demo(console, timeout=timeout, keep=keep), choice))
+        from .demo_bridges import run_bridges_demo as main  # noqa: PLC0415 - the server half
+    else:
+        from .demo import run_demo as main  # noqa: PLC0415 - loads the server half
+    raise typer.Exit(run_loop(main(console, timeout=timeout, keep=keep)))
 
 
 work.register(app)
