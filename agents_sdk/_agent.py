@@ -52,6 +52,7 @@ from ._handlers import Handler, HandlerFunc, HandlerRegistry
 from ._jobs import Jobs
 from ._link import HubLink
 from ._local import local_hub_url
+from ._loop import run as run_loop
 from ._registration import Registration
 from ._transport import TOKEN_ENV, open_transport
 from ._version import __version__
@@ -315,8 +316,9 @@ class Agent:
 
     def run(self, url: str | None = None, *, drain: bool = False, token: str | None = None) -> None:
         """Start, serve until SIGINT/SIGTERM, then stop. Blocks; owns its event loop. With no
-        ``url``: the local hub (``local_hub_url()``)."""
-        asyncio.run(self._serve(url, drain, token))
+        ``url``: the local hub (``local_hub_url()``). The loop is uvloop's when uvloop is
+        installed (``pip install 'clawhub[fast]'``), unless ``CLAWHUB_LOOP=asyncio``."""
+        run_loop(self._serve(url, drain, token))
 
     async def _serve(self, url: str | None, drain: bool, token: str | None = None) -> None:
         loop = asyncio.get_running_loop()

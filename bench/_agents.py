@@ -18,6 +18,7 @@ import sys
 import time
 
 from agents_sdk import Agent, TaskContext
+from agents_sdk._loop import run
 
 
 def make_agent(
@@ -74,7 +75,7 @@ def main() -> None:
     parser.add_argument("--level", type=float, default=0.8)
     parser.add_argument("--group", default="default")
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
-    asyncio.run(serve(parser.parse_args()))
+    run(serve(parser.parse_args()))  # uvloop when installed (CLAWHUB_LOOP), as Agent.run
 
 
 if __name__ == "__main__":

@@ -15,11 +15,12 @@ import sys
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from clawhub.runtime import Hub, tune_gc
+from clawhub.runtime.loop import run
 from clawhub.settings import HubSettings
 
 
-async def serve(config: dict[str, object]) -> None:
-    hub = Hub(HubSettings(**config))  # type: ignore[arg-type]
+async def serve(settings: HubSettings) -> None:
+    hub = Hub(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -33,7 +34,8 @@ async def serve(config: dict[str, object]) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    asyncio.run(serve(json.loads(sys.argv[1])))
+    settings = HubSettings(**json.loads(sys.argv[1]))
+    run(serve(settings), settings.loop)  # uvloop when installed, as `clawhub up` runs
 
 
 if __name__ == "__main__":

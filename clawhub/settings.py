@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -143,6 +143,12 @@ class HubSettings(BaseSettings):
         gt=0,
         description="Seconds an MCP client that joined as a worker stays in the group after its "
         "last tool call; then it is lost and what it holds is reassigned (docs/mcp.md).",
+    )
+    loop: Literal["auto", "uvloop", "asyncio"] = Field(
+        default="auto",
+        description="Event loop of the hub process: `auto` is uvloop when installed "
+        "(`pip install 'clawhub[fast]'`), else asyncio's; `uvloop` requires it; `asyncio` "
+        "never uses it.",
     )
     token_refresh: float = Field(
         default=1.0,

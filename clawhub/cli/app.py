@@ -54,6 +54,7 @@ from .options import (
     fail,
     parse_skills,
     parse_validation,
+    run_loop,
     shared_options,
 )
 from .views import agents_table, console, err, event_line, tasks_table
@@ -181,10 +182,7 @@ def up(
             await server.stop()
             console.print("hub stopped")
 
-    try:
-        asyncio.run(serve())
-    except HubError as exc:
-        raise fail(str(exc)) from None
+    run_loop(serve(), settings)  # uvloop when installed; a HubError is one error line
 
 
 @app.command()
@@ -480,13 +478,10 @@ def demo(
 ) -> None:
     """Start a hub and a fleet of example agents, run a task graph, print who did what."""
     if bridges:
-        from .demo_bridges import run_bridges_demo  # noqa: PLC0415 - the server half, bridges
-
-        raise typer.Exit(asyncio.run(run_bridges_demo(console, timeout=timeout, keep=keep)))
-    from .demo import run_demo  # noqa: PLC0415 - loads the server half
-
-    code = asyncio.run(run_demo(console, timeout=timeout, keep=keep))
-    raise typer.Exit(code)
+        from .demo_bridges import run_bridges_demo as main  # noqa: PLC0415 - the server half
+    else:
+        from .demo import run_demo as main  # noqa: PLC0415 - loads the server half
+    raise typer.Exit(run_loop(main(console, timeout=timeout, keep=keep)))
 
 
 work.register(app)

@@ -21,7 +21,7 @@ import getpass
 import inspect
 import os
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -84,6 +84,23 @@ def build_settings(**overrides: Any) -> HubSettings:
     except ValidationError as exc:
         err.print(f"[red]bad setting:[/] {exc}")
         raise typer.Exit(2) from None
+
+
+def run_loop(main: Coroutine[Any, Any, T], settings: HubSettings | None = None) -> T:
+    """Run a serving command's coroutine on the loop ``settings.loop`` (``CLAWHUB_LOOP``)
+    chooses: uvloop when installed. A ``HubError`` (uvloop asked for and missing, a hub
+    that would not start) ends in one error line."""
+    from ..runtime.loop import run  # noqa: PLC0415 - the server half, only when serving
+
+    try:
+        choice = (settings or build_settings()).loop
+    except typer.Exit:
+        main.close()  # never started
+        raise
+    try:
+        return run(main, choice)
+    except HubError as exc:
+        raise fail(str(exc)) from None
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
