@@ -103,3 +103,25 @@ def test_tracing_off_loads_no_opentelemetry() -> None:
         "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))"
     )
     assert out == "[]"
+
+
+def test_import_agents_sdk_does_not_load_jetstream() -> None:
+    """nats-py's JetStream package (``nats.js``) waits for its first use; the client's own
+    reads of it (the status header of a message with headers) and ``jetstream()`` get it."""
+    out = run(
+        "import sys, agents_sdk, nats\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('nats.js', 'nats.micro'))))\n"
+        "from nats.aio import client\n"
+        "print(client.nats.js.api.Header.STATUS.value, 'nats.js.api' in sys.modules)\n"
+        "print(type(client.Client().jetstream()).__name__, nats.js is sys.modules['nats.js'])"
+    )
+    assert out == "[]\nStatus True\nJetStreamContext True"
+
+
+def test_jetstream_imported_first_is_left_alone() -> None:
+    out = run(
+        "import nats.js, agents_sdk, sys\n"
+        "import nats\n"
+        "print(nats.js is sys.modules['nats.js'], nats.js.JetStreamContext.__name__)"
+    )
+    assert out == "True JetStreamContext"
