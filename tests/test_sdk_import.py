@@ -125,3 +125,68 @@ def test_jetstream_imported_first_is_left_alone() -> None:
         "print(nats.js is sys.modules['nats.js'], nats.js.JetStreamContext.__name__)"
     )
     assert out == "True JetStreamContext"
+
+
+#: Modules ``import agents_sdk`` leaves for their first use (the fronts a plain agent does
+#: not need: the LLM agent with its tools and skills, the command runner).
+DEFERRED_SDK = (
+    "agents_sdk.llm",
+    "agents_sdk.command",
+    "agents_sdk.tools",
+    "agents_sdk.skills",
+    "agents_sdk.mcp_tools",
+    "agents_sdk._model_calls",
+    "agents_sdk._toolloop",
+    "agents_sdk._prompt",
+    "agents_sdk._process",
+    "agents_sdk.presets",
+    "agents_sdk._workdir",
+    "tomllib",
+)
+
+
+def test_import_agents_sdk_leaves_the_fronts_for_first_use() -> None:
+    out = run(
+        f"import sys, agents_sdk\nprint([m for m in {DEFERRED_SDK!r} if m in sys.modules])\n"
+        "agents_sdk.LLMAgent\nprint('agents_sdk.llm' in sys.modules)"
+    )
+    assert out == "[]\nTrue"
+
+
+def test_every_public_name_of_agents_sdk_imports() -> None:
+    """``__all__`` is the public API (unchanged by the lazy loading), and every name in it
+    comes with ``from agents_sdk import name``, as the object its module defines. A lazy
+    name is not in the package's namespace until read, so each one goes through the lazy
+    path here."""
+    out = run(
+        "import sys, agents_sdk\n"
+        "print(agents_sdk.__all__)\n"
+        "print(sorted(n for n in agents_sdk.__all__ if n not in vars(agents_sdk)))\n"
+        "for name in agents_sdk.__all__:\n"
+        "    space = {}\n"
+        "    exec(f'from agents_sdk import {name} as o', space)\n"
+        "    o = space['o']\n"
+        "    home = sys.modules[getattr(o, '__module__', None) or 'agents_sdk']\n"
+        "    assert getattr(home, name, o) is o and getattr(agents_sdk, name) is o, name\n"
+        "print(sorted(n for n in agents_sdk.__all__ if n not in dir(agents_sdk)))\n"
+        "try:\n    agents_sdk.NoSuchName\nexcept AttributeError as e:\n    print(e)"
+    )
+    names = [
+        "Agent", "AgentIdConflict", "Answer", "CommandAgent", "CommandConfig", "CommandError",
+        "CommandFailed", "CommandNotFound", "CommandOutputError", "DelegationFailed", "Handler",
+        "HandlerFunc", "HubClient", "HubUnavailable", "LLMAgent", "Memory", "ModelAuthError",
+        "ModelError", "ModelOutputError", "ModelRequestError", "ModelUnavailable", "Note",
+        "RequestRefused", "RequestTimeout", "RetryPolicy", "SDKError", "Skill", "TaskContext",
+        "Tool", "ToolError", "ToolLoopStopped", "ToolServerError", "WaitTimeout", "__version__",
+        "as_tool", "load_config", "load_skills", "local_hub_url",
+    ]  # fmt: skip
+    lazy = [
+        "Answer", "CommandAgent", "CommandConfig", "LLMAgent", "RetryPolicy", "Skill", "Tool",
+        "as_tool", "load_config", "load_skills",
+    ]  # fmt: skip
+    assert out.splitlines() == [
+        repr(names),
+        repr(lazy),
+        "[]",
+        "module 'agents_sdk' has no attribute 'NoSuchName'",
+    ]
