@@ -29,6 +29,7 @@ from .agents import (
 from .api import AGENT_CALLS, API, Call
 from .asyncapi import asyncapi
 from .auth import ROLES, Role, split_token
+from .build import build_models
 from .codec import (
     MAX_DEPTH,
     MESSAGE_TYPES,
@@ -195,6 +196,7 @@ __all__ = [
     "WsRequest",
     "WsResponse",
     "asyncapi",
+    "build_models",
     "decode",
     "decode_any",
     "decode_object",
