@@ -190,3 +190,33 @@ def test_every_public_name_of_agents_sdk_imports() -> None:
         "[]",
         "module 'agents_sdk' has no attribute 'NoSuchName'",
     ]
+
+
+def test_import_agents_sdk_does_not_load_importlib_metadata() -> None:
+    """nats-py reads its version with ``importlib.metadata``; the SDK reads the same number
+    from nats-py's ``.dist-info`` folder, and the client still sends it."""
+    out = run(
+        "import sys, agents_sdk\n"
+        "print(sorted(m for m in ('importlib.metadata', 'email', 'zipfile', 'csv')"
+        " if m in sys.modules))\n"
+        "from nats.aio import client\n"
+        "import importlib.metadata\n"
+        "print(client.__version__ == importlib.metadata.version('nats-py') != '0.0.0')"
+    )
+    assert out == "[]\nTrue"
+
+
+def test_nats_version_without_a_dist_info_folder_asks_importlib_metadata(
+    tmp_path: Path,
+) -> None:
+    """Where the folder is missing or ambiguous, the version comes the way nats-py reads it."""
+    package = tmp_path / "site" / "nats"
+    package.mkdir(parents=True)
+    (tmp_path / "site" / "nats_py-9.9.9.dist-info").mkdir()
+    out = run(
+        "import importlib.metadata, agents_sdk._natsimport as n\n"
+        f"print(n.nats_version({str(package)!r}))\n"
+        f"import os; os.mkdir({str(tmp_path / 'site' / 'nats_py-1.0.0.dist-info')!r})\n"
+        f"print(n.nats_version({str(package)!r}) == importlib.metadata.version('nats-py'))"
+    )
+    assert out == "9.9.9\nTrue"
