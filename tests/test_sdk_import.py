@@ -220,3 +220,20 @@ def test_nats_version_without_a_dist_info_folder_asks_importlib_metadata(
         f"print(n.nats_version({str(package)!r}) == importlib.metadata.version('nats-py'))"
     )
     assert out == "9.9.9\nTrue"
+
+
+def test_import_agents_sdk_leaves_the_hubs_half_of_protocols() -> None:
+    """The API table, the AsyncAPI and JSON Schema export and ``build_models`` load when one
+    of their names is first read; every name of ``protocols.__all__`` still comes."""
+    out = run(
+        "import sys, agents_sdk, protocols\n"
+        "hub_side = ('protocols.api', 'protocols.asyncapi', 'protocols.schema',"
+        " 'protocols.build')\n"
+        "print([m for m in hub_side if m in sys.modules])\n"
+        "for name in protocols.__all__:\n"
+        "    space = {}\n"
+        "    exec(f'from protocols import {name} as o', space)\n"
+        "    assert getattr(protocols, name) is space['o'], name\n"
+        "print([m for m in hub_side if m not in sys.modules], protocols.API['submit'].request)"
+    )
+    assert out == "[]\n[] <class 'protocols.control.SubmitTasks'>"
