@@ -22,7 +22,15 @@ agent (Claude Code, Codex, Aider, Gemini CLI, a script) once per task.
 without a hub. Imports only ``protocols``, nats-py, pydantic and the standard library
 (litellm only when an ``LLMAgent`` first calls a model, mcp only when a task uses an MCP
 server).
+
+``import agents_sdk`` loads what an ``Agent`` and a ``HubClient`` need; the fronts an agent
+may not use (``LLMAgent`` and its tools and skills, ``CommandAgent``) load the first time
+one of their names is read (``from agents_sdk import LLMAgent`` does it), so a plain agent
+never pays for them.
 """
+
+import importlib
+from typing import TYPE_CHECKING
 
 from . import _natsimport  # noqa: F401  # first: nats-py without aiohttp (import time)
 from ._agent import Agent
@@ -31,7 +39,6 @@ from ._context import TaskContext
 from ._handlers import Handler, HandlerFunc
 from ._local import local_hub_url
 from ._version import __version__
-from .command import CommandAgent, CommandConfig, load_config
 from .errors import (
     AgentIdConflict,
     CommandError,
@@ -53,10 +60,27 @@ from .errors import (
     ToolServerError,
     WaitTimeout,
 )
-from .llm import Answer, LLMAgent, RetryPolicy
 from .memory import Memory, Note
-from .skills import Skill, load_skills
-from .tools import Tool, as_tool
+
+if TYPE_CHECKING:  # loaded on first use, by __getattr__ below
+    from .command import CommandAgent, CommandConfig, load_config
+    from .llm import Answer, LLMAgent, RetryPolicy
+    from .skills import Skill, load_skills
+    from .tools import Tool, as_tool
+
+#: The public names whose modules load the first time the name is read: name -> module.
+_LAZY: dict[str, str] = {
+    "Answer": "llm",
+    "CommandAgent": "command",
+    "CommandConfig": "command",
+    "LLMAgent": "llm",
+    "RetryPolicy": "llm",
+    "Skill": "skills",
+    "Tool": "tools",
+    "as_tool": "tools",
+    "load_config": "command",
+    "load_skills": "skills",
+}
 
 __all__ = [
     "Agent",
@@ -98,3 +122,17 @@ __all__ = [
     "load_skills",
     "local_hub_url",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """A public name of a module not loaded yet (``_LAZY``): load it, keep the name here."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -1,7 +1,14 @@
 """Claw Hub wire protocol: pydantic models, subject names, JSON Schema export.
 
 A leaf package: it imports pydantic and the standard library only, and does no I/O.
+
+What only the hub and the schema export use (the API contract table, the AsyncAPI and JSON
+Schema export, ``build_models``) loads the first time one of its names is read, so an agent
+(``import agents_sdk``) does not load it.
 """
+
+import importlib
+from typing import TYPE_CHECKING
 
 from . import subjects
 from ._base import (
@@ -26,8 +33,6 @@ from .agents import (
     RegisterAck,
     TaskRef,
 )
-from .api import AGENT_CALLS, API, Call
-from .asyncapi import asyncapi
 from .auth import ROLES, Role, split_token
 from .codec import (
     MAX_DEPTH,
@@ -81,7 +86,6 @@ from .human import (
     SetAgentMode,
 )
 from .review import ValidationKind, ValidationStep, Verdict
-from .schema import message_schemas, render
 from .tasks import (
     AttemptInfo,
     AttemptOutcome,
@@ -106,6 +110,23 @@ from .work import (
     Result,
     ResultAck,
 )
+
+if TYPE_CHECKING:  # loaded on first use, by __getattr__ below
+    from .api import AGENT_CALLS, API, Call
+    from .asyncapi import asyncapi
+    from .build import build_models
+    from .schema import message_schemas, render
+
+#: The public names whose modules load the first time the name is read: name -> module.
+_LAZY: dict[str, str] = {
+    "AGENT_CALLS": "api",
+    "API": "api",
+    "Call": "api",
+    "asyncapi": "asyncapi",
+    "build_models": "build",
+    "message_schemas": "schema",
+    "render": "schema",
+}
 
 __all__ = [
     "AGENT_CALLS",
@@ -195,6 +216,7 @@ __all__ = [
     "WsRequest",
     "WsResponse",
     "asyncapi",
+    "build_models",
     "decode",
     "decode_any",
     "decode_object",
@@ -209,3 +231,17 @@ __all__ = [
     "subjects",
     "type_name",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """A public name of a module not loaded yet (``_LAZY``): load it, keep the name here."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

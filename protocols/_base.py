@@ -36,9 +36,10 @@ CLEARANCE_RANK: dict[str, int] = {"public": 0, "internal": 1, "private": 2}
 
 
 class WireModel(BaseModel):
-    """Base of every message: unknown fields are refused, never silently dropped."""
+    """Base of every message: unknown fields are refused, never silently dropped. Its
+    validator is built on first use (``defer_build``; see ``protocols.build``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=False, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=False, populate_by_name=True, defer_build=True)
 
 
 W = TypeVar("W", bound=BaseModel)

@@ -103,3 +103,137 @@ def test_tracing_off_loads_no_opentelemetry() -> None:
         "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))"
     )
     assert out == "[]"
+
+
+def test_import_agents_sdk_does_not_load_jetstream() -> None:
+    """nats-py's JetStream package (``nats.js``) waits for its first use; the client's own
+    reads of it (the status header of a message with headers) and ``jetstream()`` get it."""
+    out = run(
+        "import sys, agents_sdk, nats\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('nats.js', 'nats.micro'))))\n"
+        "from nats.aio import client\n"
+        "print(client.nats.js.api.Header.STATUS.value, 'nats.js.api' in sys.modules)\n"
+        "print(type(client.Client().jetstream()).__name__, nats.js is sys.modules['nats.js'])"
+    )
+    assert out == "[]\nStatus True\nJetStreamContext True"
+
+
+def test_jetstream_imported_first_is_left_alone() -> None:
+    out = run(
+        "import nats.js, agents_sdk, sys\n"
+        "import nats\n"
+        "print(nats.js is sys.modules['nats.js'], nats.js.JetStreamContext.__name__)"
+    )
+    assert out == "True JetStreamContext"
+
+
+#: Modules ``import agents_sdk`` leaves for their first use (the fronts a plain agent does
+#: not need: the LLM agent with its tools and skills, the command runner).
+DEFERRED_SDK = (
+    "agents_sdk.llm",
+    "agents_sdk.command",
+    "agents_sdk.tools",
+    "agents_sdk.skills",
+    "agents_sdk.mcp_tools",
+    "agents_sdk._model_calls",
+    "agents_sdk._toolloop",
+    "agents_sdk._prompt",
+    "agents_sdk._process",
+    "agents_sdk.presets",
+    "agents_sdk._workdir",
+    "tomllib",
+)
+
+
+def test_import_agents_sdk_leaves_the_fronts_for_first_use() -> None:
+    out = run(
+        f"import sys, agents_sdk\nprint([m for m in {DEFERRED_SDK!r} if m in sys.modules])\n"
+        "agents_sdk.LLMAgent\nprint('agents_sdk.llm' in sys.modules)"
+    )
+    assert out == "[]\nTrue"
+
+
+def test_every_public_name_of_agents_sdk_imports() -> None:
+    """``__all__`` is the public API (unchanged by the lazy loading), and every name in it
+    comes with ``from agents_sdk import name``, as the object its module defines. A lazy
+    name is not in the package's namespace until read, so each one goes through the lazy
+    path here."""
+    out = run(
+        "import sys, agents_sdk\n"
+        "print(agents_sdk.__all__)\n"
+        "print(sorted(n for n in agents_sdk.__all__ if n not in vars(agents_sdk)))\n"
+        "for name in agents_sdk.__all__:\n"
+        "    space = {}\n"
+        "    exec(f'from agents_sdk import {name} as o', space)\n"
+        "    o = space['o']\n"
+        "    home = sys.modules[getattr(o, '__module__', None) or 'agents_sdk']\n"
+        "    assert getattr(home, name, o) is o and getattr(agents_sdk, name) is o, name\n"
+        "print(sorted(n for n in agents_sdk.__all__ if n not in dir(agents_sdk)))\n"
+        "try:\n    agents_sdk.NoSuchName\nexcept AttributeError as e:\n    print(e)"
+    )
+    names = [
+        "Agent", "AgentIdConflict", "Answer", "CommandAgent", "CommandConfig", "CommandError",
+        "CommandFailed", "CommandNotFound", "CommandOutputError", "DelegationFailed", "Handler",
+        "HandlerFunc", "HubClient", "HubUnavailable", "LLMAgent", "Memory", "ModelAuthError",
+        "ModelError", "ModelOutputError", "ModelRequestError", "ModelUnavailable", "Note",
+        "RequestRefused", "RequestTimeout", "RetryPolicy", "SDKError", "Skill", "TaskContext",
+        "Tool", "ToolError", "ToolLoopStopped", "ToolServerError", "WaitTimeout", "__version__",
+        "as_tool", "load_config", "load_skills", "local_hub_url",
+    ]  # fmt: skip
+    lazy = [
+        "Answer", "CommandAgent", "CommandConfig", "LLMAgent", "RetryPolicy", "Skill", "Tool",
+        "as_tool", "load_config", "load_skills",
+    ]  # fmt: skip
+    assert out.splitlines() == [
+        repr(names),
+        repr(lazy),
+        "[]",
+        "module 'agents_sdk' has no attribute 'NoSuchName'",
+    ]
+
+
+def test_import_agents_sdk_does_not_load_importlib_metadata() -> None:
+    """nats-py reads its version with ``importlib.metadata``; the SDK reads the same number
+    from nats-py's ``.dist-info`` folder, and the client still sends it."""
+    out = run(
+        "import sys, agents_sdk\n"
+        "print(sorted(m for m in ('importlib.metadata', 'email', 'zipfile', 'csv')"
+        " if m in sys.modules))\n"
+        "from nats.aio import client\n"
+        "import importlib.metadata\n"
+        "print(client.__version__ == importlib.metadata.version('nats-py') != '0.0.0')"
+    )
+    assert out == "[]\nTrue"
+
+
+def test_nats_version_without_a_dist_info_folder_asks_importlib_metadata(
+    tmp_path: Path,
+) -> None:
+    """Where the folder is missing or ambiguous, the version comes the way nats-py reads it."""
+    package = tmp_path / "site" / "nats"
+    package.mkdir(parents=True)
+    (tmp_path / "site" / "nats_py-9.9.9.dist-info").mkdir()
+    out = run(
+        "import importlib.metadata, agents_sdk._natsimport as n\n"
+        f"print(n.nats_version({str(package)!r}))\n"
+        f"import os; os.mkdir({str(tmp_path / 'site' / 'nats_py-1.0.0.dist-info')!r})\n"
+        f"print(n.nats_version({str(package)!r}) == importlib.metadata.version('nats-py'))"
+    )
+    assert out == "9.9.9\nTrue"
+
+
+def test_import_agents_sdk_leaves_the_hubs_half_of_protocols() -> None:
+    """The API table, the AsyncAPI and JSON Schema export and ``build_models`` load when one
+    of their names is first read; every name of ``protocols.__all__`` still comes."""
+    out = run(
+        "import sys, agents_sdk, protocols\n"
+        "hub_side = ('protocols.api', 'protocols.asyncapi', 'protocols.schema',"
+        " 'protocols.build')\n"
+        "print([m for m in hub_side if m in sys.modules])\n"
+        "for name in protocols.__all__:\n"
+        "    space = {}\n"
+        "    exec(f'from protocols import {name} as o', space)\n"
+        "    assert getattr(protocols, name) is space['o'], name\n"
+        "print([m for m in hub_side if m not in sys.modules], protocols.API['submit'].request)"
+    )
+    assert out == "[]\n[] <class 'protocols.control.SubmitTasks'>"

@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from protocols import ErrorCode, ProtocolError
+from protocols import ErrorCode, ProtocolError, build_models
 
 from ..errors import CallerRefused
 from ..runtime.auth import Tokens
@@ -36,6 +36,7 @@ from .ws import add_ws_routes
 
 def create_app(gw: Gateway) -> FastAPI:
     """The FastAPI app of a gateway."""
+    build_models()  # the hub uses every message; FastAPI's request bodies want them built
     app = FastAPI(
         title="Claw Hub",
         version="1.0.0",
