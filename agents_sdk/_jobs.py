@@ -1,8 +1,9 @@
 """``Jobs``: the attempts an agent holds, from the offer in its inbox until the hub
 acknowledges their results.
 
-1. answer each ``Assignment`` with ``Accept`` (and run the handler in its own asyncio task)
-   or ``Decline``; a ``Cancel`` cancels the attempt's task;
+1. answer each offered ``Assignment`` with ``Accept`` (and run the handler in its own
+   asyncio task) or ``Decline``; run a pushed one (credit: no answer), or publish its
+   ``Decline`` on ``hub_decline``; a ``Cancel`` cancels the attempt's task;
 2. deliver each ``Result`` as a request, retried with backoff until the hub acknowledges it.
 
 ``Jobs`` shares the agent's ``HubLink`` and is handed what else it needs: the profile (for
@@ -119,7 +120,10 @@ class Jobs:
             return
         assert isinstance(message, Assignment)
         reply, job = self.consider(message)
-        if msg.wants_reply:
+        if message.pushed:  # credit: it runs already; only a decline goes back
+            if isinstance(reply, Decline):
+                await self._decline(reply)
+        elif msg.wants_reply:
             sent = await msg.respond(reply)
             if not sent and job is not None:
                 self.held.pop(job.key, None)
@@ -230,6 +234,11 @@ class Jobs:
         subject = subjects.api(link.group, link.sender, subjects.API_AGENTS)
         reply = await bus.request(subject, ListAgents(), AgentList, link.request_timeout)
         return reply.agents
+
+    async def _decline(self, message: Decline) -> None:
+        bus = self._link.bus
+        if bus is not None:
+            await bus.publish(subjects.hub_decline(self._link.group, self._link.sender), message)
 
     async def _send_progress(self, message: Progress) -> None:
         bus = self._link.bus

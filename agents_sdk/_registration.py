@@ -108,7 +108,10 @@ class Registration:
         delay = BACKOFF_START
         while not link.stopping and link.bus is not None:
             message = Register(
-                profile=self._profile(), session=link.session, running=self._running()
+                profile=self._profile(),
+                session=link.session,
+                running=self._running(),
+                credit=link.bus.credit,
             )
             try:
                 ack = await link.bus.request(

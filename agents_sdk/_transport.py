@@ -95,6 +95,10 @@ class Transport(Protocol):
     def connected(self) -> bool:
         """True while connected."""
 
+    @property
+    def credit(self) -> bool:
+        """True when assignments may be pushed to the agent (``Register.credit``)."""
+
     async def request(self, subject: str, message: BaseModel, reply: type[M], timeout: float) -> M:
         """A request; raises like ``_bus.request``."""
 
@@ -118,6 +122,11 @@ class NatsTransport:
     def connected(self) -> bool:
         """True while connected."""
         return bool(self.nc.is_connected)
+
+    @property
+    def credit(self) -> bool:
+        """Pushed assignments arrive on the inbox, declines go to ``hub_decline``."""
+        return True
 
     async def request(self, subject: str, message: BaseModel, reply: type[M], timeout: float) -> M:
         """A request on a subject."""
@@ -185,6 +194,11 @@ class WsTransport:
     def connected(self) -> bool:
         """True while the socket is open."""
         return self._ws is not None
+
+    @property
+    def credit(self) -> bool:
+        """The gateway forwards pushed assignments as ``WsPush``; declines go as requests."""
+        return True
 
     async def _open(self, timeout: float) -> Any:
         import websockets  # noqa: PLC0415 - only agents on WebSocket load it
@@ -271,7 +285,7 @@ class WsTransport:
 
             incoming = Incoming(encode(frame.message), answer, frame.traceparent)
         elif isinstance(frame, WsPush):
-            incoming = Incoming(encode(frame.message), None)
+            incoming = Incoming(encode(frame.message), None, frame.traceparent)
         else:
             return
         task = asyncio.create_task(self._handler(incoming))

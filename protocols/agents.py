@@ -83,6 +83,12 @@ class Register(WireModel):
         default_factory=list,
         description="Attempts this session still runs (so they re-attach after a hub restart).",
     )
+    credit: bool = Field(
+        default=False,
+        description="True: push assignments to me while I have free capacity (`Assignment."
+        "pushed`, no reply expected; I publish `Decline` on `hub_decline` for one I cannot "
+        "take). False: offer each one and wait for `Accept` or `Decline`.",
+    )
 
 
 class RegisterAck(WireModel):

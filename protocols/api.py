@@ -36,7 +36,7 @@ from .human import (
     SetAgentMode,
 )
 from .tasks import TaskStatus
-from .work import Delegate, Delegated, Progress, Result, ResultAck
+from .work import Decline, Delegate, Delegated, Progress, Result, ResultAck
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,4 +89,5 @@ AGENT_CALLS: dict[str, Call] = {
     "progress": Call(Progress, None, "Progress or a log line of an attempt."),
     "result": Call(Result, ResultAck, "The attempt finished (well or not)."),
     "delegate": Call(Delegate, Delegated, "Hand part of a running attempt to the group."),
+    "decline": Call(Decline, None, "A credit agent cannot take an assignment pushed to it."),
 }

@@ -7,7 +7,8 @@ JSON messages as on NATS, wrapped so that requests and replies can be matched::
     gateway → client   claw.v1.ws.response  {id, message}   its reply (or claw.v1.error)
     gateway → client   claw.v1.ws.offer     {id, message}   an Assignment to answer
     client → gateway   claw.v1.ws.answer    {id, message}   Accept or Decline
-    gateway → client   claw.v1.ws.push      {message}       a Cancel (or an Event)
+    gateway → client   claw.v1.ws.push      {message}       a Cancel, a pushed Assignment
+                                                             (credit), or an Event
 
 Requests whose bus subject is publish-only (Heartbeat, Progress) are answered with ``Ok``
 only when they carry an ``id``.
@@ -90,8 +91,13 @@ class WsAnswer(WireModel):
 
 
 class WsPush(WireModel):
-    """Gateway → client: a message that needs no answer (a Cancel; an Event on the event
-    stream)."""
+    """Gateway → client: a message that needs no answer (a Cancel; an Assignment pushed to a
+    participant that registered with ``credit``; an Event on the event stream)."""
 
     type: Literal["claw.v1.ws.push"] = "claw.v1.ws.push"
-    message: Cancel | Event = Field(discriminator="type", description="The message.")
+    message: Cancel | Assignment | Event = Field(discriminator="type", description="The message.")
+    traceparent: TraceParent | None = Field(
+        default=None,
+        description="For a pushed Assignment: the hub's span of it (W3C traceparent), when "
+        "the hub traces: the parent of the participant's span for the attempt.",
+    )

@@ -79,7 +79,15 @@ def _group(group: str) -> str:
 ANON_SENDER = "anon"
 
 #: Agent → hub calls, by name (the last token of their subjects).
-HUB_CALLS = ("register", "deregister", "heartbeat", "progress", "result", "delegate")
+HUB_CALLS = (
+    "register",
+    "deregister",
+    "heartbeat",
+    "progress",
+    "result",
+    "delegate",
+    "decline",
+)
 
 #: Token of a subject that matches any single token (a NATS wildcard).
 ANY = "*"
@@ -135,6 +143,11 @@ def hub_delegate(group: str, sender: str) -> str:
     return hub_call(group, sender, "delegate")
 
 
+def hub_decline(group: str, sender: str) -> str:
+    """Where a credit agent declines an assignment pushed to it (``Assignment.pushed``)."""
+    return hub_call(group, sender, "decline")
+
+
 def sender_of(subject: str) -> str | None:
     """The ``<sender>`` of an agent → hub or API subject (its fourth token), or None."""
     parts = subject.split(".")
@@ -144,7 +157,8 @@ def sender_of(subject: str) -> str | None:
 
 
 def agent_inbox(group: str, agent_id: str) -> str:
-    """One participant's inbox: assignments (request/reply) and cancels."""
+    """One participant's inbox: assignments (offers are request/reply, pushed ones plain
+    publishes) and cancels."""
     return f"{_group(group)}.agent.{_check('agent id', agent_id)}.inbox"
 
 

@@ -13,11 +13,16 @@ from .usage import Usage
 
 
 class Assignment(WireModel):
-    """Hub → agent (request on ``agent_inbox``): an offer of one attempt of a task.
+    """Hub → agent (on ``agent_inbox``): one attempt of a task, offered or pushed.
 
-    The agent replies ``Accept`` or ``Decline``. No reply within the accept timeout counts
-    as a decline. The attempt number is a fencing token: every progress and result
-    message must carry it, and the hub refuses those of a revoked attempt.
+    An *offer* (``pushed`` false, a request) wants ``Accept`` or ``Decline`` as its reply; no
+    reply within the accept timeout counts as a decline. A *pushed* assignment (``pushed``
+    true, a plain publish, only to an agent that registered with ``credit``) is running
+    already: the agent runs it, or publishes ``Decline`` on ``hub_decline``; an attempt the
+    agent neither lists in a heartbeat, nor reports progress or a result for, within the
+    accept timeout plus one heartbeat interval counts as unanswered. The attempt number is a
+    fencing token: every progress and result message must carry it, and the hub refuses
+    those of a revoked attempt.
     """
 
     type: Literal["claw.v1.task.assigned"] = "claw.v1.task.assigned"
@@ -33,6 +38,11 @@ class Assignment(WireModel):
         default_factory=list,
         description="Rejections of earlier attempts, with their reasons: what to fix.",
     )
+    pushed: bool = Field(
+        default=False,
+        description="True: sent on credit, no answer expected; the attempt runs already. "
+        "Run it, or publish `Decline` on `hub_decline` when it cannot be taken.",
+    )
 
 
 class Accept(WireModel):
@@ -45,7 +55,8 @@ class Accept(WireModel):
 
 
 class Decline(WireModel):
-    """Agent → hub (reply to ``Assignment``): not this one; the hub tries the next candidate."""
+    """Agent → hub (reply to an offered ``Assignment``, or a publish on ``hub_decline`` for a
+    pushed one): not this one; the hub tries the next candidate."""
 
     type: Literal["claw.v1.task.decline"] = "claw.v1.task.decline"
     task_id: Identifier = Field(description="Task id.")

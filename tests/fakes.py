@@ -49,13 +49,21 @@ class FakeAgent:
         *,
         declines: int = 0,
         group: str = GROUP,
+        credit: bool = False,
+        runs_pushed: bool = True,
     ) -> None:
+        """``credit``: register with credit (assignments are pushed, not offered);
+        ``runs_pushed`` false: take pushed assignments but never run them (nor list them)."""
         self.nc = nc
         self.group = group
         self.id = agent_id
         self.session = "s" + secrets.token_hex(4)
         self.skills = skills
         self.declines = declines
+        self.credit = credit
+        self.runs_pushed = runs_pushed
+        self.pushed: list[tuple[Assignment, str]] = []
+        """Every pushed assignment, with the reply subject it came with (none expected)."""
         self.offers: asyncio.Queue[Assignment] = asyncio.Queue()
         self.cancels: list[Cancel] = []
         self.running: dict[str, int] = {}
@@ -67,7 +75,7 @@ class FakeAgent:
         reply = await ask(
             self.nc,
             subjects.hub_register(self.group, subjects.ANON_SENDER),
-            encode(Register(profile=profile, session=self.session)),
+            encode(Register(profile=profile, session=self.session, credit=self.credit)),
         )
         assert isinstance(reply, RegisterAck), reply
         self._beat = asyncio.create_task(self._beats())
@@ -85,6 +93,9 @@ class FakeAgent:
             self.running.pop(message.task_id, None)
             return
         assert isinstance(message, Assignment), message
+        if message.pushed:
+            await self._pushed(message, msg.reply)
+            return
         if self.declines > 0:
             self.declines -= 1
             answer: BaseModel = Decline(
@@ -95,6 +106,21 @@ class FakeAgent:
             answer = Accept(task_id=message.task_id, attempt=message.attempt, agent_id=self.id)
         await msg.respond(encode(answer))
         if isinstance(answer, Accept):
+            await self.offers.put(message)
+
+    async def _pushed(self, message: Assignment, reply: str) -> None:
+        """Credit: run it (listed in the next heartbeat), or publish a Decline."""
+        self.pushed.append((message, reply))
+        if self.declines > 0:
+            self.declines -= 1
+            decline = Decline(
+                task_id=message.task_id, attempt=message.attempt, agent_id=self.id, reason="no"
+            )
+            await self.nc.publish(
+                subjects.hub_decline(self.group, subjects.ANON_SENDER), encode(decline)
+            )
+        elif self.runs_pushed:
+            self.running[message.task_id] = message.attempt
             await self.offers.put(message)
 
     async def _beats(self) -> None:

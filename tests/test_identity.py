@@ -27,6 +27,7 @@ from clawhub.runtime import Hub
 from protocols import (
     AgentProfile,
     ClaimTask,
+    Decline,
     ErrorCode,
     ErrorReply,
     Event,
@@ -152,6 +153,7 @@ async def test_forged_progress_results_claims_and_chat_for_another_participant_a
         await asyncio.wait_for(started.wait(), 10)
         rec = hub.board.tasks[task_id]
         attempt, session = rec.attempt, agent.session  # what an insider could know
+        assert rec.pushed  # the SDK agent on NATS takes credit
         # forged progress would keep a hung attempt from being judged stalled
         forged = Progress(
             task_id=task_id,
@@ -166,6 +168,9 @@ async def test_forged_progress_results_claims_and_chat_for_another_participant_a
                 subjects.hub_heartbeat("alpha", mallory),
                 encode(Heartbeat(agent_id="victim", session=session, ts=time.time())),
             )
+            # a forged decline would give the victim's pushed attempt (credit) back
+            decline = Decline(task_id=task_id, attempt=attempt, agent_id="victim")
+            await nc.publish(subjects.hub_decline("alpha", mallory), encode(decline))
         await nc.flush()
         result = Result(
             task_id=task_id, attempt=attempt, agent_id="victim", session=session, output="forged"
@@ -194,7 +199,8 @@ async def test_forged_progress_results_claims_and_chat_for_another_participant_a
         await until(lambda: rec.state is TaskState.FAILED, timeout=15)
         assert rec.history[-1].outcome == "stalled"
         assert rec.output is None
-        assert len(refused.of(ErrorCode.FORBIDDEN)) >= 5 + 5 + 3
+        assert rec.attempt == attempt and rec.history[-1].agent_id == "victim"
+        assert len(refused.of(ErrorCode.FORBIDDEN)) >= 5 + 5 + 5 + 3
     finally:
         release.set()
         await nc.close()

@@ -159,7 +159,8 @@ class Attempts:
         if cur is not None:
             cur.outcome = "running"
             cur.started_at = time.time()
-        self.journal.emit("task.running", task=rec, agent_id=rec.assigned_to)
+        data: dict[str, JsonValue] = {"pushed": True} if rec.pushed else {}
+        self.journal.emit("task.running", task=rec, agent_id=rec.assigned_to, data=data)
         self.journal.save(rec)
 
     def claim(self, agent: AgentRecord, task_id: str, attempt: int) -> bool:
@@ -214,7 +215,7 @@ class Attempts:
     ) -> None:
         """The participant declined, or did not reply in time: try the next candidate."""
         rec = self.state.current(task_id, attempt, agent_id)
-        if rec is None or rec.state is not S.ASSIGNED:
+        if rec is None or not self.unanswered(rec):
             return
         rec.declined.add(agent_id)
         self.end_attempt(rec, outcome, reason, notify=outcome == "no_reply")
@@ -228,10 +229,16 @@ class Attempts:
         """The offer cannot be sent at all (larger than the bus allows): the task fails, as
         no participant could ever receive it."""
         rec = self.state.current(task_id, attempt, agent_id)
-        if rec is None or rec.state is not S.ASSIGNED:
+        if rec is None or not self.unanswered(rec):
             return
         self.end_attempt(rec, "revoked", reason, notify=False)
         self.finish(rec, S.FAILED, reason)
+
+    @staticmethod
+    def unanswered(rec: TaskRecord) -> bool:
+        """The current attempt may still be declined: an offer not accepted, or a pushed
+        attempt (running, its result not in)."""
+        return rec.state is S.ASSIGNED or (rec.pushed and rec.state is S.RUNNING)
 
     # ------------------------------------------------------------------ attempts ending
 
@@ -263,6 +270,8 @@ class Attempts:
         rec.assigned_to = None
         rec.progress = None
         rec.progress_message = None
+        rec.pushed = False
+        rec.unconfirmed = 0.0
 
     def score(self, agent: AgentRecord, outcome: AttemptOutcome) -> None:
         """Count an attempt's outcome in its holder's record and reliability."""
@@ -362,9 +371,12 @@ class Attempts:
         ):
             raise self.not_current(rec, msg.attempt, msg.agent_id)
         rec.last_progress = time.monotonic()
+        rec.unconfirmed = 0.0  # a pushed attempt's progress shows it runs
         agent = self.state.agents.get(msg.agent_id)
         if agent is not None:
             agent.last_beat = rec.last_progress
+            if agent.unconfirmed_pushes:
+                agent.unconfirmed_pushes = 0
         if msg.log:
             self.journal.emit(
                 "task.log", task=rec, agent_id=msg.agent_id, message=msg.message or ""
@@ -409,6 +421,8 @@ class Attempts:
         ):
             raise self.not_current(rec, msg.attempt, msg.agent_id)
         holder = self.state.agents.get(msg.agent_id)
+        if holder is not None and holder.unconfirmed_pushes:
+            holder.unconfirmed_pushes = 0  # it runs what is pushed to it (credit)
         if holder is not None and holder.session != msg.session:
             raise ProtocolError(
                 ErrorCode.WRONG_SESSION,

@@ -50,6 +50,7 @@ from protocols import (
     ClaimTask,
     DecidePlan,
     DecideTask,
+    Decline,
     Delegate,
     Delegated,
     Deregister,
@@ -73,6 +74,7 @@ from protocols import (
 
 from ..settings import HubSettings
 from .attempts import Attempts
+from .credit import Credit
 from .delegation import Delegation
 from .goals import Planner
 from .humans import Humans
@@ -114,7 +116,10 @@ class Board:
         self.delegation = Delegation(
             state, journal, self.attempts, cancel_task=self.validation.cancel
         )
-        self.watcher = Watcher(state, settings, self.participants, self.attempts, self.delegation)
+        self.credit = Credit(state, self.attempts, self.participants)
+        self.watcher = Watcher(
+            state, settings, self.participants, self.attempts, self.delegation, self.credit
+        )
 
         # the hand-offs, in the order they run
         self.attempts.deliver = self.validation.deliver  # a good result is validated
@@ -123,6 +128,7 @@ class Board:
         self.attempts.finished.append(self.delegation.task_finished)  # parents and children
         self.attempts.spent.append(self.planner.spent)  # a goal's budget
         self.matcher.cost_limit = self.planner.cost_limit  # ... limits who may be chosen
+        self.matcher.start = self.attempts.start  # a pushed attempt runs at once (credit)
 
     @property
     def bus_up(self) -> bool:
@@ -195,6 +201,10 @@ class Board:
     ) -> None:
         """The participant declined, or did not reply in time: try the next candidate."""
         self.attempts.offer_refused(task_id, attempt, agent_id, outcome, reason)
+
+    def decline(self, msg: Decline) -> None:
+        """A credit agent cannot take an attempt pushed to it (``hub_decline``)."""
+        self.credit.decline(msg)
 
     def offer_undeliverable(self, task_id: str, attempt: int, agent_id: str, reason: str) -> None:
         """The offer cannot be sent at all: the task fails."""
@@ -346,4 +356,5 @@ class Board:
                 if self.settings.recovery_grace is None
                 else self.settings.recovery_grace
             ),
+            confirm_within=self.participants.lost_after(),
         )

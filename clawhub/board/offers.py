@@ -17,6 +17,9 @@ from .records import AgentRecord, TaskRecord
 from .sink import Offer
 from .state import GroupState, Journal
 
+#: Runs an attempt at once (``Attempts.start``): a pushed one does not wait for an accept.
+Start = Callable[[TaskRecord], None]
+
 S = TaskState
 
 
@@ -34,6 +37,8 @@ class Matcher:
         self.settings = settings
         self.cost_limit: Callable[[TaskRecord], float | None] = no_cost_limit
         """The most a participant may cost for a task (set by the goals: their budgets)."""
+        self.start: Start | None = None
+        """Starts a pushed attempt (set by the board: ``Attempts.start``)."""
 
     def next_offers(self, now: float) -> list[Offer]:
         """Match ready tasks to participants with free capacity; mark each one assigned."""
@@ -149,7 +154,10 @@ class Matcher:
         return reject_reason(rec.spec, Candidate(agent.profile, 0, agent.reliability))
 
     def assign(self, rec: TaskRecord, agent: AgentRecord, why: list[CandidateScore]) -> Offer:
-        """A new attempt of ``rec`` for ``agent``: the task is assigned; the offer goes out."""
+        """A new attempt of ``rec`` for ``agent``: the task is assigned; the offer goes out.
+        To a credit agent (``Register.credit``) it is pushed instead: assigned and running at
+        once, unconfirmed until the agent shows it runs it (``TaskRecord.unconfirmed``)."""
+        pushed = agent.credit and self.start is not None
         self.state.move(rec, S.ASSIGNED)
         rec.pinned = None
         rec.attempt += 1
@@ -165,18 +173,26 @@ class Matcher:
             "task.assigned",
             task=rec,
             agent_id=agent.id,
-            message=f"offered to {agent.id}",
+            message=f"{'pushed' if pushed else 'offered'} to {agent.id}",
             data={"why": [w.model_dump(mode="json") for w in why]},
         )
-        self.journal.save(rec)
         t = rec.spec.timeouts
+        accept = t.accept or self.settings.accept_timeout
+        rec.pushed = pushed
+        if pushed and self.start is not None:
+            self.start(rec)  # saves the record
+            # its first heartbeat after it took the attempt lists it: that confirms it
+            rec.unconfirmed = rec.started + accept + self.settings.heartbeat_interval
+        else:
+            self.journal.save(rec)
         return Offer(
             task=rec,
             agent_id=agent.id,
             attempt=rec.attempt,
-            accept_timeout=t.accept or self.settings.accept_timeout,
+            accept_timeout=accept,
             stall_timeout=t.stall or self.settings.stall_timeout,
             run_timeout=t.run or self.settings.run_timeout,
             dependency_outputs={d: self.state.tasks[d].output for d in rec.spec.depends_on},
             feedback=[v for v in rec.verdicts if not v.accepted][-5:],
+            pushed=pushed,
         )

@@ -81,6 +81,8 @@ class Participants:
         agent.heard = True
         agent.unreachable = False
         agent.credential = credential
+        agent.credit = msg.credit
+        agent.unconfirmed_pushes = 0
         revoked: list[TaskRef] = []
         for ref in msg.running:
             rec = state.current(ref.task_id, ref.attempt, profile.id)
@@ -89,6 +91,7 @@ class Participants:
             else:
                 agent.held[rec.id] = rec.attempt
                 rec.last_progress = now
+                rec.unconfirmed = 0.0
         state.agents[profile.id] = agent
         state.index.add(profile)
         self.journal.save_agent(agent)
@@ -131,6 +134,9 @@ class Participants:
             self.sink.wake()
         for ref in msg.running:
             held = self.state.current(ref.task_id, ref.attempt, agent.id)
+            if held is not None and held.unconfirmed:  # a pushed attempt: it runs it
+                held.unconfirmed = 0.0
+                agent.unconfirmed_pushes = 0
             if held is not None and held.state is S.ASSIGNED and held.id in self.state.held_over:
                 self.attempts.start(held)  # it accepted before the old hub could record it
             elif held is None and not self.attempts.claim(agent, ref.task_id, ref.attempt):

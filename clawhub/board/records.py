@@ -68,7 +68,12 @@ class TaskRecord:
     delegated: dict[str, str] = field(default_factory=dict)
     """``"<attempt>:<key>"`` → child id: which child each ``Delegate`` of each attempt
     named (a retried request gets the same child; an attempt claims each child once)."""
+    pushed: bool = False
+    """The current attempt was pushed on credit (it runs without an accept; not persisted)."""
     # monotonic clocks of the current attempt (not persisted)
+    unconfirmed: float = 0.0
+    """A pushed attempt not yet seen running (in a heartbeat, progress or result): when its
+    holder's silence makes it unanswered; 0 once confirmed, or for an offered attempt."""
     last_progress: float = 0.0
     started: float = 0.0
     not_before: float = 0.0
@@ -234,6 +239,10 @@ class AgentRecord:
     credential: str | None = None
     """The credential (token id) that registered it, when the bus vouches for senders: only
     that credential's closed connection may mark it lost."""
+    credit: bool = False
+    """It registered with ``credit``: assignments are pushed to it, not offered."""
+    unconfirmed_pushes: int = 0
+    """Pushed attempts in a row it never confirmed (``Watcher``: unreachable after a few)."""
     lent: set[str] = field(default_factory=set)
     """Held tasks whose attempt waits on the tasks it delegated: their slots are lent (not
     counted in ``load``), so a child may go to this very participant (no deadlock)."""

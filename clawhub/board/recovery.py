@@ -33,6 +33,7 @@ def recover(
     last_seq: int,
     goals: Iterable[GoalRecord],
     grace: float = 0.0,
+    confirm_within: float = 0.0,
 ) -> None:
     """Load what the store kept (tasks, participants, the last event's sequence number,
     goals) into an empty board and carry on with what was under way: offers that died with the
@@ -42,7 +43,12 @@ def recover(
     For ``grace`` seconds nothing is offered: a participant whose heartbeat names an attempt
     the old hub offered but had not recorded (or recorded as offered, not yet accepted) keeps
     it (``Attempts.claim``), so no task runs twice because its hub died mid-offer; offers
-    nobody claimed go out again when the grace ends (``Watcher``)."""
+    nobody claimed go out again when the grace ends (``Watcher``).
+
+    A running attempt may have been pushed (credit) and lost with the old hub before it
+    reached its holder: unless the holder's heartbeat (or progress, or result) names it
+    within ``grace`` + ``confirm_within`` seconds, it is revoked and goes out again
+    (``Credit.sweep``)."""
     journal.seq = last_seq
     for goal in goals:
         state.goals[goal.id] = goal
@@ -89,6 +95,8 @@ def recover(
             state.active[rec.id] = rec
             if holder is not None and holder.state == "online":
                 holder.held[rec.id] = rec.attempt
+                if confirm_within > 0 and not holder.human:
+                    rec.unconfirmed = now + max(grace, 0.0) + confirm_within
             else:
                 attempts.revoke(rec, "lost", "holder not online after hub restart")
         elif rec.state is S.VALIDATING:

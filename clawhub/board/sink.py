@@ -49,3 +49,5 @@ class Offer:
     run_timeout: float | None
     dependency_outputs: dict[str, JsonValue]
     feedback: list[Verdict]
+    pushed: bool = False
+    """Sent on credit: no reply expected, the attempt runs already (``Register.credit``)."""

@@ -9,6 +9,7 @@ from protocols import TaskState
 
 from ..settings import HubSettings
 from .attempts import Attempts
+from .credit import Credit
 from .delegation import Delegation
 from .lifecycle import HELD
 from .participants import Participants
@@ -27,12 +28,14 @@ class Watcher:
         participants: Participants,
         attempts: Attempts,
         delegation: Delegation,
+        credit: Credit,
     ) -> None:
         self.state = state
         self.settings = settings
         self.participants = participants
         self.attempts = attempts
         self.delegation = delegation
+        self.credit = credit
         self.last_sweep = 0.0
 
     def sweep(self) -> None:
@@ -51,6 +54,8 @@ class Watcher:
             for rec in state.active.values():
                 rec.last_progress += pause
                 rec.started += pause
+                if rec.unconfirmed:
+                    rec.unconfirmed += pause
             if not state.bus_up:
                 return
         if state.recovering_until and now >= state.recovering_until:
@@ -63,6 +68,7 @@ class Watcher:
                     f"no heartbeat for {now - agent.last_beat:.1f}s "
                     f"({settings.missed_beats} missed)",
                 )
+        self.credit.sweep(now)  # pushed attempts never seen running go back
         for rec in list(state.active.values()):
             if rec.state is not S.RUNNING:
                 continue

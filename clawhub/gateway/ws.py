@@ -222,11 +222,12 @@ class AgentSession:
         except ProtocolError as exc:
             log.warning("bad inbox message for %s: %s", self.agent_id, exc)
             return
-        if isinstance(message, Cancel):
+        assert isinstance(message, Assignment | Cancel)
+        if isinstance(message, Cancel) or message.pushed:  # pushed: credit, no answer
+            parent = msg.headers.get("traceparent") if msg.headers else None
             with contextlib.suppress(Exception):
-                await self.send(WsPush(message=message))
+                await self.send(WsPush(message=message, traceparent=parent))
             return
-        assert isinstance(message, Assignment)
         task = asyncio.create_task(self._offer(msg, message))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

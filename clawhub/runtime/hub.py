@@ -118,7 +118,6 @@ class Hub:
         self._wake_event = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.offers = Offers(self.board, self.group, self._bus, self.traces.headers)
-        """Offers sent and not answered yet, by reply token."""
         self._model_calls: set[asyncio.Task[None]] = set()
         self._stopping = False
 
@@ -264,6 +263,7 @@ class Hub:
             "progress": self.board.progress,
             "result": self.board.result,
             "delegate": self.board.delegate,
+            "decline": self.board.decline,
         }
 
     async def _connect(self) -> NATS:

@@ -1,6 +1,8 @@
 """Offers on the bus: each is a publish to the participant's inbox with a reply subject under
 one reply subscription, and a timer for the accept timeout (rather than a task awaiting a
-request per offer). Answers and failures go back to the board.
+request per offer). Answers and failures go back to the board. To an agent that registered
+with credit, the assignment is pushed instead: a plain publish, no reply, no timer
+(``board.credit`` hears the rest).
 
 Hard edges: an answer that names another task, attempt or participant than its offer is
 refused (recorded, and the offer counts as unanswered); an answer to an offer that is not
@@ -96,7 +98,8 @@ class Offers:
 
     async def send(self, offer: Offer) -> None:
         """Send an offer as a request whose answer comes to ``on_reply`` (one reply
-        subscription and a timer, rather than a task awaiting each offer)."""
+        subscription and a timer, rather than a task awaiting each offer); a pushed
+        assignment (credit) as a plain publish: nothing to wait for."""
         rec = offer.task
         assignment = Assignment(
             task_id=rec.id,
@@ -106,7 +109,11 @@ class Offers:
             feedback=offer.feedback,
             stall_timeout=offer.stall_timeout,
             run_timeout=offer.run_timeout,
+            pushed=offer.pushed,
         )
+        if offer.pushed:
+            await self._push(offer, assignment)
+            return
         self._seq += 1
         token = str(self._seq)
         timer = asyncio.get_running_loop().call_later(offer.accept_timeout, self._unanswered, token)
@@ -133,6 +140,27 @@ class Offers:
             if self._pending.pop(token, None) is not None:
                 timer.cancel()
                 self._refuse(offer, "no_reply", f"offer failed: {type(exc).__name__}: {exc}")
+
+    async def _push(self, offer: Offer, assignment: Assignment) -> None:
+        """Publish a pushed assignment; the board hears back through a decline, the agent's
+        heartbeats, progress and result, or their absence (``board.credit``)."""
+        rec = offer.task
+        try:
+            await self.nc().publish(
+                subjects.agent_inbox(self.group, offer.agent_id),
+                encode(assignment),
+                headers=self.headers(rec.id, offer.attempt),
+            )
+        except nats.errors.MaxPayloadError as exc:  # can never be sent: fail, do not cycle
+            self.board.offer_undeliverable(
+                rec.id,
+                offer.attempt,
+                offer.agent_id,
+                f"the assignment is too large for the bus ({exc}); its input or its "
+                "dependencies' outputs must be smaller",
+            )
+        except Exception as exc:  # connection trouble: as no reply, push it again
+            self._refuse(offer, "no_reply", f"push failed: {type(exc).__name__}: {exc}")
 
     def _refuse(self, offer: Offer, outcome: AttemptOutcome, reason: str) -> None:
         self.board.offer_refused(offer.task.id, offer.attempt, offer.agent_id, outcome, reason)

@@ -13,7 +13,8 @@ The spans of one task (one trace; the agent's spans come from ``agents_sdk``)::
     clawhub.submit       SERVER    the submit call (parent: the caller's traceparent)
     └ clawhub.task       INTERNAL  submitted → done, failed or cancelled
       ├ clawhub.offer    PRODUCER  one attempt: matched (agent, score) → accepted, declined,
-      │ │                          revoked or unanswered; its context rides on the Assignment
+      │ │                          revoked or unanswered (pushed on credit: → sent); its
+      │ │                          context rides on the Assignment
       │ └ claw.agent.handle        (the agent's process) the handler, its model and tool calls
       │   └ clawhub.result SERVER  the result taken (parent: the agent's traceparent, else
       │     └ clawhub.validation   the task's span); validating → done or rejected
@@ -161,6 +162,9 @@ class TaskTraces:
         self._tracer = trace.get_tracer("clawhub")
         self._tasks: dict[str, Span] = {}
         self._offers: dict[tuple[str, int], Span] = {}
+        self._unsent: set[tuple[str, int]] = set()
+        """Pushed attempts (credit) running before they are sent: their offer span ends
+        once ``headers`` gave the assignment its traceparent."""
         self._checks: dict[str, Span] = {}
 
     # -- contexts ---------------------------------------------------------------------------
@@ -191,10 +195,14 @@ class TaskTraces:
 
     def headers(self, task_id: str, attempt: int) -> dict[str, str] | None:
         """The NATS headers of an offer: the traceparent of its ``clawhub.offer`` span."""
-        span = self._offers.get((task_id, attempt))
+        key = (task_id, attempt)
+        span = self._offers.get(key)
         ctx = self._api.set_span_in_context(span) if span else self._in_task(task_id)
         carrier: dict[str, str] = {}
         self._w3c.inject(carrier, ctx)
+        if key in self._unsent:  # a pushed attempt, sent now: its offer span is over
+            self._unsent.discard(key)
+            self._end(self._offers.pop(key, None), "running")
         return carrier or None
 
     def observers(self) -> list[Callable[[Event], None]]:
@@ -260,7 +268,10 @@ class TaskTraces:
             self._offers[(task_id, attempt)] = self._tracer.start_span(
                 "clawhub.offer", self._in_task(task_id), self._api.SpanKind.PRODUCER, attrs
             )
+        elif kind == "running" and event.data.get("pushed"):
+            self._unsent.add((task_id, attempt))  # ends in ``headers``, once it is sent
         elif kind in _OFFER_ENDS:
+            self._unsent.discard((task_id, attempt))
             self._end(self._offers.pop((task_id, attempt), None), kind, event.message)
         elif kind == "validating":
             self._end(self._checks.pop(task_id, None), "superseded")
@@ -276,6 +287,7 @@ class TaskTraces:
     def _finish(self, task_id: str, kind: str, why: str) -> None:
         self._end(self._checks.pop(task_id, None), kind, why)
         for key in [k for k in self._offers if k[0] == task_id]:
+            self._unsent.discard(key)
             self._end(self._offers.pop(key), kind, why)
         span = self._task(task_id)
         if kind == "done":
