@@ -13,7 +13,8 @@ replica mechanism (``runtime.replica``: a lease per group with a fencing epoch):
   refusal of an agent WebSocket names a gateway that takes it). Each takes its share.
 
 Each group is active in exactly one worker at a time (the lease). A worker that dies is
-started again after ``RESPAWN`` seconds; meanwhile its leases lapse and the others take its
+started again after ``RESPAWN`` seconds (longer, up to ``RESPAWN_MAX``, while it keeps
+dying young); meanwhile its leases lapse and the others take its
 groups (within about ``lease_ttl``), and when it is back the groups are spread again. The
 children die with this process (``PR_SET_PDEATHSIG`` on Linux, as the nats-server does).
 """
@@ -38,16 +39,24 @@ from ..settings import HubSettings
 
 log = logging.getLogger("clawhub.workers")
 
-#: Seconds before a worker that exited on its own is started again.
+#: Seconds before a worker that exited on its own is started again; doubled (up to
+#: ``RESPAWN_MAX``) each time it exits within ``STEADY`` seconds of its start.
 RESPAWN = 1.0
+RESPAWN_MAX = 30.0
+STEADY = 30.0
 #: Seconds a stopping worker is given before it is killed.
 STOP_TIMEOUT = 20.0
 
 
+#: libc, loaded here: between fork and exec the child may not load a library (another
+#: thread of this process may have held the loader's lock at the fork).
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child
     """Linux: the worker gets SIGTERM when ``clawhub up`` dies, even by SIGKILL."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if _LIBC is not None:
+        _LIBC.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class Workers:
@@ -140,17 +149,21 @@ class Workers:
 
     async def _supervise(self, index: int) -> None:
         """Start worker ``index`` again whenever it exits while we are serving."""
+        loop = asyncio.get_running_loop()
+        pause = RESPAWN / 2  # the first quick exit: RESPAWN
         while True:
+            began = loop.time()
             code = await self.procs[index].wait()
             if self._stopping:
                 return
+            pause = RESPAWN if loop.time() - began > STEADY else min(2 * pause, RESPAWN_MAX)
             log.error(
                 "worker %s exited (code %s); its groups go to the others, it restarts in %.0fs",
                 self.name(index),
                 code,
-                RESPAWN,
+                pause,
             )
-            await asyncio.sleep(RESPAWN)
+            await asyncio.sleep(pause)
             if self._stopping:
                 return
             try:
