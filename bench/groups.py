@@ -199,8 +199,10 @@ async def run(quick: bool) -> list[Row]:
             tmp = Path(tempfile.mkdtemp(prefix="clawhub-bench-groups-"))
             try:
                 runs[case.name].append(await one_run(tmp, case, total, agents))
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
+            except BaseException as exc:  # the logs stay for a look
+                exc.add_note(f"logs in {tmp} (up.log, */workers/w*/worker.log, */clawhub.db)")
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
     base = statistics.median(r.rate for r in runs[cases[0].name])
     rows = []
     for case in cases:
