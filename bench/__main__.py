@@ -27,6 +27,7 @@ SCENARIOS = (
     "footprint",
     "identity",
     "replicas",
+    "groups",
 )
 #: Longest a scenario may take (seconds) before it is reported as an error.
 SCENARIO_TIMEOUT = 600

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import nats
+import psutil
 import sqlalchemy as sa
 from nats.aio.msg import Msg
 
@@ -280,8 +281,30 @@ def _run_twice(events: Events, ids: set[str]) -> int:
 # ---------------------------------------------------------------------- throughput
 
 
-async def throughput(replicas: int, per_group: int, agents: int) -> float:
-    """Tasks per second over the 6 groups with ``replicas`` replicas sharing them."""
+def cpu_of(pids: list[int]) -> float:
+    """User + system CPU seconds these processes used so far (gone ones: nothing)."""
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            total += sum(psutil.Process(pid).cpu_times()[:2])
+    return total
+
+
+def postgres_cpu() -> dict[int, float]:
+    """CPU seconds so far of every PostgreSQL server process on this machine (other users'
+    work included), by pid: backends come and go, so a window is summed over the pids of
+    its end (``after[pid] - before.get(pid, 0)``)."""
+    found = {}
+    for proc in psutil.process_iter(["name", "cpu_times"]):
+        if proc.info["name"] in ("postgres", "postmaster") and proc.info["cpu_times"]:
+            found[proc.pid] = sum(proc.info["cpu_times"][:2])
+    return found
+
+
+async def throughput(replicas: int, per_group: int, agents: int) -> tuple[float, dict[str, float]]:
+    """Tasks per second over the 6 groups with ``replicas`` replicas sharing them, and the
+    CPU µs per task each part spent meanwhile (replicas, agents, nats-server, PostgreSQL:
+    every server process on the machine, this process: the clients and the event watcher)."""
     share = math.ceil(len(GROUPS) / replicas)
     async with pg_schema() as url, bus() as (server, tmp):
         cluster = Replicas(server.url, url, tmp, GROUPS)
@@ -311,17 +334,28 @@ async def throughput(replicas: int, per_group: int, agents: int) -> float:
                         await stack.enter_async_context(client)
                     warm = await _submit_all(clients, 10)
                     await until(lambda: events.ended(warm) >= warm, "warm-up done")
+                    parts = {
+                        "replicas": [p.pid for p in cluster.procs.values()],
+                        "agents": [p.pid for f in fleets for p in f.procs],
+                        "nats-server": [server.pid] if server.pid else [],
+                        "bench": [os.getpid()],
+                    }
+                    before = {k: cpu_of(v) for k, v in parts.items()}
+                    pg_before = postgres_cpu()
                     began = time.perf_counter()
                     ids = await _submit_all(clients, per_group)
                     await until(lambda: events.ended(ids) >= ids, "every task ended")
                     elapsed = time.perf_counter() - began
+                    cpu = {k: (cpu_of(v) - before[k]) / len(ids) * 1e6 for k, v in parts.items()}
+                    pg = sum(t - pg_before.get(pid, 0.0) for pid, t in postgres_cpu().items())
+                    cpu["postgresql"] = pg / len(ids) * 1e6
                     if events.done(ids) != ids:
                         states = collections.Counter(events.final[i] for i in ids)
                         raise RuntimeError(f"{replicas} replicas: not every task done: {states}")
         finally:
             await asyncio.gather(*(f.stop() for f in fleets))
             await cluster.close()
-    return len(ids) / elapsed
+    return len(ids) / elapsed, cpu
 
 
 async def _submit_all(clients: list[HubClient], per_group: int) -> set[str]:
@@ -401,9 +435,11 @@ async def run(quick: bool) -> list[Row]:
     per_group = 40 if quick else 400
     agents = 2 if quick else 5
     rates: dict[int, float] = {}
+    cpus: dict[int, dict[str, float]] = {}
     for count in (1, 2, 3):
-        rates[count] = await throughput(count, per_group, agents)
+        rates[count], cpus[count] = await throughput(count, per_group, agents)
     for count, rate in rates.items():
+        where = ", ".join(f"{k} {v:.0f}" for k, v in cpus[count].items())
         rows.append(
             Row(
                 S,
@@ -414,7 +450,8 @@ async def run(quick: bool) -> list[Row]:
                 rates[1],
                 "1 replica",
                 rate / rates[1],
-                note="baseline" if count == 1 else "",
+                note=("baseline; " if count == 1 else "") + f"CPU µs/task: {where}",
+                extra={"cpu_us_per_task": {k: round(v) for k, v in cpus[count].items()}},
             )
         )
     return rows

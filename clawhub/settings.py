@@ -171,6 +171,14 @@ class HubSettings(BaseSettings):
     replica_id: str | None = Field(
         default=None, max_length=100, description="This replica's name (unset: host-pid-random)."
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Hub worker processes (`clawhub up --workers N`): one process runs the "
+        "nats-server, the gateway and worker 0, N-1 more run as its replicas, and each group "
+        "is active in one of them (docs/replicas.md#every-core-of-one-machine).",
+    )
     lease_ttl: float = Field(
         default=3.0,
         gt=0,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -44,7 +43,6 @@ from protocols import (
 
 from ..errors import HubError
 from . import agent, bridge, bridge_nats, db, mcp, nats_config, tokens, work
-from .bridge import start_a2a_bridges, stop_bridges
 from .client import api_subject, call, resolve_token
 from .options import (
     TALKS_TO_HUB,
@@ -57,6 +55,7 @@ from .options import (
     run_loop,
     shared_options,
 )
+from .up import up
 from .views import agents_table, console, err, event_line, tasks_table
 
 app = typer.Typer(
@@ -67,122 +66,7 @@ app = typer.Typer(
 )
 
 
-@app.command()
-@shared_options("data_dir")
-def up(
-    nats_url: Annotated[
-        str | None,
-        typer.Option(
-            "--nats-url",
-            help="Use this NATS server instead of embedding one (several: comma-separated).",
-        ),
-    ] = None,
-    port: Annotated[
-        int | None, typer.Option("--port", help="Port of the embedded nats-server (0 = free).")
-    ] = None,
-    store_url: Annotated[
-        str | None, typer.Option("--store-url", help="Store URL (sqlite:///... postgresql://...).")
-    ] = None,
-    group: Annotated[
-        list[str] | None,
-        typer.Option("--group", help="Claw Group to serve (repeatable: one hub per group)."),
-    ] = None,
-    gateway_port: Annotated[
-        int | None, typer.Option("--gateway-port", help="Port of the HTTP/WebSocket gateway.")
-    ] = None,
-    auth: Annotated[
-        bool | None,
-        typer.Option(
-            "--auth/--no-auth",
-            help="Require tokens on NATS (embedded, or set up by `clawhub nats-config`).",
-        ),
-    ] = None,
-    replica: Annotated[
-        bool,
-        typer.Option(
-            "--replica",
-            help="One of several replicas on one --nats-url and --store-url: each group is "
-            "active on one, the others stand by and take over (docs/replicas.md).",
-        ),
-    ] = False,
-    replica_id: Annotated[
-        str | None, typer.Option("--replica-id", help="This replica's name (default: unique).")
-    ] = None,
-    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Log more.")] = False,
-    a2a_agent: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--a2a-agent", help="Join this A2A agent (card URL) as a worker (repeatable)."
-        ),
-    ] = None,
-    *,
-    shared: SharedOptions,
-) -> None:
-    """Run the hub (embedded nats-server + SQLite + gateway unless configured) until Ctrl-C."""
-    groups = list(group or [])
-    settings = shared.settings(
-        nats_url=nats_url,
-        nats_port=port,
-        store_url=store_url,
-        group=groups[0] if groups else None,
-        gateway_port=gateway_port,
-        auth=auth,
-        replica=replica or None,
-        replica_id=replica_id,
-    )
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-
-    from ..gateway.process import HubProcess  # noqa: PLC0415
-    from ..runtime.gc import tune_gc  # noqa: PLC0415 - the server half loads only when serving
-
-    async def serve() -> None:
-        server = HubProcess(settings, groups or None)
-        await server.start()
-        tune_gc()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        embedded = server.embedded
-        console.print(f"[bold green]Claw Hub[/] serving {', '.join(server.groups)}")
-        auth_note = "  (embedded, tokens required)" if embedded and embedded.auth else ""
-        if embedded and not embedded.auth:
-            auth_note = "  (embedded, no auth)"
-        if not embedded:
-            auth_note = f"  (external, {'tokens required' if settings.auth else 'no auth'})"
-        console.print(f"  NATS     {server.url}{auth_note}")
-        if server.gateway_url:
-            console.print(
-                f"  gateway  {server.gateway_url}  (REST /docs, WebSocket {server.ws_url})"
-            )
-            console.print(f"  A2A      {server.gateway_url}/.well-known/agent-card.json")
-        console.print(f"  store    {server.store.display_url}")
-        if server.replicas is not None:
-            held = ", ".join(server.replicas.held)
-            role = f"active for {held}" if held else "standing by (active for no group yet)"
-            console.print(f"  replica  {server.replicas.id}: {role}")
-        console.print(f"  data     {settings.data_dir}  (hub.json holds an admin token per group)")
-        if embedded and not embedded.auth:
-            console.print("  agents:  Agent(...).run() finds this hub in hub.json; no token needed")
-        else:
-            console.print(
-                "  agents:  clawhub token create --group G --role agent --agent-id ID, then "
-                f"Agent(...).run({server.url!r}, token=...)"
-            )
-        bridges = []
-        try:
-            bridges = await start_a2a_bridges(a2a_agent or [], server, settings.group)
-            console.print("  Ctrl-C to stop")
-            await stop.wait()
-        finally:
-            await stop_bridges(bridges)
-            await server.stop()
-            console.print("hub stopped")
-
-    run_loop(serve(), settings)  # uvloop when installed; a HubError is one error line
+app.command(name="up")(up)
 
 
 @app.command()

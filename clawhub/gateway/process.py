@@ -15,10 +15,11 @@
 - ``data_dir/hub.json`` (mode 0600) with the URLs and an admin token per group, so local
   CLI commands work with no flags.
 
-As a replica (``settings.replica``: ``clawhub up --replica``, on a shared NATS and store) it
-starts no hub itself: ``runtime.replica.Replicas`` starts the hub of each group whose lease
-it takes, and the gateway serves every group, forwarding API calls for groups active on
-another replica to it over NATS.
+As a replica (``settings.replica``: ``clawhub up --replica``, on a shared NATS and store, or
+worker 0 of ``clawhub up --workers`` on its embedded nats-server) it starts no hub itself:
+``runtime.replica.Replicas`` starts the hub of each group whose lease it takes, and the
+gateway serves every group, forwarding API calls for groups active on another replica to it
+over NATS.
 """
 
 from __future__ import annotations
@@ -155,8 +156,8 @@ class HubProcess:
     @property
     def url(self) -> str:
         """The NATS URL participants use."""
-        if self.settings.replica and self.settings.nats_url:
-            return self.settings.nats_url
+        if self.settings.replica:  # on a shared NATS, or worker 0's embedded one
+            return self.settings.nats_url or (self.embedded.url if self.embedded else "")
         return next(iter(self.hubs.values())).url
 
     @property
@@ -229,7 +230,7 @@ class HubProcess:
     async def _start_replica(self) -> None:
         """The gateway first (its URL goes in the leases), then the groups' leases."""
         s = self.settings
-        if s.nats_url is None:
+        if s.nats_url is None and s.workers < 2:
             raise HubError("replicas share one NATS: give --nats-url (a server or a cluster)")
         replicas = Replicas(
             s.replica_id or replica_name(),
@@ -246,8 +247,11 @@ class HubProcess:
             if s.nats_user:
                 secret = s.nats_password.get_secret_value() if s.nats_password else ""
                 login = {"user": s.nats_user, "password": secret}
+            urls = subjects.server_urls(s.nats_url or "")
+            if self.embedded is not None:  # worker 0 of `clawhub up --workers`
+                urls = [self.embedded.service_url]
             self._forwarder = await nats.connect(
-                subjects.server_urls(s.nats_url),
+                urls,
                 name=f"clawhub-replica:{replicas.id}",
                 max_reconnect_attempts=-1,
                 **login,
@@ -266,6 +270,7 @@ class HubProcess:
         hub = Hub(
             self.settings.model_copy(update={"group": group}),
             store=self.store,
+            embedded=self.embedded,
             hub_file=False,
             principals=self.tokens.principal if self.settings.auth else None,
             lease=lease,

@@ -12,7 +12,8 @@ Safety does not rest on timing: every write carries the lease (``Store.apply`` c
 epoch in the same transaction), so a replica that was frozen past its lease and wakes up
 cannot change anything, and steps down when its first write or renewal is refused. Timing
 only keeps it quiet: a hub whose lease was last renewed more than ``SURE`` of the lease time
-ago neither offers, sweeps nor publishes until it has renewed or stepped down.
+ago neither offers, sweeps nor publishes until it has renewed or stepped down; each renewal
+wakes its scheduler, so what it held back is offered then.
 """
 
 from __future__ import annotations
@@ -123,6 +124,9 @@ class Replicas:
                 continue
             if ok:
                 held.renewed = began
+                # a scheduler pass that found this hub unsure offered nothing and waits for
+                # a wake-up: with idle agents and no new task none would come
+                held.hub.wake()
             else:
                 await self._drop(group, "another replica took its lease")
         live = await asyncio.to_thread(self.leases.live, 2 * self.ttl)
