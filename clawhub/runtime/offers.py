@@ -129,13 +129,7 @@ class Offers:
         except nats.errors.MaxPayloadError as exc:  # can never be sent: fail, do not cycle
             if self._pending.pop(token, None) is not None:
                 timer.cancel()
-                self.board.offer_undeliverable(
-                    rec.id,
-                    offer.attempt,
-                    offer.agent_id,
-                    f"the assignment is too large for the bus ({exc}); its input or its "
-                    "dependencies' outputs must be smaller",
-                )
+                self._too_large(offer, exc)
         except Exception as exc:  # connection trouble: treat as no reply, re-offer
             if self._pending.pop(token, None) is not None:
                 timer.cancel()
@@ -152,15 +146,19 @@ class Offers:
                 headers=self.headers(rec.id, offer.attempt),
             )
         except nats.errors.MaxPayloadError as exc:  # can never be sent: fail, do not cycle
-            self.board.offer_undeliverable(
-                rec.id,
-                offer.attempt,
-                offer.agent_id,
-                f"the assignment is too large for the bus ({exc}); its input or its "
-                "dependencies' outputs must be smaller",
-            )
+            self._too_large(offer, exc)
         except Exception as exc:  # connection trouble: as no reply, push it again
             self._refuse(offer, "no_reply", f"push failed: {type(exc).__name__}: {exc}")
+
+    def _too_large(self, offer: Offer, exc: Exception) -> None:
+        """An assignment the bus can never carry: the task fails rather than cycle."""
+        self.board.offer_undeliverable(
+            offer.task.id,
+            offer.attempt,
+            offer.agent_id,
+            f"the assignment is too large for the bus ({exc}); its input or its "
+            "dependencies' outputs must be smaller",
+        )
 
     def _refuse(self, offer: Offer, outcome: AttemptOutcome, reason: str) -> None:
         self.board.offer_refused(offer.task.id, offer.attempt, offer.agent_id, outcome, reason)
