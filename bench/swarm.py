@@ -109,8 +109,8 @@ async def run(quick: bool) -> list[Row]:
                 f"steps/s, {tasks:,} instant tasks, {agents} agents, {killed2} killed",
                 steps,
                 "steps/s",
-                target=">= 2000",
-                ok=steps >= 2000,
+                target=">= 6000",
+                ok=steps >= 6000,
             )
         )
         lost += tasks - done2
