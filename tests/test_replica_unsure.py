@@ -62,3 +62,68 @@ async def test_a_late_renewal_holds_offers_back_then_offers_them(
                 assert (await client.wait(task_id, timeout=20)).state == TaskState.DONE
         finally:
             await agent.stop()
+
+
+async def test_a_late_renewal_holds_events_back_then_publishes_them(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    """What the hub decides while unsure (a result taken: the task done) is published once
+    it has renewed, not dropped. (Found by ``bench --only groups``: the bench's event
+    watcher never saw some ``task.done`` of tasks the store had as done.)"""
+    settings = HubSettings(
+        group="g",
+        nats_url=nats_server.url,
+        auth=False,
+        gateway=False,
+        replica=True,
+        replica_id="r0",
+        lease_ttl=TTL,
+        recovery_grace=0,
+        data_dir=tmp_path,
+        store_url=f"sqlite:///{tmp_path / 'hub.db'}",
+    )
+    agent = Agent("w", id="w", skills={"x": 0.8}, group="g")
+    release = asyncio.Event()
+
+    @agent.handler
+    async def work(ctx: TaskContext) -> object:
+        await release.wait()
+        return {"ok": True}
+
+    async with HubProcess(settings, ["g"]) as server:
+        replicas = server.replicas
+        assert replicas is not None
+        await agent.start(nats_server.url)
+        try:
+            async with HubClient(nats_server.url, group="g", timeout=10) as client:
+                done: list[str] = []
+
+                async def watch() -> None:
+                    async for event in client.events(["task.done"]):
+                        done.append(event.task_id or "")
+
+                watching = asyncio.create_task(watch())
+                await asyncio.sleep(0.3)  # subscribed
+                task_id = (await client.submit(TaskSpec(title="t", skills={"x": 0.5})))[0]
+                for _ in range(200):
+                    if (await client.task(task_id)).state == TaskState.RUNNING:
+                        break
+                    await asyncio.sleep(0.05)
+                replicas._held["g"].renewed = time.monotonic() - TTL  # unsure from here
+                release.set()
+                for _ in range(200):
+                    if (await client.task(task_id)).state == TaskState.DONE:
+                        break
+                    await asyncio.sleep(0.05)
+                assert (await client.task(task_id)).state == TaskState.DONE
+                await asyncio.sleep(0.5)
+                assert task_id not in done  # held back while unsure
+                await replicas.step()  # renews the lease: what waited goes out
+                for _ in range(200):
+                    if task_id in done:
+                        break
+                    await asyncio.sleep(0.05)
+                watching.cancel()
+                assert done.count(task_id) == 1
+        finally:
+            await agent.stop()

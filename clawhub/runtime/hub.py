@@ -153,8 +153,10 @@ class Hub:
         self._send(subjects.agent_inbox(self.group, agent_id), encode(message))
 
     def wake(self) -> None:
-        """Ask the scheduler for another matching pass."""
+        """Ask the scheduler for another matching pass (and the publisher for what waits)."""
         self._wake_event.set()
+        if self._outbox:
+            self._outbox_signal.set()
 
     def judge(self, task_id: str, attempt: int, step: ValidationStep) -> None:
         """Ask the judge model about a result, in the background."""
@@ -174,7 +176,6 @@ class Hub:
         self._outbox_signal.set()
 
     # ------------------------------------------------------------------ life
-
     @property
     def url(self) -> str:
         """The NATS URL agents and clients use."""
@@ -341,7 +342,6 @@ class Hub:
         await self.stop()
 
     # ------------------------------------------------------------------ message handling
-
     async def handle(
         self,
         name: str,
@@ -451,9 +451,9 @@ class Hub:
     # ------------------------------------------------------------------ background loops
 
     async def _flush_outbox(self) -> None:
-        batch, self._outbox = self._outbox, []
-        if self.nc is None or not self.may_act():
+        if self.nc is None or not self.may_act():  # kept until renewed (``wake``)
             return
+        batch, self._outbox = self._outbox, []
         for subject, data in batch:
             try:
                 await self.nc.publish(subject, data)
