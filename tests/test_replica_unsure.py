@@ -11,6 +11,8 @@ import asyncio
 import time
 from pathlib import Path
 
+from test_gateway import until
+
 from agents_sdk import Agent, HubClient, TaskContext
 from clawhub.gateway import HubProcess
 from clawhub.runtime import EmbeddedNats
@@ -22,10 +24,10 @@ from protocols import TaskSpec, TaskState
 TTL = 30.0
 
 
-async def test_a_late_renewal_holds_offers_back_then_offers_them(
-    nats_server: EmbeddedNats, tmp_path: Path
-) -> None:
-    settings = HubSettings(
+def replica_settings(nats_server: EmbeddedNats, tmp_path: Path) -> HubSettings:
+    """One replica of group ``g`` on the test's nats-server and a SQLite file, its lease
+    renewed only when the test says (``replicas.step``)."""
+    return HubSettings(
         group="g",
         nats_url=nats_server.url,
         auth=False,
@@ -37,6 +39,12 @@ async def test_a_late_renewal_holds_offers_back_then_offers_them(
         data_dir=tmp_path,
         store_url=f"sqlite:///{tmp_path / 'hub.db'}",
     )
+
+
+async def test_a_late_renewal_holds_offers_back_then_offers_them(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    settings = replica_settings(nats_server, tmp_path)
     agent = Agent("w", id="w", skills={"x": 0.8}, group="g")
 
     @agent.handler
@@ -70,18 +78,7 @@ async def test_a_late_renewal_holds_events_back_then_publishes_them(
     """What the hub decides while unsure (a result taken: the task done) is published once
     it has renewed, not dropped. (Found by ``bench --only groups``: the bench's event
     watcher never saw some ``task.done`` of tasks the store had as done.)"""
-    settings = HubSettings(
-        group="g",
-        nats_url=nats_server.url,
-        auth=False,
-        gateway=False,
-        replica=True,
-        replica_id="r0",
-        lease_ttl=TTL,
-        recovery_grace=0,
-        data_dir=tmp_path,
-        store_url=f"sqlite:///{tmp_path / 'hub.db'}",
-    )
+    settings = replica_settings(nats_server, tmp_path)
     agent = Agent("w", id="w", skills={"x": 0.8}, group="g")
     release = asyncio.Event()
 
@@ -105,24 +102,16 @@ async def test_a_late_renewal_holds_events_back_then_publishes_them(
                 watching = asyncio.create_task(watch())
                 await asyncio.sleep(0.3)  # subscribed
                 task_id = (await client.submit(TaskSpec(title="t", skills={"x": 0.5})))[0]
-                for _ in range(200):
-                    if (await client.task(task_id)).state == TaskState.RUNNING:
-                        break
-                    await asyncio.sleep(0.05)
+                board = server.hubs["g"].board
+                await until(lambda: board.tasks[task_id].state is TaskState.RUNNING)
                 replicas._held["g"].renewed = time.monotonic() - TTL  # unsure from here
                 release.set()
-                for _ in range(200):
-                    if (await client.task(task_id)).state == TaskState.DONE:
-                        break
-                    await asyncio.sleep(0.05)
+                await until(lambda: board.tasks[task_id].state is TaskState.DONE)
                 assert (await client.task(task_id)).state == TaskState.DONE
                 await asyncio.sleep(0.5)
                 assert task_id not in done  # held back while unsure
                 await replicas.step()  # renews the lease: what waited goes out
-                for _ in range(200):
-                    if task_id in done:
-                        break
-                    await asyncio.sleep(0.05)
+                await until(lambda: task_id in done)
                 watching.cancel()
                 assert done.count(task_id) == 1
         finally:
