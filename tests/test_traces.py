@@ -19,7 +19,6 @@ import contextlib
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from otlp_collector import OtlpCollector, SpanRecord
+from test_first_hour import background
 
 from agents_sdk import HubClient
 from protocols import SubmitTasks, TaskSpec, TaskState, ValidationStep, WsOffer, WsRequest
@@ -64,25 +64,6 @@ def user_env(tmp_path: Path, collector: OtlpCollector) -> dict[str, str]:
         "OTEL_BSP_SCHEDULE_DELAY": "100",
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
     }
-
-
-@contextlib.contextmanager
-def background(cmd: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A long-running process; SIGTERM (its spans are flushed at exit), then kill."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env
-        )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def wait_for_text(log: Path, text: str, proc: subprocess.Popen[bytes]) -> None:
