@@ -79,6 +79,14 @@ async def running_on(client: HubClient, task_id: str, agent_id: str) -> bool:
     return status.state is TaskState.RUNNING and status.assigned_to == agent_id
 
 
+async def handling(client: HubClient, task_id: str, agent_id: str) -> bool:
+    """The agent's handler runs the task: it has reported progress. A pushed assignment is
+    ``running`` on the hub before the agent has even read it."""
+    status = await client.task(task_id)
+    running = status.state is TaskState.RUNNING and status.assigned_to == agent_id
+    return running and status.progress is not None
+
+
 async def test_killed_agent_is_lost_at_once_and_its_task_reassigned(
     hub: Hub, tmp_path: Path
 ) -> None:
@@ -129,8 +137,10 @@ async def test_frozen_agent_is_lost_by_missed_beats_and_its_late_result_refused(
         async with HubClient(hub.url) as client:
             await wait_until(lambda: _has_agent(client, "frozen"))
             [tid] = await client.submit(TaskSpec(title="work", skills={"x": 0.5}))
-            await wait_until(lambda: running_on(client, tid, "frozen"))
             await backup.start(hub.url)
+            # frozen mid-handler, so that it wakes with work in hand; frozen before it read
+            # the pushed assignment, it would wake to the hub's cancel and send nothing late
+            await wait_until(lambda: handling(client, tid, "frozen"))
             frozen.send_signal(signal.SIGSTOP)  # the connection stays open: only beats tell
             status = await client.wait(tid, timeout=20)
             frozen.send_signal(signal.SIGCONT)  # it wakes, finishes, and reports attempt 1

@@ -348,6 +348,10 @@ def test_a_token_made_in_another_process_is_valid_before_the_next_refresh(
     who = hub_view.verify(token)
     assert (who.token_id, who.agent_id, who.role) == (row.id, "fresh", "agent")
     assert [u.name for u in hub_view.nats_users()] == [row.id]  # NATS gets it at the next sync
+    # a sender a cluster node already lets in (its config reloaded) is known by its id alone
+    _, node_row = cli_view.create("alpha", "agent", "on-node")
+    sender = hub_view.principal(node_row.id)
+    assert sender is not None and (sender.agent_id, sender.role) == ("on-node", "agent")
 
     revoked, revoked_row = cli_view.create("alpha", "human")
     assert cli_view.revoke(revoked_row.id)

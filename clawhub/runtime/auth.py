@@ -270,9 +270,13 @@ class Tokens:
 
     def principal(self, token_id: str) -> Principal | None:
         """The principal of a live token by its id (the sender of a NATS message, which
-        nats-server vouches for), or None."""
+        nats-server vouches for), or None. A token the cache does not hold yet is read from
+        the store (``_fetch``): a cluster's nodes may know a new token before this hub's next
+        refresh."""
         with self._lock:
             row = self._rows.get(token_id)
+        if row is None:
+            row = self._fetch(token_id)
         if row is None:
             return None
         role: Role = "admin" if row.role == "admin" else "human" if row.role == "human" else "agent"
