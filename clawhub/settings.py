@@ -179,6 +179,12 @@ class HubSettings(BaseSettings):
         "nats-server, the gateway and worker 0, N-1 more run as its replicas, and each group "
         "is active in one of them (docs/replicas.md#every-core-of-one-machine).",
     )
+    a2a_config: Path | None = Field(
+        default=None,
+        description="TOML file of A2A agents `clawhub up` joins as workers, an [[agent]] "
+        "table each: url, and optionally id, name, skills, default_level, model, capacity, "
+        "poll_interval, token (docs/a2a-agents.md#several-agents-from-a-file).",
+    )
     lease_ttl: float = Field(
         default=3.0,
         gt=0,

@@ -124,12 +124,11 @@ async def hub(nats_server: EmbeddedNats, store: Store, tmp_path: Path) -> AsyncI
     await h.stop()
 
 
-@pytest.fixture
-async def hub_server(tmp_path: Path, sqlite_store: Store) -> AsyncIterator[HubProcess]:
-    """Two groups (alpha, beta) behind one embedded nats-server WITH authentication and one
-    gateway on a free port: the fixture of the security and gateway tests."""
-    settings = HubSettings(
-        data_dir=tmp_path / "server",
+def server_settings(data_dir: Path) -> HubSettings:
+    """The settings of ``hub_server``: embedded nats-server with authentication, a gateway on
+    a free port, fast liveness timers."""
+    return HubSettings(
+        data_dir=data_dir,
         heartbeat_interval=0.2,
         missed_beats=3,
         accept_timeout=2.0,
@@ -141,7 +140,13 @@ async def hub_server(tmp_path: Path, sqlite_store: Store) -> AsyncIterator[HubPr
         submit_burst=20.0,
         gateway_port=0,
     )
-    server = HubProcess(settings, ["alpha", "beta"], store=sqlite_store)
+
+
+@pytest.fixture
+async def hub_server(tmp_path: Path, sqlite_store: Store) -> AsyncIterator[HubProcess]:
+    """Two groups (alpha, beta) behind one embedded nats-server WITH authentication and one
+    gateway on a free port: the fixture of the security and gateway tests."""
+    server = HubProcess(server_settings(tmp_path / "server"), ["alpha", "beta"], store=sqlite_store)
     await server.start()
     yield server
     await server.stop()

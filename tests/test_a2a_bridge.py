@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import socket
@@ -15,15 +16,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import MakeHub
+from conftest import MakeHub, server_settings
 from test_docs import ROOT, blocks, ctrl_c, log_reader, wait_for
 from typer.testing import CliRunner
 
-from agents_sdk import Agent, HubClient, TaskContext
+from agents_sdk import Agent, HubClient, RequestRefused, TaskContext
 from clawhub.bridges.a2a import A2ABridge
+from clawhub.bridges.a2a_config import TOKEN_NOTE, A2AAgentEntry
 from clawhub.cli.app import app
+from clawhub.cli.bridge import start_a2a_bridges, stop_bridges
 from clawhub.gateway import HubProcess
 from clawhub.runtime import Hub
+from clawhub.store.store import Store, TokenRow
 from protocols import AgentInfo, Event, TaskSpec, TaskState
 
 AGENT = Path(__file__).with_name("a2a_agent_proc.py")
@@ -386,6 +390,103 @@ def server_token(server: HubProcess, agent_id: str) -> tuple[str, object]:
     return server.tokens.create("alpha", "agent", agent_id)  # type: ignore[no-any-return]
 
 
+# -- clawhub up: each bridged agent with an agent token of its own ----------------------------
+
+
+def bridge_tokens(server: HubProcess) -> list[TokenRow]:
+    return [r for r in server.tokens.rows("alpha") if r.note == TOKEN_NOTE]
+
+
+async def test_up_bridges_each_agent_with_an_agent_token_of_its_own(
+    tmp_path: Path, sqlite_store: Store, remote: Remote
+) -> None:
+    """``clawhub up --a2a-agent`` / ``--a2a-config`` with auth: the hub makes an agent token
+    bound to the bridged participant's id (not its admin token), the hub holds it to that id,
+    a task runs through it to done, and the next start reuses the token; an entry's own
+    token is used as given."""
+    url, _ = await remote("--name", "Echo Agent")
+    settings = server_settings(tmp_path / "server")
+    server = HubProcess(settings, ["alpha"], store=sqlite_store)
+    await server.start()
+    given, _ = server.tokens.create("alpha", "agent", "echo-two")
+    entries = [
+        A2AAgentEntry(url=url, skills={"text": 0.8}),
+        A2AAgentEntry(url=url, id="echo-two", skills={"other": 0.5}, token=given),
+    ]
+    try:
+        bridges = await start_a2a_bridges(entries, server, "alpha")
+        try:
+            made, two = bridges
+            assert (made.agent_id, two.agent_id, two.token) == ("echo-agent", "echo-two", given)
+            assert made.token is not None and made.token != server.admin_tokens["alpha"]
+            who = server.tokens.verify(made.token)
+            assert (who.role, who.agent_id) == ("agent", "echo-agent")
+            [row] = bridge_tokens(server)
+            agents = server.hubs["alpha"].board.state.agents
+            assert agents["echo-agent"].credential == row.id == who.token_id
+            assert agents["echo-two"].credential == given.split(".")[0]
+            async with HubClient(server.url, "alpha", token=made.token) as own:
+                with pytest.raises(RequestRefused, match="an agent may speak only as itself"):
+                    await own.chat("echo-two", "in another's name")
+            admin = server.admin_tokens["alpha"]
+            async with HubClient(server.url, "alpha", token=admin) as client:
+                [tid] = await client.submit(
+                    TaskSpec(title="Shout", skills={"text": 0.5}, input={"text": "hi"})
+                )
+                status = await client.wait(tid, timeout=WAIT)
+            assert status.state is TaskState.DONE, status
+            assert status.history[-1].agent_id == "echo-agent"
+        finally:
+            await stop_bridges(bridges)
+    finally:
+        await server.stop()
+    assert (settings.data_dir / "bridge-tokens.json").stat().st_mode & 0o077 == 0
+    again = HubProcess(settings, ["alpha"], store=sqlite_store)  # the next start
+    await again.start()
+    try:
+        [bridge] = await start_a2a_bridges(entries[:1], again, "alpha")
+        await stop_bridges([bridge])
+        assert bridge.token == made.token
+        assert [r.id for r in bridge_tokens(again)] == [row.id]
+        again.tokens.revoke(row.id)  # a revoked one is replaced, not reused
+        [bridge] = await start_a2a_bridges(entries[:1], again, "alpha")
+        await stop_bridges([bridge])
+        assert bridge.token not in (None, made.token)
+        assert len(bridge_tokens(again)) == 2
+    finally:
+        await again.stop()
+
+
+BAD_CONFIGS = {
+    "not-toml": ("[[agent]\nurl = ", "is not TOML"),
+    "no-url": ('[[agent]]\nid = "x"\n', "agent 1: url: Field required"),
+    "level": (
+        '[[agent]]\nurl = "http://a"\n[[agent]]\nurl = "http://b"\nskills = { text = 1.5 }\n',
+        "agent 2: skills.text: Input should be less than or equal to 1",
+    ),
+    "unknown-key": ('[[agent]]\nurl = "http://a"\nskill = { text = 0.5 }\n', "agent 1: skill:"),
+}
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_a_bad_a2a_config_is_one_clear_error_at_start(tmp_path: Path, case: str, how: str) -> None:
+    text, words = BAD_CONFIGS[case]
+    config = tmp_path / "bridges.toml"
+    config.write_text(text)
+    data = tmp_path / "data"
+    argv = ["up", "--data-dir", str(data), "--port", "0", "--gateway-port", "0"]
+    env = {"CLAWHUB_A2A_CONFIG": str(config)} if how == "env" else {}
+    if how == "flag":
+        argv += ["--a2a-config", str(config)]
+    result = CliRunner().invoke(app, argv, env=env)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2, result.output
+    assert said.startswith(f"error: the A2A config {config}") and words in said, said
+    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
+    assert not (data / "hub.json").exists()  # nothing started
+
+
 # -- the docs page, as pasted ------------------------------------------------------------------
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "a2a-agents.md"
@@ -458,14 +559,20 @@ def run_block(code: str, cwd: Path, env: dict[str, str]) -> str:
 
 def test_the_docs_page_runs_as_pasted(home: tuple[Path, dict[str, str]]) -> None:
     """docs/a2a-agents.md: hub, A2A agent, bridge (with its own agent token), a task done by
-    the A2A agent; then the same through ``clawhub up --a2a-agent``."""
+    the A2A agent; then the same through ``clawhub up --a2a-agent``, and again through
+    ``clawhub up --a2a-config bridges.toml``, which reuses the agent token the first made."""
     cwd, env = home
-    (hub, agent, bridge, task, up) = page_steps(free_port())
-    assert [s[0] for s in (hub, agent, bridge, task, up)] == ["background"] * 3 + [
+    port = free_port()
+    (hub, agent, bridge, task, up, up_file, tokens) = page_steps(port)
+    assert [s[0] for s in (hub, agent, bridge, task, up, up_file, tokens)] == [
+        *["background"] * 3,
         "run",
-        "background",
+        *["background"] * 2,
+        "run",
     ]
     assert "token create --role agent --agent-id shouter" in bridge[1]
+    [config] = [b for b in blocks(PAGE) if b.lang == "toml"]
+    (cwd / "bridges.toml").write_text(config.code.replace("9999", str(port)))
     with background(agent[1], cwd, env, agent[2]):
         with (
             background(hub[1], cwd, env, hub[2]),
@@ -474,14 +581,17 @@ def test_the_docs_page_runs_as_pasted(home: tuple[Path, dict[str, str]]) -> None
             assert "joined as shouter (skills text=0.9; streaming)" in log.read_text()
             out = run_block(task[1], cwd, env)
             assert task[2] in out and "#1 shouter: done" in out, out
-        # the same agent, bridged by the hub's own process this time
-        with background(up[1], cwd, env, up[2]) as log:
-            assert "joined as shouter" in log.read_text()
-            again = (
-                task[1].replace("--id shout", "--id shout2").replace("show shout", "show shout2")
-            )
-            out = run_block(again, cwd, env)
-            assert task[2] in out and "#1 shouter: done" in out, out
+        # the same agent, bridged by the hub's own process this time, twice
+        for step, task_id in ((up, "shout2"), (up_file, "shout3")):
+            with background(step[1], cwd, env, step[2]) as log:
+                assert "joined as shouter" in log.read_text()
+                again = task[1].replace("shout", task_id)
+                out = run_block(again, cwd, env)
+                assert task[2] in out and "#1 shouter: done" in out, out
+    assert tokens[2] in run_block(tokens[1], cwd, env)
+    listed = json.loads(run_block(tokens[1].strip() + " --json", cwd, env))
+    made = [(t["role"], t["agent_id"], t["revoked_at"]) for t in listed if t["note"] == TOKEN_NOTE]
+    assert made == [("agent", "shouter", None)]  # the second start reused the first's
 
 
 # -- examples/a2a_agent.py: the page's A2A agent, bridged ------------------------------------

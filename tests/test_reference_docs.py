@@ -19,7 +19,7 @@ CONFIG = ROOT / "docs" / "configuration.md"
 CLI_DOC = ROOT / "docs" / "cli.md"
 #: Read by the SDK, not the hub's settings.
 SDK_SIDE = {"CLAWHUB_AGENTS_DIR"}
-VARIABLE = re.compile(r"`(CLAWHUB_[A-Z_]+)`")
+VARIABLE = re.compile(r"`(CLAWHUB_[A-Z0-9_]+)`")
 
 
 def table_rows(text: str) -> list[list[str]]:

@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,7 +132,9 @@ class A2ABridge:
     ``poll_interval``: how often the card is read (liveness) and, for an agent that does
     not stream, its task; ``lost_after``: failed reads in a row before the participant is
     given up (``Agent.lose``). ``cancel_timeout`` bounds a ``CancelTask``; a question
-    (INPUT_REQUIRED) waits ``input_timeout`` for an answer in the chat.
+    (INPUT_REQUIRED) waits ``input_timeout`` for an answer in the chat. ``token_for``, when
+    no ``token`` is given: called with the participant id once the card is read, it returns
+    the credential (``clawhub up`` makes an agent token for that id so).
     """
 
     def __init__(
@@ -153,6 +156,7 @@ class A2ABridge:
         cancel_timeout: float = 30.0,
         input_timeout: float = 3600.0,
         start_timeout: float = 10.0,
+        token_for: Callable[[str], Awaitable[str]] | None = None,
     ) -> None:
         if not 0.0 <= default_level <= 1.0:
             raise ValueError(f"default level must be within 0..1, got {default_level}")
@@ -166,6 +170,7 @@ class A2ABridge:
         self.cancel_timeout = cancel_timeout
         self.input_timeout = input_timeout
         self.start_timeout = start_timeout
+        self._token_for = token_for
         self._wanted: dict[str, Any] = {
             "agent_id": agent_id,
             "name": name,
@@ -214,6 +219,8 @@ class A2ABridge:
             )
             self._client = ClientFactory(config).create(card)
             self.agent = self._make_agent(card)
+            if self.token is None and self._token_for is not None:
+                self.token = await self._token_for(self.agent.id)
             await self.agent.start(self.hub_url, token=self.token, timeout=self.start_timeout)
             self.online = True
             hub = HubClient(self.hub_url, self.group, token=self.token)

@@ -1,5 +1,6 @@
 """``clawhub bridge``: bring outside agents into the group, one sub-command per protocol
-(``clawhub bridge a2a <card-url>``), and the bridges ``clawhub up --a2a-agent URL`` starts.
+(``clawhub bridge a2a <card-url>``), and the bridges ``clawhub up --a2a-agent URL`` (or
+``--a2a-config FILE``) starts, each with an agent token the hub makes for it.
 
 Each bridge runs until Ctrl-C as a participant with its own credential: ``--token`` (an
 agent token for the bridged agent's id), else ``CLAWHUB_TOKEN``, else the local admin token
@@ -24,6 +25,7 @@ from .views import console
 
 if TYPE_CHECKING:
     from ..bridges.a2a import A2ABridge
+    from ..bridges.a2a_config import A2AAgentEntry
     from ..gateway.process import HubProcess
 
 bridge_app = typer.Typer(
@@ -134,28 +136,51 @@ def run_bridge(serve: Callable[[], Coroutine[Any, Any, None]]) -> None:
         raise fail(str(exc)) from None
 
 
-async def start_a2a_bridges(urls: list[str], server: HubProcess, group: str) -> list[A2ABridge]:
-    """The bridges of ``clawhub up --a2a-agent URL``, in ``server``'s group ``group`` with its
-    local admin token: started in order; if one fails, the ones started are stopped and a
-    ``HubError`` says why."""
-    if not urls:
+async def start_a2a_bridges(
+    entries: list[A2AAgentEntry], server: HubProcess, group: str
+) -> list[A2ABridge]:
+    """The bridges of ``clawhub up --a2a-agent URL`` / ``--a2a-config FILE``, in ``server``'s
+    group ``group``: started in order; if one fails, the ones started are stopped and a
+    ``HubError`` says why.
+
+    Each acts with its own credential: the entry's ``token``, else (on the hub's embedded
+    nats-server with auth) an agent token the hub makes for the participant id, reused on
+    the next start (``HubProcess.bridge_token``). Without auth none is needed; on an
+    external NATS the hub cannot add a NATS user, so an entry without a token uses
+    ``CLAWHUB_TOKEN`` (as ``clawhub bridge a2a`` does)."""
+    if not entries:
         return []
     from agents_sdk import SDKError  # noqa: PLC0415
 
     from ..bridges.a2a import A2ABridge  # noqa: PLC0415
+    from ..bridges.a2a_config import TOKEN_NOTE  # noqa: PLC0415
 
     quiet_a2a_logs()
-    token = server.admin_tokens.get(group) if server.embedded and server.embedded.auth else None
+    makes_tokens = server.embedded is not None and server.embedded.auth
+
+    async def token_for(agent_id: str) -> str:
+        try:
+            return await server.bridge_token(group, agent_id, TOKEN_NOTE)
+        except ValueError as exc:  # an id that is no identifier
+            raise HubError(str(exc)) from None
+
     started: list[A2ABridge] = []
     try:
-        for card_url in urls:
-            bridge = A2ABridge(card_url, hub_url=server.url, token=token, group=group)
+        for entry in entries:
+            bridge = A2ABridge(
+                entry.url,
+                hub_url=server.url,
+                token=entry.token,
+                group=group,
+                token_for=token_for if makes_tokens else None,
+                **entry.options(),
+            )
             await bridge.start()
             started.append(bridge)
             announce(bridge)
     except SDKError as exc:
         await stop_bridges(started)
-        raise HubError(f"--a2a-agent {card_url}: {exc}") from None
+        raise HubError(f"A2A agent {entry.url}: {exc}") from None
     except BaseException:
         await stop_bridges(started)
         raise

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from .bridge import start_a2a_bridges, stop_bridges
-from .options import SharedOptions, run_loop, shared_options
+from .options import SharedOptions, fail, run_loop, shared_options
 from .views import console
 
 
@@ -69,7 +70,17 @@ def up(
     a2a_agent: Annotated[
         list[str] | None,
         typer.Option(
-            "--a2a-agent", help="Join this A2A agent (card URL) as a worker (repeatable)."
+            "--a2a-agent",
+            help="Join this A2A agent (card URL) as a worker, with an agent token the hub "
+            "makes for it (repeatable).",
+        ),
+    ] = None,
+    a2a_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--a2a-config",
+            help="TOML file of A2A agents to join as workers, an [[agent]] table each "
+            "(url, id, skills, model, token...: docs/a2a-agents.md).",
         ),
     ] = None,
     *,
@@ -87,7 +98,14 @@ def up(
         replica=replica or None,
         replica_id=replica_id,
         workers=workers,
+        a2a_config=a2a_config,
     )
+    from ..bridges.a2a_config import A2AConfigError, a2a_entries  # noqa: PLC0415
+
+    try:  # before anything starts: a bad file is one error, exit 2
+        entries = a2a_entries(a2a_agent or [], settings.a2a_config)
+    except A2AConfigError as exc:
+        raise fail(str(exc), 2) from None
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -139,7 +157,7 @@ def up(
             )
         bridges = []
         try:
-            bridges = await start_a2a_bridges(a2a_agent or [], server, settings.group)
+            bridges = await start_a2a_bridges(entries, server, settings.group)
             console.print("  Ctrl-C to stop")
             await stop.wait()
         finally:

@@ -55,7 +55,9 @@ from protocols import (
 
 from ..errors import BusError, HubError, StoreError
 from ..runtime.auth import Principal, Tokens
+from ..runtime.bridge_tokens import bridge_token
 from ..runtime.hub import Hub
+from ..runtime.hubfile import write_private
 from ..runtime.nats_server import EmbeddedNats
 from ..runtime.replica import Replicas, replica_name
 from ..settings import HubSettings, read_hub_file
@@ -382,6 +384,16 @@ class HubProcess:
         await self.sync_tokens()
         return done
 
+    async def bridge_token(self, group: str, agent_id: str, note: str) -> str:
+        """An agent token for a participant this process bridges itself (``clawhub up
+        --a2a-agent``): the live one made for ``group`` and ``agent_id`` on an earlier start,
+        else a new one (``runtime.bridge_tokens``); valid on NATS before it returns."""
+        token = await asyncio.to_thread(
+            bridge_token, self.tokens, self.settings.data_dir, group, agent_id, note
+        )
+        await self.sync_tokens()
+        return token
+
     async def _watch_tokens(self) -> None:
         """Re-read the store every ``token_refresh``; between reads, enforce a revocation
         made in this process (``Tokens.revoke``) within ``REVOKE_CHECK``."""
@@ -413,13 +425,8 @@ class HubProcess:
             "pid": os.getpid(),
             "store": self.store.display_url,
         }
-        path = self.settings.data_dir / "hub.json"
         with contextlib.suppress(OSError):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                json.dump(info, fh, indent=2)
-            os.chmod(path, 0o600)
+            write_private(self.settings.data_dir / "hub.json", info)
 
     async def stop(self) -> None:
         """Stop the gateway, the hubs, the nats-server; remove ``hub.json``."""

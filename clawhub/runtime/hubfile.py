@@ -18,6 +18,16 @@ def write_hub_file(data_dir: Path, info: dict[str, Any]) -> None:
         path.write_text(json.dumps({**info, "pid": os.getpid()}, indent=2))
 
 
+def write_private(path: Path, value: object) -> None:
+    """Write ``value`` as JSON to ``path``, readable by this user only (mode 0600): files
+    that hold tokens (``hub.json`` of ``clawhub up``, ``bridge-tokens.json``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(value, fh, indent=2)
+    os.chmod(path, 0o600)
+
+
 def remove_hub_file(data_dir: Path, hub_id: str) -> None:
     """Remove ``data_dir/hub.json`` if the hub ``hub_id`` wrote it (not a newer one's)."""
     path = data_dir / "hub.json"
