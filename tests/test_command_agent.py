@@ -19,7 +19,7 @@ from conftest import MakeHub
 
 from agents_sdk import CommandAgent, CommandFailed, CommandNotFound, HubClient
 from clawhub.runtime import Hub
-from protocols import Progress, TaskStatus, decode, subjects
+from protocols import Event, Progress, TaskStatus, decode, subjects
 
 BIN = Path(__file__).resolve().parent / "bin"
 PATH = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -150,6 +150,48 @@ async def test_a_result_written_to_the_output_file_wins_over_stdout(
 
 
 # -- hangs, failures, cancels --------------------------------------------------------------------
+
+# Talks for 15 ticks of 0.2 s (3 s at least, twice the stall timeout below), on the stream
+# its argument names, then answers on stdout. A shell loop: no interpreter to start, so its
+# first line comes at once.
+CHATTY = (
+    'i=0; while [ "$i" -lt 15 ]; do if [ "$1" = stderr ]; then echo "tick $i" >&2; '
+    'else echo "tick $i"; fi; i=$((i + 1)); sleep 0.2; done; echo chatted'
+)
+
+
+@pytest.mark.parametrize("stream", ["stdout", "stderr"])
+async def test_a_chatty_command_is_not_stalled_and_its_lines_are_the_tasks_progress(
+    agents: Agents, client: HubClient, stream: str
+) -> None:
+    progress: list[str] = []
+
+    async def on_event(msg: Any) -> None:
+        event = decode(msg.data, Event)
+        if event.kind == "task.progress":
+            progress.append(event.message)
+
+    sub = await client.nc.subscribe(subjects.task_events(client.group), cb=on_event)
+    await client.nc.flush()
+    # a line at most every 0.2 s reaches the hub, well inside the 1.5 s stall timeout
+    await agents.start("talker", ["sh", "-c", CHATTY, "chatty", stream], progress_interval=0.2)
+    try:
+        task_id = await client.submit_task(
+            "Talk", skills={"python": 0.5}, timeouts={"stall": 1.5}, max_attempts=1
+        )
+        status = await client.wait(task_id, WAIT)
+    finally:
+        await sub.unsubscribe()
+    assert status.state == "done", status.error
+    assert attempts(status) == [("talker", "done")]
+    assert isinstance(status.output, str) and status.output.endswith("chatted")
+    [run] = status.history
+    assert run.started_at is not None and run.ended_at is not None
+    # not a speed bound: proof that it ran past the stall timeout, and was not stalled
+    assert run.ended_at - run.started_at > 1.5
+    prefix = "stderr: " if stream == "stderr" else ""
+    ticks = [m for m in progress if m.startswith(f"{prefix}tick ")]
+    assert len(ticks) >= 3, progress  # the lines themselves, as the task's progress
 
 
 async def test_a_silent_hung_command_is_stalled_killed_with_its_children_and_reassigned(
