@@ -18,6 +18,7 @@ import pytest
 from conftest import MakeHub
 
 from agents_sdk import CommandAgent, CommandFailed, CommandNotFound, HubClient
+from agents_sdk.presets import PRESETS
 from clawhub.runtime import Hub
 from protocols import Event, Progress, TaskStatus, decode, subjects
 
@@ -331,29 +332,40 @@ async def test_a_flood_of_output_is_rate_limited_and_the_task_still_completes(
 # -- the presets, with stand-ins of the real tools ----------------------------------------------
 
 PRESET_CASES = {
-    # preset: (answer, prompt tokens, completion tokens, cost, model in the usage)
-    "claude": ("claude did: Port it", 150, 50, 0.0123, "anthropic/claude-sonnet-4-5"),
-    "codex": ("codex did: Port it", 200, 40, 0.0, "openai/codex"),
-    "aider": (None, 2100, 150, 0.0042, "aider"),
-    "gemini": ("gemini did: Port it", 300, 30, 0.0, "gemini/gemini-2.5-pro"),
+    # preset: (who answers, prompt tokens, completion tokens, cost, model in the usage)
+    "claude": ("claude", 150, 50, 0.0123, "anthropic/claude-sonnet-4-5"),
+    "codex": ("codex", 200, 40, 0.0, "openai/codex"),
+    "aider": ("aider", 2100, 150, 0.0042, "aider"),
+    "gemini": ("gemini", 300, 30, 0.0, "gemini/gemini-2.5-pro"),
 }
+
+
+def assert_preset_result(
+    preset: str, status: TaskStatus, title: str, label: str | None = None
+) -> None:
+    """``status`` is the task ``title`` done by the stand-in of ``preset``, with the answer
+    and usage that stand-in prints. The usage's model is the one the tool reports, else the
+    agent's model ``label`` (default: the preset's)."""
+    who, prompt_tokens, completion_tokens, cost, model = PRESET_CASES[preset]
+    assert status.state == "done", status.error
+    if preset == "aider":  # stdout is the answer
+        assert isinstance(status.output, str) and status.output.endswith(f"aider did: {title}")
+    else:
+        assert status.output == f"{who} did: {title}"
+    usage = status.usage
+    assert (usage.prompt_tokens, usage.completion_tokens) == (prompt_tokens, completion_tokens)
+    assert usage.cost == pytest.approx(cost)  # 0 where the tool prints no cost
+    reported = model != PRESETS[preset].model  # else the label stands in for it
+    assert usage.models == [model if reported or label is None else label]
 
 
 @pytest.mark.parametrize("preset", sorted(PRESET_CASES))
 async def test_each_preset_runs_its_tool_and_reports_usage_and_cost(
     agents: Agents, client: HubClient, preset: Any
 ) -> None:
-    answer, prompt_tokens, completion_tokens, cost, model = PRESET_CASES[preset]
     await agents.start(f"{preset}-1", preset=preset)
     status = await client.wait(await client.submit_task("Port it", skills={"python": 0.5}), WAIT)
-    assert status.state == "done", status.error
-    if answer is None:  # aider: stdout is the answer
-        assert isinstance(status.output, str) and status.output.endswith("aider did: Port it")
-    else:
-        assert status.output == answer
-    usage = status.usage
-    assert (usage.prompt_tokens, usage.completion_tokens) == (prompt_tokens, completion_tokens)
-    assert usage.cost == pytest.approx(cost) and usage.models == [model]
+    assert_preset_result(preset, status, "Port it")
 
 
 async def test_a_tool_that_reports_an_error_in_its_json_fails_the_attempt(
