@@ -1,7 +1,7 @@
 """docs/bring-your-own-agent.md as a newcomer uses it: every config file on the page loads,
-and the page's script, its command line and the config of each preset run as real
-processes (`clawhub agent run`, the stand-ins of tests/bin first on PATH) against a real hub
-that requires tokens, each agent with a token of its own."""
+and the page's script, its command line, the config of each preset and the flags of
+`clawhub agent run` run as real processes (the stand-ins of tests/bin first on PATH) against
+a real hub that requires tokens, each agent with a token of its own."""
 
 from __future__ import annotations
 
@@ -205,3 +205,47 @@ async def test_each_config_on_the_page_runs_with_its_stand_in(
         assert (await git_out(git, "log", "--format=%s", "-1", branch)).startswith("clawhub: task")
     else:
         assert (await git_out(git, "branch", "--list", "clawhub/*")) == ""
+
+
+async def test_the_run_flags_win_over_the_config_file(
+    hub_server: HubProcess, env: dict[str, str], tmp_path: Path
+) -> None:
+    """Every flag of `clawhub agent run` that shapes the agent, on top of a config file that
+    says otherwise: the profile the hub registered and the folder the task ran in show that
+    the flags won (the skills merge: the flag's level, the file's other skills)."""
+    git = await asyncio.to_thread(git_repo, tmp_path / "repo")
+    runs = tmp_path / "runs"
+    (tmp_path / "agent.toml").write_text(
+        'id = "flagged"\npreset = "codex"\nskills = { python = 0.4, review = 0.6 }\n'
+        'model_label = "from-the-file"\ndevice = "server"\ncapacity = 1\n'
+        'workdir = "file-runs"\n'
+    )
+    token, _ = await hub_server.create_token("alpha", "agent", "flagged")
+    line = (
+        "clawhub agent run --config agent.toml --preset claude --skill python=0.9 "
+        "--model-label anthropic/claude-opus-4-1 --device cloud --capacity 3 "
+        f"--workdir {runs} --repo {tmp_path / 'repo'} --keep-workdirs"
+    )
+    agent = Running(line, tmp_path, {**env, "CLAWHUB_TOKEN": token}, tmp_path / "agent.log")
+    try:
+        info, status = await run_one_task(hub_server, agent, "flagged", "Flag it", "python")
+        assert await agent.interrupt() == 0, agent.text()
+    finally:
+        agent.kill()
+    profile = info.profile
+    assert (profile.model, profile.device, profile.capacity) == (
+        "anthropic/claude-opus-4-1",
+        "cloud",
+        3,
+    )
+    assert profile.skills == {"python": 0.9, "review": 0.6}
+    assert status.output == "claude did: Flag it"  # --preset claude, not the file's codex
+    [folder] = runs.iterdir()  # --workdir (kept: --keep-workdirs), not the file's workdir
+    assert folder.name.startswith(f"clawhub-{status.id}-1-")
+    assert not (tmp_path / "file-runs").exists()
+    work = folder / "work"  # a worktree of --repo, on the attempt's branch
+    assert (work / "ANSWER.md").read_text() == "claude did: Flag it\n"
+    assert (await git_out(["git", "-C", str(work)], "branch", "--show-current")).strip() == (
+        f"clawhub/{status.id}-1"
+    )
+    assert str(work) in await git_out(git, "worktree", "list")
