@@ -18,8 +18,9 @@ import pytest
 from conftest import MakeHub
 
 from agents_sdk import CommandAgent, CommandFailed, CommandNotFound, HubClient
+from agents_sdk.presets import PRESETS
 from clawhub.runtime import Hub
-from protocols import Progress, TaskStatus, decode, subjects
+from protocols import Event, Progress, TaskStatus, decode, subjects
 
 BIN = Path(__file__).resolve().parent / "bin"
 PATH = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -150,6 +151,48 @@ async def test_a_result_written_to_the_output_file_wins_over_stdout(
 
 
 # -- hangs, failures, cancels --------------------------------------------------------------------
+
+# Talks for 15 ticks of 0.2 s (3 s at least, twice the stall timeout below), on the stream
+# its argument names, then answers on stdout. A shell loop: no interpreter to start, so its
+# first line comes at once.
+CHATTY = (
+    'i=0; while [ "$i" -lt 15 ]; do if [ "$1" = stderr ]; then echo "tick $i" >&2; '
+    'else echo "tick $i"; fi; i=$((i + 1)); sleep 0.2; done; echo chatted'
+)
+
+
+@pytest.mark.parametrize("stream", ["stdout", "stderr"])
+async def test_a_chatty_command_is_not_stalled_and_its_lines_are_the_tasks_progress(
+    agents: Agents, client: HubClient, stream: str
+) -> None:
+    progress: list[str] = []
+
+    async def on_event(msg: Any) -> None:
+        event = decode(msg.data, Event)
+        if event.kind == "task.progress":
+            progress.append(event.message)
+
+    sub = await client.nc.subscribe(subjects.task_events(client.group), cb=on_event)
+    await client.nc.flush()
+    # a line at most every 0.2 s reaches the hub, well inside the 1.5 s stall timeout
+    await agents.start("talker", ["sh", "-c", CHATTY, "chatty", stream], progress_interval=0.2)
+    try:
+        task_id = await client.submit_task(
+            "Talk", skills={"python": 0.5}, timeouts={"stall": 1.5}, max_attempts=1
+        )
+        status = await client.wait(task_id, WAIT)
+    finally:
+        await sub.unsubscribe()
+    assert status.state == "done", status.error
+    assert attempts(status) == [("talker", "done")]
+    assert isinstance(status.output, str) and status.output.endswith("chatted")
+    [run] = status.history
+    assert run.started_at is not None and run.ended_at is not None
+    # not a speed bound: proof that it ran past the stall timeout, and was not stalled
+    assert run.ended_at - run.started_at > 1.5
+    prefix = "stderr: " if stream == "stderr" else ""
+    ticks = [m for m in progress if m.startswith(f"{prefix}tick ")]
+    assert len(ticks) >= 3, progress  # the lines themselves, as the task's progress
 
 
 async def test_a_silent_hung_command_is_stalled_killed_with_its_children_and_reassigned(
@@ -289,29 +332,40 @@ async def test_a_flood_of_output_is_rate_limited_and_the_task_still_completes(
 # -- the presets, with stand-ins of the real tools ----------------------------------------------
 
 PRESET_CASES = {
-    # preset: (answer, prompt tokens, completion tokens, cost, model in the usage)
-    "claude": ("claude did: Port it", 150, 50, 0.0123, "anthropic/claude-sonnet-4-5"),
-    "codex": ("codex did: Port it", 200, 40, 0.0, "openai/codex"),
-    "aider": (None, 2100, 150, 0.0042, "aider"),
-    "gemini": ("gemini did: Port it", 300, 30, 0.0, "gemini/gemini-2.5-pro"),
+    # preset: (who answers, prompt tokens, completion tokens, cost, model in the usage)
+    "claude": ("claude", 150, 50, 0.0123, "anthropic/claude-sonnet-4-5"),
+    "codex": ("codex", 200, 40, 0.0, "openai/codex"),
+    "aider": ("aider", 2100, 150, 0.0042, "aider"),
+    "gemini": ("gemini", 300, 30, 0.0, "gemini/gemini-2.5-pro"),
 }
+
+
+def assert_preset_result(
+    preset: str, status: TaskStatus, title: str, label: str | None = None
+) -> None:
+    """``status`` is the task ``title`` done by the stand-in of ``preset``, with the answer
+    and usage that stand-in prints. The usage's model is the one the tool reports, else the
+    agent's model ``label`` (default: the preset's)."""
+    who, prompt_tokens, completion_tokens, cost, model = PRESET_CASES[preset]
+    assert status.state == "done", status.error
+    if preset == "aider":  # stdout is the answer
+        assert isinstance(status.output, str) and status.output.endswith(f"aider did: {title}")
+    else:
+        assert status.output == f"{who} did: {title}"
+    usage = status.usage
+    assert (usage.prompt_tokens, usage.completion_tokens) == (prompt_tokens, completion_tokens)
+    assert usage.cost == pytest.approx(cost)  # 0 where the tool prints no cost
+    reported = model != PRESETS[preset].model  # else the label stands in for it
+    assert usage.models == [model if reported or label is None else label]
 
 
 @pytest.mark.parametrize("preset", sorted(PRESET_CASES))
 async def test_each_preset_runs_its_tool_and_reports_usage_and_cost(
     agents: Agents, client: HubClient, preset: Any
 ) -> None:
-    answer, prompt_tokens, completion_tokens, cost, model = PRESET_CASES[preset]
     await agents.start(f"{preset}-1", preset=preset)
     status = await client.wait(await client.submit_task("Port it", skills={"python": 0.5}), WAIT)
-    assert status.state == "done", status.error
-    if answer is None:  # aider: stdout is the answer
-        assert isinstance(status.output, str) and status.output.endswith("aider did: Port it")
-    else:
-        assert status.output == answer
-    usage = status.usage
-    assert (usage.prompt_tokens, usage.completion_tokens) == (prompt_tokens, completion_tokens)
-    assert usage.cost == pytest.approx(cost) and usage.models == [model]
+    assert_preset_result(preset, status, "Port it")
 
 
 async def test_a_tool_that_reports_an_error_in_its_json_fails_the_attempt(

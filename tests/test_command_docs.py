@@ -1,7 +1,7 @@
 """docs/bring-your-own-agent.md as a newcomer uses it: every config file on the page loads,
-and the page's script, its command line and its Claude Code config run as real processes
-(`clawhub agent run`, the stand-ins of tests/bin first on PATH) against a real hub that
-requires tokens, each agent with a token of its own."""
+and the page's script, its command line, the config of each preset and the flags of
+`clawhub agent run` run as real processes (the stand-ins of tests/bin first on PATH) against
+a real hub that requires tokens, each agent with a token of its own."""
 
 from __future__ import annotations
 
@@ -16,10 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_command_agent import assert_preset_result
 
 from agents_sdk import CommandAgent, HubClient, load_config
 from agents_sdk.presets import PRESETS
 from clawhub.gateway import HubProcess
+from protocols import AgentInfo, TaskStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "bring-your-own-agent.md"
@@ -137,39 +139,113 @@ async def test_the_script_and_its_command_line_run_as_the_page_shows(
         agent.kill()
 
 
-async def test_the_claude_config_runs_with_its_stand_in(
-    hub_server: HubProcess, env: dict[str, str], tmp_path: Path
-) -> None:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(repo)]
+def git_repo(path: Path) -> list[str]:
+    """A git repository with one commit at ``path``; the ``git -C path`` command line."""
+    path.mkdir()
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(path)]
     for args in (["init", "-q", "-b", "main"], ["commit", "-q", "--allow-empty", "-m", "first"]):
-        await asyncio.to_thread(subprocess.run, [*git, *args], check=True)
-    (repo / "coder.toml").write_text(CONFIGS["claude"])
-    token, _ = await hub_server.create_token("alpha", "agent", "coder")
+        subprocess.run([*git, *args], check=True)
+    return git
+
+
+async def git_out(git: list[str], *args: str) -> str:
+    done = await asyncio.to_thread(
+        subprocess.run, [*git, *args], capture_output=True, text=True, check=True
+    )
+    return done.stdout
+
+
+async def run_one_task(
+    hub_server: HubProcess, agent: Running, agent_id: str, title: str, skill: str
+) -> tuple[AgentInfo, TaskStatus]:
+    """Once ``agent`` registered: its entry in the group and a task run by it, to its end."""
+    await agent.wait_for("registered with hub")
+    admin = hub_server.admin_tokens["alpha"]
+    async with HubClient(hub_server.url, group="alpha", token=admin, timeout=30) as client:
+        [info] = [a for a in await client.agents() if a.profile.id == agent_id]
+        status = await client.wait(await client.submit_task(title, skills={skill: 0.5}), WAIT)
+    assert status.state == "done", status.error
+    assert [a.agent_id for a in status.history] == [agent_id]
+    return info, status
+
+
+@pytest.mark.parametrize("preset", sorted(CONFIGS))
+async def test_each_config_on_the_page_runs_with_its_stand_in(
+    hub_server: HubProcess, env: dict[str, str], tmp_path: Path, preset: str
+) -> None:
+    text = CONFIGS[preset]
+    name = re.match(r"# (\S+\.toml)", text)
+    assert name, "each config on the page starts with its file's name"
+    # run from a repository, as `repo = "."` wants
+    git = await asyncio.to_thread(git_repo, tmp_path / "repo")
+    file = tmp_path / "repo" / name[1]
+    file.write_text(text)
+    config = load_config(file)
+    assert config.id is not None
+    token, _ = await hub_server.create_token("alpha", "agent", config.id)
     agent = Running(
-        "clawhub agent run --config coder.toml",
-        repo,
+        f"clawhub agent run --config {name[1]}",
+        tmp_path / "repo",
         {**env, "CLAWHUB_TOKEN": token},
         tmp_path / "agent.log",
     )
     try:
-        await agent.wait_for("registered with hub")
-        admin = hub_server.admin_tokens["alpha"]
-        async with HubClient(hub_server.url, group="alpha", token=admin, timeout=30) as client:
-            task_id = await client.submit_task("Fix the bug", skills={"python": 0.5})
-            status = await client.wait(task_id, WAIT)
-        assert status.state == "done", status.error
-        assert status.output == "claude did: Fix the bug"
-        assert status.usage.cost == pytest.approx(0.0123)
-        shown = await asyncio.to_thread(
-            subprocess.run,
-            [*git, "show", f"clawhub/{task_id}-1:ANSWER.md"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        assert shown.stdout == "claude did: Fix the bug\n"
+        skill = next(iter(config.skills))
+        info, status = await run_one_task(hub_server, agent, config.id, "Fix the bug", skill)
         assert await agent.interrupt() == 0, agent.text()
     finally:
         agent.kill()
+    profile = info.profile
+    label = config.model_label or PRESETS[preset].model
+    assert (profile.model, profile.device) == (label, config.device)
+    assert (profile.capacity, profile.clearance) == (config.capacity, config.clearance)
+    assert_preset_result(preset, status, "Fix the bug", config.model_label)
+    if config.repo:  # the work stays on the attempt's branch of the repository
+        branch = f"clawhub/{status.id}-1"
+        assert (await git_out(git, "log", "--format=%s", "-1", branch)).startswith("clawhub: task")
+    else:
+        assert (await git_out(git, "branch", "--list", "clawhub/*")) == ""
+
+
+async def test_the_run_flags_win_over_the_config_file(
+    hub_server: HubProcess, env: dict[str, str], tmp_path: Path
+) -> None:
+    """Every flag of `clawhub agent run` that shapes the agent, on top of a config file that
+    says otherwise: the profile the hub registered and the folder the task ran in show that
+    the flags won (the skills merge: the flag's level, the file's other skills)."""
+    git = await asyncio.to_thread(git_repo, tmp_path / "repo")
+    runs = tmp_path / "runs"
+    (tmp_path / "agent.toml").write_text(
+        'id = "flagged"\npreset = "codex"\nskills = { python = 0.4, review = 0.6 }\n'
+        'model_label = "from-the-file"\ndevice = "server"\ncapacity = 1\n'
+        'workdir = "file-runs"\n'
+    )
+    token, _ = await hub_server.create_token("alpha", "agent", "flagged")
+    line = (
+        "clawhub agent run --config agent.toml --preset claude --skill python=0.9 "
+        "--model-label anthropic/claude-opus-4-1 --device cloud --capacity 3 "
+        f"--workdir {runs} --repo {tmp_path / 'repo'} --keep-workdirs"
+    )
+    agent = Running(line, tmp_path, {**env, "CLAWHUB_TOKEN": token}, tmp_path / "agent.log")
+    try:
+        info, status = await run_one_task(hub_server, agent, "flagged", "Flag it", "python")
+        assert await agent.interrupt() == 0, agent.text()
+    finally:
+        agent.kill()
+    profile = info.profile
+    assert (profile.model, profile.device, profile.capacity) == (
+        "anthropic/claude-opus-4-1",
+        "cloud",
+        3,
+    )
+    assert profile.skills == {"python": 0.9, "review": 0.6}
+    assert status.output == "claude did: Flag it"  # --preset claude, not the file's codex
+    [folder] = runs.iterdir()  # --workdir (kept: --keep-workdirs), not the file's workdir
+    assert folder.name.startswith(f"clawhub-{status.id}-1-")
+    assert not (tmp_path / "file-runs").exists()
+    work = folder / "work"  # a worktree of --repo, on the attempt's branch
+    assert (work / "ANSWER.md").read_text() == "claude did: Flag it\n"
+    assert (await git_out(["git", "-C", str(work)], "branch", "--show-current")).strip() == (
+        f"clawhub/{status.id}-1"
+    )
+    assert str(work) in await git_out(git, "worktree", "list")
