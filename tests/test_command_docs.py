@@ -20,6 +20,7 @@ from test_command_agent import assert_preset_result
 
 from agents_sdk import CommandAgent, HubClient, load_config
 from agents_sdk.presets import PRESETS
+from clawhub.cli.agent import build_config
 from clawhub.gateway import HubProcess
 from protocols import AgentInfo, TaskStatus
 
@@ -249,3 +250,16 @@ async def test_the_run_flags_win_over_the_config_file(
         f"clawhub/{status.id}-1"
     )
     assert str(work) in await git_out(git, "worktree", "list")
+
+
+def test_a_preset_flag_replaces_the_files_command_line_for_another_preset(tmp_path: Path) -> None:
+    """A file's ``command`` was written for its own preset: ``--preset`` naming another one
+    runs that preset's command line; the same preset, or a command after ``--``, keeps it."""
+    file = tmp_path / "agent.toml"
+    file.write_text('id = "a"\npreset = "codex"\ncommand = ["codex-wrapper", "exec"]\n')
+    other = build_config(file, "alpha", False, preset="claude", command=[])
+    assert other.preset == "claude" and other.argv() == list(PRESETS["claude"].argv)
+    same = build_config(file, "alpha", False, preset="codex", command=[])
+    assert same.argv()[:2] == ["codex-wrapper", "exec"]
+    given = build_config(file, "alpha", False, preset="claude", command=["mine", "-x"])
+    assert given.argv()[:2] == ["mine", "-x"]

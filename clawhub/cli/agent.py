@@ -69,6 +69,8 @@ def build_config(
             data = {**made.model_dump(exclude_unset=True), **given}
             if "skills" in given:
                 data["skills"] = {**made.skills, **given["skills"]}
+            if given.get("preset", made.preset) != made.preset and "command" not in given:
+                data.pop("command", None)  # the file's command line was for its own preset
         else:
             data = given
         data["group"] = group if explicit_group or "group" not in data else data["group"]
