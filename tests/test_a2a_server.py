@@ -80,7 +80,8 @@ async def server(tmp_path: Path, store: Store) -> AsyncIterator[HubProcess]:
 
 @pytest.fixture
 async def lite(tmp_path: Path, sqlite_store: Store) -> AsyncIterator[HubProcess]:
-    """The same on SQLite only (for the tests whose subject is not the database)."""
+    """The same on SQLite only (for the tests whose subject has no store in it: the card,
+    built from the live board, and the routing of wrong paths)."""
     hub = HubProcess(settings(tmp_path), ["alpha", "beta"], store=sqlite_store)
     await hub.start()
     yield hub
@@ -232,8 +233,8 @@ async def test_a_message_streams_to_completed_with_the_output_as_artifact(
 # -- cancel, a skill nobody has, subscribe ------------------------------------------------------
 
 
-async def test_cancel_needs_a_human_and_maps_to_canceled(lite: HubProcess) -> None:
-    token, _ = await lite.create_token("alpha", "agent", "slow")
+async def test_cancel_needs_a_human_and_maps_to_canceled(server: HubProcess) -> None:
+    token, _ = await server.create_token("alpha", "agent", "slow")
     release = asyncio.Event()
     agent = Agent("slow", id="slow", group="alpha", skills={"essay": 0.9})
 
@@ -243,10 +244,10 @@ async def test_cancel_needs_a_human_and_maps_to_canceled(lite: HubProcess) -> No
         await release.wait()
         return "late"
 
-    await agent.start(lite.url, token=token)
-    human, _ = await lite.create_token("alpha", "human", "ann")
-    worker, _ = await lite.create_token("alpha", "agent", "bot")
-    url = f"{lite.gateway_url}/a2a/alpha"
+    await agent.start(server.url, token=token)
+    human, _ = await server.create_token("alpha", "human", "ann")
+    worker, _ = await server.create_token("alpha", "agent", "bot")
+    url = f"{server.gateway_url}/a2a/alpha"
     client, http = await a2a_client(url, human)
     poll, poll_http = await a2a_client(url, human, streaming=False)
     bot, bot_http = await a2a_client(url, worker)
@@ -255,7 +256,7 @@ async def test_cancel_needs_a_human_and_maps_to_canceled(lite: HubProcess) -> No
         request.configuration.return_immediately = True
         [sent] = [e async for e in poll.send_message(request)]
         task_id = sent.task.id
-        hub = lite.hubs["alpha"]
+        hub = server.hubs["alpha"]
         await until(lambda: hub.board.tasks[task_id].state is HubState.RUNNING)
         # subscribe, then cancel: the subscriber sees CANCELED
         seen: list[int] = []
@@ -268,7 +269,7 @@ async def test_cancel_needs_a_human_and_maps_to_canceled(lite: HubProcess) -> No
         follower = asyncio.create_task(follow())
         with pytest.raises(InvalidRequestError, match="forbidden"):  # an agent may not cancel
             await bot.cancel_task(CancelTaskRequest(id=task_id))
-        assert await refused(lite, "alpha", "only humans and admins may cancel")
+        assert await refused(server, "alpha", "only humans and admins may cancel")
         cancelled = await client.cancel_task(
             CancelTaskRequest(id=task_id, metadata={"reason": "changed my mind"})
         )
@@ -287,9 +288,9 @@ async def test_cancel_needs_a_human_and_maps_to_canceled(lite: HubProcess) -> No
         await agent.stop()
 
 
-async def test_a_skill_nobody_has_waits_submitted(lite: HubProcess) -> None:
-    token, _ = await lite.create_token("alpha", "human", "ann")
-    url = f"{lite.gateway_url}/a2a/alpha"
+async def test_a_skill_nobody_has_waits_submitted(server: HubProcess) -> None:
+    token, _ = await server.create_token("alpha", "human", "ann")
+    url = f"{server.gateway_url}/a2a/alpha"
     client, http = await a2a_client(url, token)
     poll, poll_http = await a2a_client(url, token, streaming=False)
     try:
@@ -306,7 +307,7 @@ async def test_a_skill_nobody_has_waits_submitted(lite: HubProcess) -> None:
         await stream.aclose()
         got = await client.get_task(GetTaskRequest(id=sent.task.id))
         assert got.status.state == TaskState.TASK_STATE_SUBMITTED
-        assert lite.hubs["alpha"].board.tasks[sent.task.id].state is HubState.READY
+        assert server.hubs["alpha"].board.tasks[sent.task.id].state is HubState.READY
     finally:
         for c, h in ((client, http), (poll, poll_http)):
             await c.close()
@@ -316,12 +317,12 @@ async def test_a_skill_nobody_has_waits_submitted(lite: HubProcess) -> None:
 # -- refusals: tokens, garbage -----------------------------------------------------------------
 
 
-async def test_bad_tokens_are_refused_and_recorded(lite: HubProcess) -> None:
-    url = f"{lite.gateway_url}/a2a/alpha"
-    revoked, row = await lite.create_token("alpha", "human", "gone")
-    await lite.revoke_token(row.id)
+async def test_bad_tokens_are_refused_and_recorded(server: HubProcess) -> None:
+    url = f"{server.gateway_url}/a2a/alpha"
+    revoked, row = await server.create_token("alpha", "human", "gone")
+    await server.revoke_token(row.id)
     bad, bad_http = await a2a_client(url, revoked)
-    beta, _ = await lite.create_token("beta", "admin")
+    beta, _ = await server.create_token("beta", "admin")
     other, other_http = await a2a_client(url, beta)
     try:
         with pytest.raises(A2AClientError, match="401"):
@@ -336,17 +337,17 @@ async def test_bad_tokens_are_refused_and_recorded(lite: HubProcess) -> None:
         r = await http.post(f"{url}/message:send", json={"message": {}})
         assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
         assert r.json()["error"]["status"] == "UNAUTHENTICATED"
-    assert await refused(lite, "alpha", "unknown or revoked token")
-    assert await refused(lite, "alpha", "belongs to group beta, not alpha")
-    assert len(await refused(lite, "alpha", "a token is required")) == 1
+    assert await refused(server, "alpha", "unknown or revoked token")
+    assert await refused(server, "alpha", "belongs to group beta, not alpha")
+    assert len(await refused(server, "alpha", "a token is required")) == 1
 
 
 async def test_malformed_requests_get_a2a_errors_are_recorded_and_lose_nothing(
-    lite: HubProcess,
+    server: HubProcess,
 ) -> None:
-    agent = await echo_agent(lite)
-    admin = lite.admin_tokens["alpha"]
-    url = f"{lite.gateway_url}/a2a/alpha"
+    agent = await echo_agent(server)
+    admin = server.admin_tokens["alpha"]
+    url = f"{server.gateway_url}/a2a/alpha"
     headers = {"Authorization": f"Bearer {admin}", "A2A-Version": "1.0"}
     try:
         async with httpx.AsyncClient(timeout=60, headers=headers) as http:
@@ -385,7 +386,7 @@ async def test_malformed_requests_get_a2a_errors_are_recorded_and_lose_nothing(
                 {"jsonrpc": "2.0", "id": 4, "method": "GetTask", "params": {"id": "nope"}}
             )
             assert no_task.json()["error"]["code"] == -32001
-            huge = await post(b'{"a": "' + b"x" * (lite.settings.max_message_bytes + 10) + b'"}')
+            huge = await post(b'{"a": "' + b"x" * (server.settings.max_message_bytes + 10) + b'"}')
             assert huge.json()["error"]["data"]["clawhub_code"] == "oversize"
             rest = await post(b"[1, 2]", "/message:send")
             assert rest.status_code == 400 and rest.json()["error"]["status"] == "INVALID_ARGUMENT"
@@ -439,7 +440,7 @@ async def test_malformed_requests_get_a2a_errors_are_recorded_and_lose_nothing(
         "NUL",
         "push notifications are not supported",
     ):
-        assert await refused(lite, "alpha", needle), (needle, await refused(lite, "alpha", ""))
+        assert await refused(server, "alpha", needle), (needle, await refused(server, "alpha", ""))
 
 
 # -- free text: a goal for the coordinator (a hub whose model answers through mock_response) --
@@ -617,12 +618,12 @@ async def test_a_blocking_send_answers_in_time_and_a_revoked_token_ends_its_stre
     assert hub.board.tasks[task_id].state is HubState.READY  # nothing lost: still waiting
 
 
-async def test_a_lost_worker_is_replaced_behind_one_a2a_task(lite: HubProcess) -> None:
+async def test_a_lost_worker_is_replaced_behind_one_a2a_task(server: HubProcess) -> None:
     """What A2A lacks, the hub supplies: the worker dies mid-task, the hub reassigns it, and
     the A2A client's one stream goes WORKING → SUBMITTED (reassigned) → WORKING → COMPLETED."""
-    hub = lite.hubs["alpha"]
+    hub = server.hubs["alpha"]
     started = asyncio.Event()
-    flaky_token, _ = await lite.create_token("alpha", "agent", "flaky")
+    flaky_token, _ = await server.create_token("alpha", "agent", "flaky")
     flaky = Agent("flaky", id="flaky", group="alpha", skills={"text": 0.9})
 
     @flaky.handler
@@ -632,9 +633,9 @@ async def test_a_lost_worker_is_replaced_behind_one_a2a_task(lite: HubProcess) -
         await asyncio.Event().wait()  # never finishes: it dies first
         return None
 
-    await flaky.start(lite.url, token=flaky_token)
-    token, _ = await lite.create_token("alpha", "human", "ann")
-    client, http = await a2a_client(f"{lite.gateway_url}/a2a/alpha", token)
+    await flaky.start(server.url, token=flaky_token)
+    token, _ = await server.create_token("alpha", "human", "ann")
+    client, http = await a2a_client(f"{server.gateway_url}/a2a/alpha", token)
     backup: Agent | None = None
     try:
         states: list[int] = []
@@ -642,7 +643,7 @@ async def test_a_lost_worker_is_replaced_behind_one_a2a_task(lite: HubProcess) -
             if event.HasField("status_update"):
                 states.append(event.status_update.status.state)
             if started.is_set() and backup is None:
-                backup = await echo_agent(lite, "backup")
+                backup = await echo_agent(server, "backup")
                 await flaky.lose("the laptop closed")  # no goodbye: the hub sees it lost
         working = TaskState.TASK_STATE_WORKING
         first_run = states.index(working)
