@@ -382,6 +382,22 @@ async def test_malformed_requests_get_a2a_errors_are_recorded_and_lose_nothing(
             )
             assert bad_meta.json()["error"]["code"] == -32602
             assert "metadata.skills" in bad_meta.json()["error"]["message"]
+            for meta, needle in (
+                ({"max_attempts": 0}, "max_attempts"),
+                ({"human_review": "yes"}, "human_review"),
+            ):
+                wrong = await post(
+                    {
+                        "message": {
+                            "messageId": f"w-{needle}",
+                            "role": "ROLE_USER",
+                            "parts": [{"text": "hi"}],
+                            "metadata": {"skill": "text", **meta},
+                        }
+                    },
+                    "/message:send",
+                )
+                assert wrong.status_code == 400 and needle in wrong.text, wrong.text
             no_task = await post(
                 {"jsonrpc": "2.0", "id": 4, "method": "GetTask", "params": {"id": "nope"}}
             )
@@ -438,6 +454,8 @@ async def test_malformed_requests_get_a2a_errors_are_recorded_and_lose_nothing(
         "max_message_bytes",
         "not a JSON object",
         "NUL",
+        "max_attempts",
+        "human_review",
         "push notifications are not supported",
     ):
         assert await refused(server, "alpha", needle), (needle, await refused(server, "alpha", ""))
@@ -659,6 +677,106 @@ async def test_a_lost_worker_is_replaced_behind_one_a2a_task(server: HubProcess)
             await backup.stop()
 
 
+# -- failed and needs_human, live (SQLite and PostgreSQL) ----------------------------------------
+
+
+async def test_a_task_that_fails_in_the_hub_is_failed_with_its_reason(server: HubProcess) -> None:
+    token, _ = await server.create_token("alpha", "agent", "flop")
+    agent = Agent("flop", id="flop", group="alpha", skills={"maths": 0.9})
+
+    @agent.handler
+    async def divide(ctx: TaskContext) -> object:
+        raise ZeroDivisionError("cannot divide by zero")
+
+    await agent.start(server.url, token=token)
+    human, _ = await server.create_token("alpha", "human", "ann")
+    url = f"{server.gateway_url}/a2a/alpha"
+    blocking, bhttp = await a2a_client(url, human, streaming=False)
+    client, http = await a2a_client(url, human)
+    try:
+        # a blocking send returns at FAILED, the hub's reason in the status message
+        sent = text_message("1/0", skill="maths", max_attempts=1)
+        [answer] = [e async for e in blocking.send_message(sent)]
+        task = answer.task
+        assert task.status.state == TaskState.TASK_STATE_FAILED
+        note = task.status.message.parts[0].text
+        rec = server.hubs["alpha"].board.tasks[task.id]
+        assert rec.state is HubState.FAILED and rec.spec.max_attempts == 1
+        assert note == rec.error
+        assert "1 failed attempts (max 1)" in note and "cannot divide by zero" in note
+        assert not task.artifacts
+        got = await client.get_task(GetTaskRequest(id=task.id))
+        assert got.status.state == TaskState.TASK_STATE_FAILED
+        assert got.status.message.parts[0].text == note
+        # a stream ends on a final FAILED update with the same reason, and no artifact
+        events = [
+            e async for e in client.send_message(text_message("2/0", skill="maths", max_attempts=1))
+        ]
+        updates = [e.status_update for e in events if e.HasField("status_update")]
+        assert updates[-1].status.state == TaskState.TASK_STATE_FAILED
+        assert "cannot divide by zero" in updates[-1].status.message.parts[0].text
+        assert not [e for e in events if e.HasField("artifact_update")]
+    finally:
+        for c, h in ((blocking, bhttp), (client, http)):
+            await c.close()
+            await h.aclose()
+        await agent.stop()
+
+
+async def test_a_result_for_a_human_is_input_required_until_approved(server: HubProcess) -> None:
+    agent = await echo_agent(server)
+    human, _ = await server.create_token("alpha", "human", "ann")
+    url = f"{server.gateway_url}/a2a/alpha"
+    blocking, bhttp = await a2a_client(url, human, streaming=False)
+    client, http = await a2a_client(url, human)
+    hub = server.hubs["alpha"]
+    try:
+        # a blocking send returns at INPUT_REQUIRED: the result waits for a human
+        sent = text_message("check me", skill="text", human_review=True)
+        [answer] = [e async for e in blocking.send_message(sent)]
+        task_id = answer.task.id
+        assert answer.task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+        assert "waiting for a human" in answer.task.status.message.parts[0].text
+        assert not answer.task.artifacts  # not accepted yet
+        assert hub.board.tasks[task_id].state is HubState.NEEDS_HUMAN
+        got = await client.get_task(GetTaskRequest(id=task_id))
+        assert got.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+        waiting = await client.list_tasks(
+            ListTasksRequest(status=TaskState.TASK_STATE_INPUT_REQUIRED)
+        )
+        assert [t.id for t in waiting.tasks] == [task_id]
+        # a subscriber from here sees the human's approval through the hub end it COMPLETED
+        seen: list[StreamResponse] = []
+
+        async def follow() -> None:
+            async for event in client.subscribe(SubscribeToTaskRequest(id=task_id)):
+                seen.append(event)
+
+        follower = asyncio.create_task(follow())
+        await until(lambda: bool(seen))
+        assert seen[0].task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+        async with httpx.AsyncClient(base_url=str(server.gateway_url), timeout=60) as rest:
+            decided = await rest.post(
+                "/v1/api/decide",
+                json={"task_id": task_id, "accept": True, "reason": "looks right", "by": "ann"},
+                headers={"Authorization": f"Bearer {human}"},
+            )
+        assert decided.status_code == 200, decided.text
+        await asyncio.wait_for(follower, 60)
+        last = seen[-1].status_update.status
+        assert last.state == TaskState.TASK_STATE_COMPLETED
+        [artifact] = [e.artifact_update.artifact for e in seen if e.HasField("artifact_update")]
+        assert json_format.MessageToDict(artifact.parts[0].data)["text"] == "CHECK ME"
+        done = await client.get_task(GetTaskRequest(id=task_id))
+        assert done.status.state == TaskState.TASK_STATE_COMPLETED
+        assert hub.board.tasks[task_id].state is HubState.DONE
+    finally:
+        for c, h in ((blocking, bhttp), (client, http)):
+            await c.close()
+            await h.aclose()
+        await agent.stop()
+
+
 async def test_wrong_paths_and_groups_are_a2a_shaped_404s(lite: HubProcess) -> None:
     admin = lite.admin_tokens["alpha"]
     before = len(await refused(lite, "alpha", ""))
@@ -696,6 +814,10 @@ DOC_STATES = {
 }
 
 
+#: A failed task's error, as the hub writes it (see the live test above).
+FAILED_REASON = "3 failed attempts (max 3); last: lost"
+
+
 @pytest.mark.parametrize("state", list(HubState))
 def test_every_hub_state_maps_as_the_docs_say(state: HubState) -> None:
     from clawhub.gateway.a2a import mapping
@@ -709,7 +831,7 @@ def test_every_hub_state_maps_as_the_docs_say(state: HubState) -> None:
         failures=0,
         assigned_to="echo",
         output={"n": 1} if state is HubState.DONE else None,
-        error="attempts exhausted: lost" if state is HubState.FAILED else "no (by ann)",
+        error=FAILED_REASON if state is HubState.FAILED else "no (by ann)",
         created_at=1.0,
         updated_at=2.0,
     )
@@ -723,7 +845,7 @@ def test_every_hub_state_maps_as_the_docs_say(state: HubState) -> None:
     else:
         assert not task.artifacts
     if state is HubState.FAILED:
-        assert note == "attempts exhausted: lost"
+        assert note == FAILED_REASON
     if state is HubState.NEEDS_HUMAN:
         assert "human" in note
     assert task.context_id == "t-1" and task.metadata["clawhub"]["state"] == state.value
