@@ -6,16 +6,14 @@ HTTP. Raw httpx only for what no client sends: garbage."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.util
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from a2a.client import A2ACardResolver, A2AClientError, Client, ClientConfig, ClientFactory
 from a2a.types import (
     CancelTaskRequest,
@@ -32,7 +30,7 @@ from a2a.types import (
 )
 from a2a.utils.constants import TransportProtocol
 from a2a.utils.errors import InvalidRequestError, TaskNotCancelableError
-from conftest import MakeHub
+from conftest import MakeHub, serving, until
 from google.protobuf import json_format
 
 from agents_sdk import Agent, TaskContext
@@ -42,16 +40,6 @@ from clawhub.settings import HubSettings
 from clawhub.store import Store
 from protocols import ListEvents
 from protocols import TaskState as HubState
-
-
-async def until(check: Callable[[], bool], timeout: float = 60.0) -> None:
-    """Wait for a condition (polling; never a fixed sleep as the assertion)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not check():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 def settings(tmp_path: Path) -> HubSettings:
@@ -478,14 +466,6 @@ PLAN = {
 }
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its signal handlers (the test owns the process)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 async def test_free_text_is_a_goal_the_coordinator_plans(
     make_hub: MakeHub, sqlite_store: Store
 ) -> None:
@@ -583,19 +563,6 @@ async def test_the_docs_example_runs_against_a_live_hub(
     finally:
         await agent.stop()
         await hub.stop()
-
-
-@contextlib.asynccontextmanager
-async def serving(app: Any) -> AsyncIterator[str]:
-    """``app`` on uvicorn on a free port: its base URL."""
-    web = _Server(uvicorn.Config(app, port=0, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(web.serve())
-    try:
-        await until(lambda: web.started or task.done())
-        yield f"http://127.0.0.1:{web.servers[0].sockets[0].getsockname()[1]}"
-    finally:
-        web.should_exit = True
-        await task
 
 
 async def test_a_blocking_send_answers_in_time_and_a_revoked_token_ends_its_stream(
