@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import nats
 import pytest
 import sqlalchemy as sa
+import uvicorn
 from nats.aio.client import Client as NATS
 
 from clawhub.gateway import HubProcess
@@ -176,3 +180,35 @@ async def make_hub(
     yield make
     for hub in hubs:
         await hub.stop()
+
+
+async def until(check: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Wait for a condition (polling; never a fixed sleep as the assertion)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handlers (the test owns the process)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[str]:
+    """``app`` (say ``create_app(Gateway(...))`` over a ``make_hub`` hub) on uvicorn on a
+    free port: its base URL."""
+    web = _Server(uvicorn.Config(app, port=0, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(web.serve())
+    try:
+        await until(lambda: web.started or task.done())
+        yield f"http://127.0.0.1:{web.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        web.should_exit = True
+        await task

@@ -6,16 +6,14 @@ HTTP. Raw httpx only for what no client sends: garbage."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.util
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from a2a.client import A2ACardResolver, A2AClientError, Client, ClientConfig, ClientFactory
 from a2a.types import (
     CancelTaskRequest,
@@ -32,7 +30,7 @@ from a2a.types import (
 )
 from a2a.utils.constants import TransportProtocol
 from a2a.utils.errors import InvalidRequestError, TaskNotCancelableError
-from conftest import MakeHub
+from conftest import MakeHub, serving, until
 from google.protobuf import json_format
 
 from agents_sdk import Agent, TaskContext
@@ -42,16 +40,6 @@ from clawhub.settings import HubSettings
 from clawhub.store import Store
 from protocols import ListEvents
 from protocols import TaskState as HubState
-
-
-async def until(check: Callable[[], bool], timeout: float = 60.0) -> None:
-    """Wait for a condition (polling; never a fixed sleep as the assertion)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not check():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 def settings(tmp_path: Path) -> HubSettings:
@@ -80,7 +68,8 @@ async def server(tmp_path: Path, store: Store) -> AsyncIterator[HubProcess]:
 
 @pytest.fixture
 async def lite(tmp_path: Path, sqlite_store: Store) -> AsyncIterator[HubProcess]:
-    """The same on SQLite only (for the tests whose subject is not the database)."""
+    """The same on SQLite only (for the tests whose subject has no store in it: the card,
+    built from the live board, and the routing of wrong paths)."""
     hub = HubProcess(settings(tmp_path), ["alpha", "beta"], store=sqlite_store)
     await hub.start()
     yield hub
@@ -232,8 +221,8 @@ async def test_a_message_streams_to_completed_with_the_output_as_artifact(
 # -- cancel, a skill nobody has, subscribe ------------------------------------------------------
 
 
-async def test_cancel_needs_a_human_and_maps_to_canceled(lite: HubProcess) -> None:
-    token, _ = await lite.create_token("alpha", "agent", "slow")
+async def test_cancel_needs_a_human_and_maps_to_canceled(server: HubProcess) -> None:
+    token, _ = await server.create_token("alpha", "agent", "slow")
     release = asyncio.Event()
     agent = Agent("slow", id="slow", group="alpha", skills={"essay": 0.9})
 
@@ -243,10 +232,10 @@ async def test_cancel_needs_a_human_and_maps_to_canceled(lite: HubProcess) -> No
         await release.wait()
         return "late"
 
-    await agent.start(lite.url, token=token)
-    human, _ = await lite.create_token("alpha", "human", "ann")
-    worker, _ = await lite.create_token("alpha", "agent", "bot")
-    url = f"{lite.gateway_url}/a2a/alpha"
+    await agent.start(server.url, token=token)
+    human, _ = await server.create_token("alpha", "human", "ann")
+    worker, _ = await server.create_token("alpha", "agent", "bot")
+    url = f"{server.gateway_url}/a2a/alpha"
     client, http = await a2a_client(url, human)
     poll, poll_http = await a2a_client(url, human, streaming=False)
     bot, bot_http = await a2a_client(url, worker)
@@ -255,7 +244,7 @@ async def test_cancel_needs_a_human_and_maps_to_canceled(lite: HubProcess) -> No
         request.configuration.return_immediately = True
         [sent] = [e async for e in poll.send_message(request)]
         task_id = sent.task.id
-        hub = lite.hubs["alpha"]
+        hub = server.hubs["alpha"]
         await until(lambda: hub.board.tasks[task_id].state is HubState.RUNNING)
         # subscribe, then cancel: the subscriber sees CANCELED
         seen: list[int] = []
@@ -268,7 +257,7 @@ async def test_cancel_needs_a_human_and_maps_to_canceled(lite: HubProcess) -> No
         follower = asyncio.create_task(follow())
         with pytest.raises(InvalidRequestError, match="forbidden"):  # an agent may not cancel
             await bot.cancel_task(CancelTaskRequest(id=task_id))
-        assert await refused(lite, "alpha", "only humans and admins may cancel")
+        assert await refused(server, "alpha", "only humans and admins may cancel")
         cancelled = await client.cancel_task(
             CancelTaskRequest(id=task_id, metadata={"reason": "changed my mind"})
         )
@@ -287,9 +276,9 @@ async def test_cancel_needs_a_human_and_maps_to_canceled(lite: HubProcess) -> No
         await agent.stop()
 
 
-async def test_a_skill_nobody_has_waits_submitted(lite: HubProcess) -> None:
-    token, _ = await lite.create_token("alpha", "human", "ann")
-    url = f"{lite.gateway_url}/a2a/alpha"
+async def test_a_skill_nobody_has_waits_submitted(server: HubProcess) -> None:
+    token, _ = await server.create_token("alpha", "human", "ann")
+    url = f"{server.gateway_url}/a2a/alpha"
     client, http = await a2a_client(url, token)
     poll, poll_http = await a2a_client(url, token, streaming=False)
     try:
@@ -306,7 +295,7 @@ async def test_a_skill_nobody_has_waits_submitted(lite: HubProcess) -> None:
         await stream.aclose()
         got = await client.get_task(GetTaskRequest(id=sent.task.id))
         assert got.status.state == TaskState.TASK_STATE_SUBMITTED
-        assert lite.hubs["alpha"].board.tasks[sent.task.id].state is HubState.READY
+        assert server.hubs["alpha"].board.tasks[sent.task.id].state is HubState.READY
     finally:
         for c, h in ((client, http), (poll, poll_http)):
             await c.close()
@@ -316,12 +305,12 @@ async def test_a_skill_nobody_has_waits_submitted(lite: HubProcess) -> None:
 # -- refusals: tokens, garbage -----------------------------------------------------------------
 
 
-async def test_bad_tokens_are_refused_and_recorded(lite: HubProcess) -> None:
-    url = f"{lite.gateway_url}/a2a/alpha"
-    revoked, row = await lite.create_token("alpha", "human", "gone")
-    await lite.revoke_token(row.id)
+async def test_bad_tokens_are_refused_and_recorded(server: HubProcess) -> None:
+    url = f"{server.gateway_url}/a2a/alpha"
+    revoked, row = await server.create_token("alpha", "human", "gone")
+    await server.revoke_token(row.id)
     bad, bad_http = await a2a_client(url, revoked)
-    beta, _ = await lite.create_token("beta", "admin")
+    beta, _ = await server.create_token("beta", "admin")
     other, other_http = await a2a_client(url, beta)
     try:
         with pytest.raises(A2AClientError, match="401"):
@@ -336,17 +325,17 @@ async def test_bad_tokens_are_refused_and_recorded(lite: HubProcess) -> None:
         r = await http.post(f"{url}/message:send", json={"message": {}})
         assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
         assert r.json()["error"]["status"] == "UNAUTHENTICATED"
-    assert await refused(lite, "alpha", "unknown or revoked token")
-    assert await refused(lite, "alpha", "belongs to group beta, not alpha")
-    assert len(await refused(lite, "alpha", "a token is required")) == 1
+    assert await refused(server, "alpha", "unknown or revoked token")
+    assert await refused(server, "alpha", "belongs to group beta, not alpha")
+    assert len(await refused(server, "alpha", "a token is required")) == 1
 
 
 async def test_malformed_requests_get_a2a_errors_are_recorded_and_lose_nothing(
-    lite: HubProcess,
+    server: HubProcess,
 ) -> None:
-    agent = await echo_agent(lite)
-    admin = lite.admin_tokens["alpha"]
-    url = f"{lite.gateway_url}/a2a/alpha"
+    agent = await echo_agent(server)
+    admin = server.admin_tokens["alpha"]
+    url = f"{server.gateway_url}/a2a/alpha"
     headers = {"Authorization": f"Bearer {admin}", "A2A-Version": "1.0"}
     try:
         async with httpx.AsyncClient(timeout=60, headers=headers) as http:
@@ -381,11 +370,27 @@ async def test_malformed_requests_get_a2a_errors_are_recorded_and_lose_nothing(
             )
             assert bad_meta.json()["error"]["code"] == -32602
             assert "metadata.skills" in bad_meta.json()["error"]["message"]
+            for meta, needle in (
+                ({"max_attempts": 0}, "max_attempts"),
+                ({"human_review": "yes"}, "human_review"),
+            ):
+                wrong = await post(
+                    {
+                        "message": {
+                            "messageId": f"w-{needle}",
+                            "role": "ROLE_USER",
+                            "parts": [{"text": "hi"}],
+                            "metadata": {"skill": "text", **meta},
+                        }
+                    },
+                    "/message:send",
+                )
+                assert wrong.status_code == 400 and needle in wrong.text, wrong.text
             no_task = await post(
                 {"jsonrpc": "2.0", "id": 4, "method": "GetTask", "params": {"id": "nope"}}
             )
             assert no_task.json()["error"]["code"] == -32001
-            huge = await post(b'{"a": "' + b"x" * (lite.settings.max_message_bytes + 10) + b'"}')
+            huge = await post(b'{"a": "' + b"x" * (server.settings.max_message_bytes + 10) + b'"}')
             assert huge.json()["error"]["data"]["clawhub_code"] == "oversize"
             rest = await post(b"[1, 2]", "/message:send")
             assert rest.status_code == 400 and rest.json()["error"]["status"] == "INVALID_ARGUMENT"
@@ -437,9 +442,11 @@ async def test_malformed_requests_get_a2a_errors_are_recorded_and_lose_nothing(
         "max_message_bytes",
         "not a JSON object",
         "NUL",
+        "max_attempts",
+        "human_review",
         "push notifications are not supported",
     ):
-        assert await refused(lite, "alpha", needle), (needle, await refused(lite, "alpha", ""))
+        assert await refused(server, "alpha", needle), (needle, await refused(server, "alpha", ""))
 
 
 # -- free text: a goal for the coordinator (a hub whose model answers through mock_response) --
@@ -457,14 +464,6 @@ PLAN = {
     ],
     "deliverable": "again",
 }
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its signal handlers (the test owns the process)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 async def test_free_text_is_a_goal_the_coordinator_plans(
@@ -566,19 +565,6 @@ async def test_the_docs_example_runs_against_a_live_hub(
         await hub.stop()
 
 
-@contextlib.asynccontextmanager
-async def serving(app: Any) -> AsyncIterator[str]:
-    """``app`` on uvicorn on a free port: its base URL."""
-    web = _Server(uvicorn.Config(app, port=0, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(web.serve())
-    try:
-        await until(lambda: web.started or task.done())
-        yield f"http://127.0.0.1:{web.servers[0].sockets[0].getsockname()[1]}"
-    finally:
-        web.should_exit = True
-        await task
-
-
 async def test_a_blocking_send_answers_in_time_and_a_revoked_token_ends_its_stream(
     make_hub: MakeHub, sqlite_store: Store
 ) -> None:
@@ -617,12 +603,12 @@ async def test_a_blocking_send_answers_in_time_and_a_revoked_token_ends_its_stre
     assert hub.board.tasks[task_id].state is HubState.READY  # nothing lost: still waiting
 
 
-async def test_a_lost_worker_is_replaced_behind_one_a2a_task(lite: HubProcess) -> None:
+async def test_a_lost_worker_is_replaced_behind_one_a2a_task(server: HubProcess) -> None:
     """What A2A lacks, the hub supplies: the worker dies mid-task, the hub reassigns it, and
     the A2A client's one stream goes WORKING → SUBMITTED (reassigned) → WORKING → COMPLETED."""
-    hub = lite.hubs["alpha"]
+    hub = server.hubs["alpha"]
     started = asyncio.Event()
-    flaky_token, _ = await lite.create_token("alpha", "agent", "flaky")
+    flaky_token, _ = await server.create_token("alpha", "agent", "flaky")
     flaky = Agent("flaky", id="flaky", group="alpha", skills={"text": 0.9})
 
     @flaky.handler
@@ -632,9 +618,9 @@ async def test_a_lost_worker_is_replaced_behind_one_a2a_task(lite: HubProcess) -
         await asyncio.Event().wait()  # never finishes: it dies first
         return None
 
-    await flaky.start(lite.url, token=flaky_token)
-    token, _ = await lite.create_token("alpha", "human", "ann")
-    client, http = await a2a_client(f"{lite.gateway_url}/a2a/alpha", token)
+    await flaky.start(server.url, token=flaky_token)
+    token, _ = await server.create_token("alpha", "human", "ann")
+    client, http = await a2a_client(f"{server.gateway_url}/a2a/alpha", token)
     backup: Agent | None = None
     try:
         states: list[int] = []
@@ -642,7 +628,7 @@ async def test_a_lost_worker_is_replaced_behind_one_a2a_task(lite: HubProcess) -
             if event.HasField("status_update"):
                 states.append(event.status_update.status.state)
             if started.is_set() and backup is None:
-                backup = await echo_agent(lite, "backup")
+                backup = await echo_agent(server, "backup")
                 await flaky.lose("the laptop closed")  # no goodbye: the hub sees it lost
         working = TaskState.TASK_STATE_WORKING
         first_run = states.index(working)
@@ -656,6 +642,106 @@ async def test_a_lost_worker_is_replaced_behind_one_a2a_task(lite: HubProcess) -
         await http.aclose()
         if backup is not None:
             await backup.stop()
+
+
+# -- failed and needs_human, live (SQLite and PostgreSQL) ----------------------------------------
+
+
+async def test_a_task_that_fails_in_the_hub_is_failed_with_its_reason(server: HubProcess) -> None:
+    token, _ = await server.create_token("alpha", "agent", "flop")
+    agent = Agent("flop", id="flop", group="alpha", skills={"maths": 0.9})
+
+    @agent.handler
+    async def divide(ctx: TaskContext) -> object:
+        raise ZeroDivisionError("cannot divide by zero")
+
+    await agent.start(server.url, token=token)
+    human, _ = await server.create_token("alpha", "human", "ann")
+    url = f"{server.gateway_url}/a2a/alpha"
+    blocking, bhttp = await a2a_client(url, human, streaming=False)
+    client, http = await a2a_client(url, human)
+    try:
+        # a blocking send returns at FAILED, the hub's reason in the status message
+        sent = text_message("1/0", skill="maths", max_attempts=1)
+        [answer] = [e async for e in blocking.send_message(sent)]
+        task = answer.task
+        assert task.status.state == TaskState.TASK_STATE_FAILED
+        note = task.status.message.parts[0].text
+        rec = server.hubs["alpha"].board.tasks[task.id]
+        assert rec.state is HubState.FAILED and rec.spec.max_attempts == 1
+        assert note == rec.error
+        assert "1 failed attempts (max 1)" in note and "cannot divide by zero" in note
+        assert not task.artifacts
+        got = await client.get_task(GetTaskRequest(id=task.id))
+        assert got.status.state == TaskState.TASK_STATE_FAILED
+        assert got.status.message.parts[0].text == note
+        # a stream ends on a final FAILED update with the same reason, and no artifact
+        events = [
+            e async for e in client.send_message(text_message("2/0", skill="maths", max_attempts=1))
+        ]
+        updates = [e.status_update for e in events if e.HasField("status_update")]
+        assert updates[-1].status.state == TaskState.TASK_STATE_FAILED
+        assert "cannot divide by zero" in updates[-1].status.message.parts[0].text
+        assert not [e for e in events if e.HasField("artifact_update")]
+    finally:
+        for c, h in ((blocking, bhttp), (client, http)):
+            await c.close()
+            await h.aclose()
+        await agent.stop()
+
+
+async def test_a_result_for_a_human_is_input_required_until_approved(server: HubProcess) -> None:
+    agent = await echo_agent(server)
+    human, _ = await server.create_token("alpha", "human", "ann")
+    url = f"{server.gateway_url}/a2a/alpha"
+    blocking, bhttp = await a2a_client(url, human, streaming=False)
+    client, http = await a2a_client(url, human)
+    hub = server.hubs["alpha"]
+    try:
+        # a blocking send returns at INPUT_REQUIRED: the result waits for a human
+        sent = text_message("check me", skill="text", human_review=True)
+        [answer] = [e async for e in blocking.send_message(sent)]
+        task_id = answer.task.id
+        assert answer.task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+        assert "waiting for a human" in answer.task.status.message.parts[0].text
+        assert not answer.task.artifacts  # not accepted yet
+        assert hub.board.tasks[task_id].state is HubState.NEEDS_HUMAN
+        got = await client.get_task(GetTaskRequest(id=task_id))
+        assert got.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+        waiting = await client.list_tasks(
+            ListTasksRequest(status=TaskState.TASK_STATE_INPUT_REQUIRED)
+        )
+        assert [t.id for t in waiting.tasks] == [task_id]
+        # a subscriber from here sees the human's approval through the hub end it COMPLETED
+        seen: list[StreamResponse] = []
+
+        async def follow() -> None:
+            async for event in client.subscribe(SubscribeToTaskRequest(id=task_id)):
+                seen.append(event)
+
+        follower = asyncio.create_task(follow())
+        await until(lambda: bool(seen))
+        assert seen[0].task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+        async with httpx.AsyncClient(base_url=str(server.gateway_url), timeout=60) as rest:
+            decided = await rest.post(
+                "/v1/api/decide",
+                json={"task_id": task_id, "accept": True, "reason": "looks right", "by": "ann"},
+                headers={"Authorization": f"Bearer {human}"},
+            )
+        assert decided.status_code == 200, decided.text
+        await asyncio.wait_for(follower, 60)
+        last = seen[-1].status_update.status
+        assert last.state == TaskState.TASK_STATE_COMPLETED
+        [artifact] = [e.artifact_update.artifact for e in seen if e.HasField("artifact_update")]
+        assert json_format.MessageToDict(artifact.parts[0].data)["text"] == "CHECK ME"
+        done = await client.get_task(GetTaskRequest(id=task_id))
+        assert done.status.state == TaskState.TASK_STATE_COMPLETED
+        assert hub.board.tasks[task_id].state is HubState.DONE
+    finally:
+        for c, h in ((blocking, bhttp), (client, http)):
+            await c.close()
+            await h.aclose()
+        await agent.stop()
 
 
 async def test_wrong_paths_and_groups_are_a2a_shaped_404s(lite: HubProcess) -> None:
@@ -695,6 +781,10 @@ DOC_STATES = {
 }
 
 
+#: A failed task's error, as the hub writes it (see the live test above).
+FAILED_REASON = "3 failed attempts (max 3); last: lost"
+
+
 @pytest.mark.parametrize("state", list(HubState))
 def test_every_hub_state_maps_as_the_docs_say(state: HubState) -> None:
     from clawhub.gateway.a2a import mapping
@@ -708,7 +798,7 @@ def test_every_hub_state_maps_as_the_docs_say(state: HubState) -> None:
         failures=0,
         assigned_to="echo",
         output={"n": 1} if state is HubState.DONE else None,
-        error="attempts exhausted: lost" if state is HubState.FAILED else "no (by ann)",
+        error=FAILED_REASON if state is HubState.FAILED else "no (by ann)",
         created_at=1.0,
         updated_at=2.0,
     )
@@ -722,7 +812,7 @@ def test_every_hub_state_maps_as_the_docs_say(state: HubState) -> None:
     else:
         assert not task.artifacts
     if state is HubState.FAILED:
-        assert note == "attempts exhausted: lost"
+        assert note == FAILED_REASON
     if state is HubState.NEEDS_HUMAN:
         assert "human" in note
     assert task.context_id == "t-1" and task.metadata["clawhub"]["state"] == state.value

@@ -11,17 +11,20 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from conftest import MakeHub, serving, until
 from mcp_client import CLAWHUB, ToolFailed, call, http_session, read_json, stdio_session
 
 from agents_sdk import Agent, TaskContext
-from clawhub.gateway import HubProcess
+from clawhub.gateway import Gateway, HubProcess, create_app
+from clawhub.runtime import Hub
+from clawhub.runtime.auth import Tokens
 from clawhub.settings import HubSettings
 from clawhub.store.store import Store
 from protocols import TaskState
@@ -48,15 +51,6 @@ ASSISTANT_TOOLS = {
     "reject_result",
     "chat",
 }
-
-
-async def until(check: Callable[[], bool], timeout: float = WAIT) -> None:
-    """Poll ``check`` until it holds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not check():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -86,14 +80,23 @@ def mcp_url(server: HubProcess) -> str:
 
 
 @asynccontextmanager
-async def sdk_agent(server: HubProcess, agent_id: str, skill: str) -> AsyncIterator[Agent]:
-    """A plain SDK agent on NATS that answers ``{"done_by": id, "input": ...}``."""
-    token, _ = await server.create_token("alpha", "agent", agent_id)
-    agent = Agent(agent_id, id=agent_id, group="alpha", skills={skill: 0.9})
+async def sdk_agent(server: HubProcess | Hub, agent_id: str, skill: str) -> AsyncIterator[Agent]:
+    """A plain SDK agent on NATS that answers ``{"done_by": id, "input": ...}``, with
+    ``"feedback"``: the reasons of earlier rejections, when there were some (``server``: a
+    ``HubProcess``'s group alpha with a token, or a ``make_hub`` hub, no token)."""
+    if isinstance(server, HubProcess):
+        token: str | None = (await server.create_token("alpha", "agent", agent_id))[0]
+        group = "alpha"
+    else:
+        token, group = None, server.group
+    agent = Agent(agent_id, id=agent_id, group=group, skills={skill: 0.9})
 
     @agent.handler
     async def work(ctx: TaskContext) -> object:
-        return {"done_by": agent_id, "input": ctx.input}
+        answer: dict[str, object] = {"done_by": agent_id, "input": ctx.input}
+        if ctx.feedback:
+            answer["feedback"] = [v.reasons for v in ctx.feedback]
+        return answer
 
     await agent.start(server.url, token=token)
     try:
@@ -232,6 +235,44 @@ async def test_http_human_only_tool_refused_to_an_agent_token(mcp_hub: HubProces
         assert "role agent" in str(refused.value)
     recorded = await boss_events(mcp_hub, "message.refused")
     assert any("needs a human or admin token" in str(e["message"]) for e in recorded)
+
+
+async def test_http_human_rejects_a_result_and_it_is_reworked_with_the_reason(
+    mcp_hub: HubProcess,
+) -> None:
+    human, _ = await mcp_hub.create_token("alpha", "human", "ann")
+    hub = mcp_hub.hubs["alpha"]
+    async with (
+        sdk_agent(mcp_hub, "writer", "writing"),
+        http_session(mcp_url(mcp_hub), human) as mcp,
+    ):
+        submitted = await call(
+            mcp,
+            "submit_task",
+            title="A haiku",
+            skills={"writing": 0.5},
+            input="spring",
+            human_review=True,
+        )
+        task_id = submitted["task_id"]
+        rec = hub.board.tasks[task_id]
+        await until(lambda: rec.state is TaskState.NEEDS_HUMAN)
+        rejected = await call(mcp, "reject_result", task_id=task_id, reason="five syllables first")
+        assert (rejected["state"], rejected["attempt"]) == ("ready", 1)  # back in the queue
+        # the rework comes back with the reason, and waits for the human again
+        await until(lambda: rec.state is TaskState.NEEDS_HUMAN and rec.attempt == 2)
+        status = await call(mcp, "task_status", task_id=task_id)
+        first = status["history"][0]
+        assert (first["attempt"], first["outcome"]) == (1, "rejected"), status["history"]
+        assert "five syllables first" in first["reason"]
+        assert status["failures"] == 1
+        approved = await call(mcp, "approve_result", task_id=task_id, reason="better")
+        assert approved["state"] == "done"
+    output = hub.board.tasks[task_id].status().output
+    assert output == {"done_by": "writer", "input": "spring", "feedback": ["five syllables first"]}
+    rejections = await boss_events(mcp_hub, "task.rejected")
+    assert [e["task_id"] for e in rejections] == [task_id]
+    assert "five syllables first" in str(rejections[0]["message"])
 
 
 async def test_http_bad_token_and_malformed_requests(mcp_hub: HubProcess) -> None:
@@ -534,3 +575,48 @@ async def test_http_worker_hands_a_task_back(mcp_hub: HubProcess, role: str, cou
     assert status.history[0].agent_id == "giver"
     assert status.history[-1].agent_id == "taker"
     assert status.failures == (1 if counted else 0)
+
+
+# -- a goal for the coordinator (its model answers through litellm's mock_response) ---------
+
+GOAL_PLAN = {
+    "tasks": [
+        {"id": "draft", "title": "Draft the note", "skills": {"writing": 0.5}, "input": "d"},
+        {
+            "id": "polish",
+            "title": "Polish the note",
+            "skills": {"writing": 0.5},
+            "input": "p",
+            "depends_on": ["draft"],
+        },
+    ],
+    "deliverable": "polish",
+}
+
+
+async def test_http_submit_goal_is_planned_into_tasks_by_the_coordinator(
+    make_hub: MakeHub, sqlite_store: Store
+) -> None:
+    hub = await make_hub([json.dumps(GOAL_PLAN)])
+    tokens = Tokens(sqlite_store)
+    human, _ = tokens.create(hub.group, "human", "ann")
+    app = create_app(Gateway({hub.group: hub}, tokens, hub.settings))
+    async with (
+        sdk_agent(hub, "writer", "writing"),
+        serving(app) as base,
+        http_session(f"{base}/mcp", human) as mcp,
+    ):
+        goal = await call(mcp, "submit_goal", text="Write a note, then polish it")
+        goal_id = goal["id"]
+        assert goal["spec"]["text"] == "Write a note, then polish it"
+        await until(lambda: hub.board.goals[goal_id].state == "done")
+        listed = {t["title"]: t for t in (await call(mcp, "list_tasks"))["tasks"]}
+        assert set(listed) == {"Draft the note", "Polish the note"}
+        assert {t["state"] for t in listed.values()} == {"done"}
+        draft, polish = listed["Draft the note"]["task_id"], listed["Polish the note"]["task_id"]
+        status = await call(mcp, "task_status", task_id=polish)
+        assert status["spec"]["goal"] == goal_id and status["spec"]["depends_on"] == [draft]
+        assert status["output"] == {"done_by": "writer", "input": "p"}
+        summary = await call(mcp, "group_summary")
+    assert summary["goals"] == {"done": 1}, summary
+    assert hub.board.goals[goal_id].deliverable == {"done_by": "writer", "input": "p"}

@@ -20,8 +20,10 @@ goal done / failed / cancelled    ``COMPLETED`` (the deliverable) / ``FAILED`` /
 
 A message becomes a task when its metadata names skills (``skill``: a skill id of the card,
 or a list of them; ``skills``: ``{name: minimum level}``); its text parts are the task's
-instructions, its data part the input (a text-only message: ``{"text": <the text>}``). A
-message with no skill is a goal for the coordinator model (its text is the goal).
+instructions, its data part the input (a text-only message: ``{"text": <the text>}``);
+``human_review: true`` makes a human approve the result (``INPUT_REQUIRED`` until then),
+``max_attempts`` caps the failed attempts. A message with no skill is a goal for the
+coordinator model (its text is the goal).
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ from protocols import (
     ProtocolError,
     TaskSpec,
     TaskStatus,
+    ValidationStep,
     describe_errors,
 )
 from protocols import TaskState as HubState
@@ -174,6 +177,12 @@ def read_message(message: Message, request_meta: Mapping[str, Any]) -> Submissio
     priority = meta.get("priority", 0)
     if not isinstance(priority, int | float) or isinstance(priority, bool):
         raise _invalid("metadata.priority must be a number")
+    review = meta.get("human_review", False)
+    if not isinstance(review, bool):
+        raise _invalid("metadata.human_review must be true or false")
+    attempts = meta.get("max_attempts", 3)
+    if not isinstance(attempts, int | float) or isinstance(attempts, bool) or attempts % 1:
+        raise _invalid("metadata.max_attempts must be a whole number (1..100)")
     try:
         if not skills:
             if not text:
@@ -192,6 +201,8 @@ def read_message(message: Message, request_meta: Mapping[str, Any]) -> Submissio
             input=value,
             skills=skills,
             priority=int(priority),
+            max_attempts=int(attempts),
+            validation=[ValidationStep(kind="human")] if review else [],
             metadata=tags,
         )
     except ValidationError as exc:
