@@ -14,7 +14,8 @@ function calling, and run when the model calls them.
     agent = LLMAgent("writer", model="openai/gpt-4o-mini", tools=[word_count])
 
 The JSON Schema of a tool's arguments comes from its signature (a pydantic model built over
-the parameters: any type pydantic knows, defaults, ``Annotated[..., Field(...)]``); its
+the parameters: any type pydantic knows, defaults, ``Annotated[..., Field(...)]``, a
+``BaseModel``, shown inline as a nested object and validated into an instance of it); its
 description from the docstring's text, and each argument's from a Google-style ``Args:``
 section. Sync functions run in a worker thread, async ones on the loop.
 
@@ -159,7 +160,7 @@ def as_tool(
     model: type[BaseModel] = create_model(
         f"{tool_name}_arguments", __config__=ConfigDict(extra="forbid"), **fields
     )
-    schema = model.model_json_schema()
+    schema = _inline_refs(model.model_json_schema())
     schema.pop("title", None)
     is_async = inspect.iscoroutinefunction(func)
 
@@ -220,6 +221,42 @@ def delegate_tool(skills: Mapping[str, float]) -> Tool:
         + ". Ask only for these skills, at most at these levels."
     )
     return as_tool(_delegate, name="delegate", description=description)
+
+
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with each ``$ref`` to its ``$defs`` replaced by the definition, so a
+    ``BaseModel`` parameter is a plain nested object (with its field's description: a
+    description beside a ``$ref`` is ignored by JSON Schema, and some providers take no
+    ``$ref`` at all). A recursive model cannot be inlined: its schema stays as it is."""
+    defs = schema.get("$defs")
+    if not isinstance(defs, dict):
+        return schema
+
+    def resolve(node: Any, inside: frozenset[str]) -> Any:
+        if isinstance(node, list):
+            return [resolve(item, inside) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        rest = {k: resolve(v, inside) for k, v in node.items() if k != "$ref"}
+        if not isinstance(ref, str):
+            return rest
+        name = ref.removeprefix("#/$defs/")
+        if name in inside or name not in defs:
+            raise _Recursive
+        return {**resolve(defs[name], inside | {name}), **rest}
+
+    try:
+        inlined: dict[str, Any] = resolve(
+            {k: v for k, v in schema.items() if k != "$defs"}, frozenset()
+        )
+    except _Recursive:
+        return schema
+    return inlined
+
+
+class _Recursive(Exception):
+    """A ``$ref`` that cannot be inlined (a model that contains itself)."""
 
 
 def _validation_text(exc: ValidationError) -> str:

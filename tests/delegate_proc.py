@@ -4,7 +4,8 @@
 (a list of ``{"title": ..., "skill": ...}``) is a parent: the handler delegates them all at
 once (``ctx.delegate_all``) and returns their outputs; with ``"linger": true`` its first
 attempt then keeps working (progress, no result) until the process is killed. Any other
-task is a child: it works ``--seconds`` (with progress) and returns who did it.
+task is a child: it works ``--seconds`` (with progress) and returns who did it; with
+``--hold PATH`` it keeps working (with progress) until that file exists.
 
 Every handler start appends ``<task_id> <attempt> <agent_id>`` to ``--runs``; a parent
 that has its children's outputs appends ``gathered <task_id> <attempt>``.
@@ -28,6 +29,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=0.5)
     parser.add_argument("--capacity", type=int, default=1)
     parser.add_argument("--runs", type=Path, required=True)
+    parser.add_argument("--hold", type=Path, default=None)
     args = parser.parse_args()
     agent = Agent(args.id, id=args.id, skills={args.skill: 1.0}, capacity=args.capacity)
 
@@ -61,6 +63,9 @@ def main() -> None:
         for i in range(steps):
             await asyncio.sleep(0.1)
             await ctx.progress((i + 1) / steps)
+        while args.hold is not None and not args.hold.exists():
+            await asyncio.sleep(0.1)
+            await ctx.progress(message="holding")
         return {"by": agent.id, "part": spec.get("part")}
 
     agent.run(args.url)

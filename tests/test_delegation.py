@@ -36,7 +36,7 @@ def spawn(hub: Hub, tmp_path: Path) -> Iterator[Spawn]:
     procs: list[subprocess.Popen[bytes]] = []
 
     def start(
-        agent_id: str, skill: str, seconds: float = 0.5, capacity: int = 1
+        agent_id: str, skill: str, seconds: float = 0.5, capacity: int = 1, hold: Path | None = None
     ) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(
             [
@@ -54,6 +54,7 @@ def spawn(hub: Hub, tmp_path: Path) -> Iterator[Spawn]:
                 str(capacity),
                 "--runs",
                 str(tmp_path / "runs.txt"),
+                *(["--hold", str(hold)] if hold is not None else []),
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -87,6 +88,15 @@ def parent_spec(children: list[tuple[str, str]], **extra: object) -> TaskSpec:
 
 async def children_of(client: HubClient, parent: TaskStatus) -> list[TaskStatus]:
     return [await client.task(c) for c in parent.children]
+
+
+async def child_running(client: HubClient, tid: str, agent_id: str) -> bool:
+    """True when the first child of ``tid`` runs on ``agent_id``."""
+    st = await client.task(tid)
+    if not st.children:
+        return False
+    kid = await client.task(st.children[0])
+    return kid.state is TaskState.RUNNING and kid.assigned_to == agent_id
 
 
 async def test_a_parent_delegates_three_children_to_three_agents(
@@ -128,15 +138,7 @@ async def test_a_killed_childs_agent_the_child_is_reassigned_and_the_parent_comp
     async with HubClient(hub.url) as client:
         await wait_until(lambda: online(client, "boss", "doomed"))
         [tid] = await client.submit(parent_spec([("part", "x")]))
-
-        async def child_running() -> bool:
-            st = await client.task(tid)
-            if not st.children:
-                return False
-            kid = await client.task(st.children[0])
-            return kid.state is TaskState.RUNNING and kid.assigned_to == "doomed"
-
-        await wait_until(child_running)
+        await wait_until(lambda: child_running(client, tid, "doomed"))
         spawn("backup", "x", seconds=0.3)
         await wait_until(lambda: online(client, "backup"))
         doomed.kill()  # SIGKILL: no goodbye; the hub sees the connection close
@@ -188,6 +190,46 @@ async def test_a_killed_parents_next_attempt_reuses_the_finished_children(
 
 async def _async(value: bool) -> bool:
     return value
+
+
+async def test_a_killed_parents_next_attempt_is_handed_its_still_running_child(
+    hub: Hub, spawn: Spawn, tmp_path: Path
+) -> None:
+    """The parent's agent is killed while its child runs on another agent: the child runs
+    on, the parent's next attempt (another agent) is handed the child while it is still
+    open, and gets its output when it finishes; the child ran once."""
+    hold = tmp_path / "release-the-child"
+    first = spawn("boss1", "plan")
+    spawn("wx", "x", seconds=0.1, hold=hold)
+    async with HubClient(hub.url) as client:
+        await wait_until(lambda: online(client, "boss1", "wx"))
+        [tid] = await client.submit(parent_spec([("pa", "x")]))
+        await wait_until(lambda: child_running(client, tid, "wx"))
+        spawn("boss2", "plan")
+        await wait_until(lambda: online(client, "boss2"))
+        first.kill()
+        rec = hub.board.tasks[tid]
+        await wait_until(lambda: _async(rec.delegated.get("2:d1") == "report-c1"))
+        assert hub.board.tasks["report-c1"].state is TaskState.RUNNING  # handed over open
+        hold.touch()  # now the child may finish
+        status = await client.wait(tid, timeout=90)
+        [kid] = await children_of(client, status)
+        log = await client.history(tid)
+    assert status.state is TaskState.DONE, status.error
+    assert [(h.agent_id, h.outcome) for h in status.history] == [
+        ("boss1", "lost"),
+        ("boss2", "done"),
+    ]
+    assert status.output == {"by": "boss2", "parts": [{"by": "wx", "part": "pa"}]}
+    assert [(h.agent_id, h.outcome) for h in kid.history] == [("wx", "done")]
+    child_runs = [line for line in runs(tmp_path) if line.startswith("report-c")]
+    assert child_runs == ["report-c1 1 wx"]  # its work done once, for both attempts
+    delegated = [e for e in log if e.kind == "task.delegated"]
+    assert [e.attempt for e in delegated] == [1, 2]
+    assert delegated[1].data["reused"] == ["report-c1"]
+    [done] = [e for e in log if e.kind == "task.child"]
+    assert done.message == "child report-c1 done"
+    assert log.index(delegated[1]) < log.index(done)
 
 
 async def test_a_passed_deadline_ends_the_parent_and_its_children_with_the_reason(

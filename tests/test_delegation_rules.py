@@ -5,6 +5,7 @@ and the links kept across a hub restart. Agents run in process here (nobody is k
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from protocols import (
     SubmitTasks,
     TaskSpec,
     TaskState,
+    Timeouts,
     Usage,
     subjects,
 )
@@ -95,6 +97,112 @@ async def test_one_agent_with_one_slot_delegates_to_itself_without_deadlock(hub:
     assert ran[0] == "top" and sorted(ran[1:]) == ["top-c1", "top-c2"]
     assert skills == [{"plan": 1.0, "x": 0.8}]  # what a supervisor may ask the group for
     assert hub.board.agents["solo"].lent == set()  # the slot came back when the wait ended
+
+
+async def past(seconds: float) -> None:
+    """Let ``seconds`` go by (the hub's watcher sweeps every 0.05 s meanwhile)."""
+    ends = time.monotonic() + seconds
+    await until(lambda: time.monotonic() > ends)
+
+
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)  # the rule is the board's
+async def test_waiting_on_an_open_child_is_not_a_stall_and_its_progress_shows_on_the_parent(
+    hub: Hub,
+) -> None:
+    """The parent's stall timeout is 1.5 s. Its child waits longer than that for an agent
+    with its skill, then runs longer than that on a slow agent that says nothing; the
+    parent's one attempt is never stalled, and the SDK's summary of its children reaches
+    the hub as the parent's progress meanwhile. (Waiting past the stall timeout is the
+    subject: the issue names that bound.)"""
+    stall = 1.5
+    boss = Agent("boss", id="boss", skills={"plan": 1.0})
+
+    @boss.handler
+    async def work(ctx: TaskContext) -> object:
+        return await ctx.delegate("rare part", skills={"rare": 0.5}, timeouts={"stall": 60})
+
+    release = asyncio.Event()
+    ran: list[str] = []
+    slowpoke = Agent("slowpoke", id="slowpoke", skills={"rare": 1.0})
+
+    @slowpoke.handler
+    async def silent(ctx: TaskContext) -> object:
+        ran.append(ctx.task_id)
+        await release.wait()  # no progress at all meanwhile
+        return "the rare part"
+
+    await boss.start(hub.url)
+    try:
+        spec = TaskSpec(id="top", title="top", skills={"plan": 0.5}, timeouts=Timeouts(stall=stall))
+        hub.board.submit([spec])
+        rec = hub.board.tasks["top"]
+        await until(lambda: rec.progress_message == "delegated 1: 1 ready")
+        child = hub.board.tasks["top-c1"]
+        await past(stall + 1.0)  # nobody has the skill: the child stays ready
+        assert (rec.state, rec.attempt, child.state) == (TaskState.RUNNING, 1, TaskState.READY)
+        await slowpoke.start(hub.url)
+        await until(lambda: rec.progress_message == "delegated 1: 1 running (top-c1 slowpoke)")
+        await past(stall + 1.0)  # the child runs, silent
+        assert (rec.state, rec.attempt, child.state) == (TaskState.RUNNING, 1, TaskState.RUNNING)
+        release.set()
+        await until(lambda: rec.state.terminal)
+    finally:
+        release.set()
+        await boss.stop()
+        await slowpoke.stop()
+    assert rec.state is TaskState.DONE, rec.error
+    assert rec.output == "the rare part"
+    assert [(h.agent_id, h.outcome) for h in rec.history] == [("boss", "done")]
+    assert ran == ["top-c1"]
+
+
+async def test_a_failed_parent_cancels_its_open_child_with_its_reason(hub: Hub) -> None:
+    """The parent delegates, does not wait for the child's result, and raises while the
+    child runs: with no attempt left the parent fails, and the child is cancelled (not
+    left to fail on its own) with the parent's reason, its running handler stopped."""
+    boss = Agent("boss", id="boss", skills={"plan": 1.0})
+    child_runs = asyncio.Event()
+
+    @boss.handler
+    async def work(ctx: TaskContext) -> object:
+        with contextlib.suppress(TimeoutError):  # timeout=0: delegated, not waited on
+            await ctx.delegate("a part", skills={"x": 0.5}, timeout=0)
+        await child_runs.wait()
+        raise RuntimeError("the plan fell through")
+
+    stopped: list[str] = []
+    helper = Agent("helper", id="helper", skills={"x": 1.0})
+
+    @helper.handler
+    async def do(ctx: TaskContext) -> object:
+        child_runs.set()
+        try:
+            await asyncio.Event().wait()  # until it is cancelled
+        except asyncio.CancelledError:
+            stopped.append(ctx.task_id)
+            raise
+        return "unreachable"
+
+    await boss.start(hub.url)
+    await helper.start(hub.url)
+    try:
+        async with HubClient(hub.url) as client:
+            spec = TaskSpec(id="top", title="top", skills={"plan": 0.5}, max_attempts=1)
+            [tid] = await client.submit(spec)
+            status = await client.wait(tid, timeout=60)
+            await until(lambda: hub.board.tasks["top-c1"].state.terminal)
+            kid = await client.task("top-c1")
+            log = await client.history("top-c1")
+            await until(lambda: stopped == ["top-c1"])
+    finally:
+        await boss.stop()
+        await helper.stop()
+    assert status.state is TaskState.FAILED
+    assert "RuntimeError: the plan fell through" in (status.error or "")
+    assert kid.state is TaskState.CANCELLED
+    assert kid.error == f"parent top failed: {status.error}"
+    assert [(h.agent_id, h.outcome) for h in kid.history] == [("helper", "cancelled")]
+    assert log[-1].kind == "task.cancelled"
 
 
 async def test_cancelling_the_parent_cancels_its_open_children(hub: Hub) -> None:

@@ -24,7 +24,7 @@ from typing import Annotated, Any
 
 import litellm
 import pytest
-from pydantic import Field
+from pydantic import BaseModel, Field
 from scripted_llm import ScriptedChatServer, Turn, calls, say, tool_results
 
 from agents_sdk import (
@@ -112,6 +112,91 @@ def test_the_schema_comes_from_the_signature_and_the_docstring() -> None:
     assert params["required"] == ["a"]
     assert params["properties"]["b"]["default"] == 0
     assert params["properties"]["b"]["description"] == "The second number."
+
+
+class Person(BaseModel):
+    """Someone on the team."""
+
+    name: str = Field(description="Their login.")
+    email: str | None = None
+
+
+class Issue(BaseModel):
+    """An issue for the tracker."""
+
+    title: str = Field(description="A one-line summary.")
+    assignee: Person
+    labels: list[str] = Field(default_factory=list, description="Labels to put on it.")
+
+
+filed: list[tuple[Issue, bool]] = []
+
+
+def file_issue(issue: Issue, urgent: bool = False) -> str:
+    """File an issue in the tracker.
+
+    Args:
+        issue: The issue to file.
+        urgent: Page the assignee too.
+    """
+    filed.append((issue, urgent))
+    return f"filed {issue.title!r} for {issue.assignee.name}"
+
+
+PERSON_SCHEMA = {
+    "type": "object",
+    "title": "Person",
+    "description": "Someone on the team.",
+    "properties": {
+        "name": {"type": "string", "title": "Name", "description": "Their login."},
+        "email": {
+            "anyOf": [{"type": "string"}, {"type": "null"}],
+            "default": None,
+            "title": "Email",
+        },
+    },
+    "required": ["name"],
+}
+
+
+def test_a_pydantic_model_parameter_is_a_nested_object_in_the_schema() -> None:
+    """No ``$ref``: the model's object inline, with the field's description from ``Args:``
+    (a description beside a ``$ref`` is ignored) and the nested required fields."""
+    params = as_tool(file_issue).parameters
+    assert "$defs" not in params
+    assert params["required"] == ["issue"]
+    assert params["properties"]["issue"] == {
+        "type": "object",
+        "title": "Issue",
+        "description": "The issue to file.",
+        "properties": {
+            "title": {"type": "string", "title": "Title", "description": "A one-line summary."},
+            "assignee": PERSON_SCHEMA,
+            "labels": {
+                "type": "array",
+                "items": {"type": "string"},
+                "title": "Labels",
+                "description": "Labels to put on it.",
+            },
+        },
+        "required": ["title", "assignee"],
+    }
+    assert params["properties"]["urgent"]["default"] is False
+
+
+class Node(BaseModel):
+    label: str
+    children: list[Node] = []
+
+
+def test_a_recursive_model_keeps_its_definitions() -> None:
+    def depth(tree: Node) -> int:
+        """How deep a tree is."""
+        return 1 + max((depth(c) for c in tree.children), default=0)
+
+    params = as_tool(depth).parameters
+    assert params["properties"]["tree"] == {"$ref": "#/$defs/Node"}
+    assert params["$defs"]["Node"]["properties"]["children"]["items"] == {"$ref": "#/$defs/Node"}
 
 
 def test_a_task_context_parameter_is_injected_not_described() -> None:
@@ -247,6 +332,44 @@ async def test_unknown_tools_and_bad_arguments_go_back_to_the_model(tmp_path: Pa
     assert not_object == "error: the arguments must be a JSON object, got '[1, 2]'"
     assert tool_results(server.requests[2])[-1] == "3"
     assert run.output.endswith(", 3")  # type: ignore[union-attr]
+
+
+async def test_a_model_argument_is_validated_into_the_pydantic_model(tmp_path: Path) -> None:
+    """The model's JSON arguments become an ``Issue`` (a nested ``Person`` in it); arguments
+    that do not fit the model go back to the model as an error naming the nested field."""
+    filed.clear()
+    issue = {"title": "Login fails", "assignee": {"name": "ada"}, "labels": ["bug"]}
+    script = [
+        calls(
+            ("file_issue", {"issue": {"title": "Login fails", "assignee": {}}}),
+            ("file_issue", {"issue": {"title": 7, "assignee": {"name": "ada"}}, "urgent": "maybe"}),
+            ("file_issue", {"issue": "Login fails"}),
+        ),
+        calls(("file_issue", {"issue": issue, "urgent": True})),
+        answer_from_results,
+    ]
+    async with ScriptedChatServer(script) as server:
+        run = await run_task(agent(server, tmp_path, tools=[file_issue]), title="File it")
+    assert run.ok, run.error
+    [offered] = server.requests[0]["tools"]
+    assert offered["function"]["parameters"] == as_tool(file_issue).parameters
+    no_name, wrong_types, not_an_object = tool_results(server.requests[1])
+    prefix = "error: the arguments do not match the tool's schema: "
+    assert no_name == prefix + "issue.assignee.name: Field required"
+    assert wrong_types == (
+        prefix + "issue.title: Input should be a valid string; "
+        "urgent: Input should be a valid boolean, unable to interpret input"
+    )
+    assert not_an_object == (
+        prefix + "issue: Input should be a valid dictionary or instance of Issue"
+    )
+    [(got, urgent)] = filed  # only the good call ran the tool
+    assert isinstance(got, Issue) and isinstance(got.assignee, Person)
+    assert got == Issue(title="Login fails", assignee=Person(name="ada"), labels=["bug"])
+    assert urgent is True
+    assert run.output == f"results: {no_name}, {wrong_types}, {not_an_object}, " + (
+        "filed 'Login fails' for ada"
+    )
 
 
 async def test_max_steps_stops_a_model_that_never_stops_calling(tmp_path: Path) -> None:
