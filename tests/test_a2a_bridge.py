@@ -440,7 +440,7 @@ async def test_up_bridges_each_agent_with_an_agent_token_of_its_own(
             await stop_bridges(bridges)
     finally:
         await server.stop()
-    assert (settings.data_dir / "bridge-tokens.json").stat().st_mode & 0o077 == 0
+    assert (settings.data_dir / "local-tokens.json").stat().st_mode & 0o077 == 0
     again = HubProcess(settings, ["alpha"], store=sqlite_store)  # the next start
     await again.start()
     try:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 import nats
 import pytest
 import websockets
+from conftest import server_settings
 from nats.aio.client import Client as NATS
 from test_gateway import auth, until
 from ws_agent import RawWsAgent
@@ -367,3 +369,35 @@ def test_a_token_made_in_another_process_is_valid_before_the_next_refresh(
         flood.verify(late)
     flood.refresh()
     assert flood.verify(late).role == "human"
+
+
+async def test_restarts_hand_out_one_local_admin_token(tmp_path: Path, sqlite_store: Store) -> None:
+    """``hub.json`` goes when the hub stops; the next start hands out the same admin token
+    (kept in ``local-tokens.json``), so restarts leave one live local admin token, not one
+    each; a revoked one is replaced."""
+    settings = server_settings(tmp_path / "server")
+
+    async def start_stop() -> str:
+        server = HubProcess(settings, ["alpha"], store=sqlite_store)
+        await server.start()
+        try:
+            token = server.admin_tokens["alpha"]
+        finally:
+            await server.stop()
+        assert not (settings.data_dir / "hub.json").exists()
+        return token
+
+    def live_admins() -> list[str]:
+        return [
+            r.id
+            for r in Tokens(sqlite_store).rows("alpha")
+            if r.role == "admin" and r.revoked_at is None
+        ]
+
+    first = await start_stop()
+    assert await start_stop() == first
+    assert live_admins() == [first.split(".")[0]]
+    assert (settings.data_dir / "local-tokens.json").stat().st_mode & 0o077 == 0
+    assert Tokens(sqlite_store).revoke(first.split(".")[0])
+    third = await start_stop()
+    assert third != first and live_admins() == [third.split(".")[0]]

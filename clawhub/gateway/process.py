@@ -55,12 +55,12 @@ from protocols import (
 
 from ..errors import BusError, HubError, StoreError
 from ..runtime.auth import Principal, Tokens
-from ..runtime.bridge_tokens import bridge_token
 from ..runtime.hub import Hub
 from ..runtime.hubfile import write_private
+from ..runtime.local_tokens import kept_token
 from ..runtime.nats_server import EmbeddedNats
 from ..runtime.replica import Replicas, replica_name
-from ..settings import HubSettings, read_hub_file
+from ..settings import HubSettings
 from ..store.lease import Lease
 from ..store.store import Store, TokenRow
 from .app import create_app
@@ -72,6 +72,8 @@ log = logging.getLogger(__name__)
 #: gateway's open streams (cheap: a version number; the store is re-read every
 #: ``token_refresh``).
 REVOKE_CHECK = 0.1
+#: The note on the local admin token ``clawhub token list`` shows.
+ADMIN_NOTE = "clawhub up (local admin)"
 
 
 class _Uvicorn(uvicorn.Server):
@@ -299,19 +301,13 @@ class HubProcess:
             return ErrorReply(code=exc.code, message=f"from the active replica: {exc.message}")
 
     def _admin_tokens(self) -> None:
-        """An admin token per group for local use: the last run's if still live, else new."""
-        known = read_hub_file(self.settings.data_dir) or {}
-        previous = known.get("tokens") if isinstance(known.get("tokens"), dict) else {}
-        assert isinstance(previous, dict)
+        """An admin token per group for local use: the one an earlier start made if still
+        live (``runtime.local_tokens``: one live local admin token, however many restarts),
+        else a new one."""
         for group in self.groups:
-            token = previous.get(group)
-            with contextlib.suppress(ProtocolError):  # unknown or revoked: make a new one
-                who = self.tokens.verify(token if isinstance(token, str) else None)
-                if who.group == group and who.role == "admin":
-                    self.admin_tokens[group] = str(token)
-                    continue
-            made, _ = self.tokens.create(group, "admin", note="clawhub up (local admin)")
-            self.admin_tokens[group] = made
+            self.admin_tokens[group] = kept_token(
+                self.tokens, self.settings.data_dir, group, "admin", None, ADMIN_NOTE
+            )
 
     async def _start_gateway(self) -> None:
         s = self.settings
@@ -387,9 +383,9 @@ class HubProcess:
     async def bridge_token(self, group: str, agent_id: str, note: str) -> str:
         """An agent token for a participant this process bridges itself (``clawhub up
         --a2a-agent``): the live one made for ``group`` and ``agent_id`` on an earlier start,
-        else a new one (``runtime.bridge_tokens``); valid on NATS before it returns."""
+        else a new one (``runtime.local_tokens``); valid on NATS before it returns."""
         token = await asyncio.to_thread(
-            bridge_token, self.tokens, self.settings.data_dir, group, agent_id, note
+            kept_token, self.tokens, self.settings.data_dir, group, "agent", agent_id, note
         )
         await self.sync_tokens()
         return token

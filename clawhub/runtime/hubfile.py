@@ -20,7 +20,7 @@ def write_hub_file(data_dir: Path, info: dict[str, Any]) -> None:
 
 def write_private(path: Path, value: object) -> None:
     """Write ``value`` as JSON to ``path``, readable by this user only (mode 0600): files
-    that hold tokens (``hub.json`` of ``clawhub up``, ``bridge-tokens.json``)."""
+    that hold tokens (``hub.json`` of ``clawhub up``, ``local-tokens.json``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
