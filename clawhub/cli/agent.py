@@ -160,7 +160,9 @@ def run(
         asyncio.run(agent.check())
     except CommandError as exc:
         raise fail(str(exc), 2) from None
-    err.print(f"agent {agent.id}: runs `{' '.join(agent.argv)}` per task; Ctrl-C to stop")
+    err.print(
+        f"agent {agent.id}: runs `{' '.join(agent.argv)}` per task; Ctrl-C to stop", markup=False
+    )
     try:
         agent.run(target, token=secret)
     except SDKError as exc:

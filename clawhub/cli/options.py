@@ -29,6 +29,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import typer
 from nats.aio.client import Client as NATS
 from pydantic import BaseModel, ValidationError
+from rich.markup import escape
 
 from protocols import ValidationStep
 
@@ -82,7 +83,7 @@ def build_settings(**overrides: Any) -> HubSettings:
     try:
         return HubSettings(**values)
     except ValidationError as exc:
-        err.print(f"[red]bad setting:[/] {exc}")
+        err.print(f"[red]bad setting:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
 
 
@@ -104,8 +105,10 @@ def run_loop(main: Coroutine[Any, Any, T], settings: HubSettings | None = None) 
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print ``message`` as an error; the ``typer.Exit`` to raise (exit ``code``)."""
-    err.print(f"[red]error:[/] {message}")
+    """Print ``message`` as an error; the ``typer.Exit`` to raise (exit ``code``). The message
+    is plain text (``[agent]`` in it is no markup) on one line however long (a path in it
+    stays whole for whoever copies it or greps the log)."""
+    err.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
 
 
