@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/clawhub demo
 
+# the suite on every core (pytest-xdist), each test file on one worker (its fixtures shared)
 test: $(STAMP)
-	LITELLM_LOCAL_MODEL_COST_MAP=True $(VENV)/bin/pytest -q
+	LITELLM_LOCAL_MODEL_COST_MAP=True $(VENV)/bin/pytest -q -n auto --dist loadfile
 
 $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[dev,bench]'
