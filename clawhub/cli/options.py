@@ -29,6 +29,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import typer
 from nats.aio.client import Client as NATS
 from pydantic import BaseModel, ValidationError
+from rich.markup import escape
 
 from protocols import ValidationStep
 
@@ -104,8 +105,10 @@ def run_loop(main: Coroutine[Any, Any, T], settings: HubSettings | None = None) 
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print ``message`` as an error; the ``typer.Exit`` to raise (exit ``code``)."""
-    err.print(f"[red]error:[/] {message}")
+    """Print ``message`` as an error on one line (never wrapped at the terminal's width: a
+    command in it stays whole, to copy), taken as text, not markup; the ``typer.Exit`` to
+    raise (exit ``code``)."""
+    err.print(f"[red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
     return typer.Exit(code)
 
 
