@@ -273,3 +273,25 @@ def test_clawhub_up_on_an_older_postgres_store_exits_with_one_line_naming_db_upg
     result = CliRunner().invoke(app, command.split()[1:])  # the command it names works
     assert result.exit_code == 0, result.output
     assert f"revision {REVISIONS[0]} → {HEAD}" in result.output
+
+
+def test_the_upgrading_section_runs_as_written(db_url: str) -> None:
+    """docs/operations.md#upgrading-the-store: each command of the marked block, on a store
+    at the revision it names (its URL for the page's), prints the line under it."""
+    if db_url.startswith("sqlite"):
+        pytest.skip("the page shows PostgreSQL")
+    page = (Path(__file__).resolve().parent.parent / "docs" / "operations.md").read_text()
+    mark = "<!-- db-test: a store at revision 0001 -->\n```bash\n"
+    lines = page.split(mark, 1)[1].split("\n```", 1)[0].splitlines()
+    assert len(lines) == 6 and REVISIONS == ("0001", HEAD)
+    engine = sa.create_engine(normalise_url(db_url))
+    upgrade(engine, REVISIONS[0])
+    engine.dispose()
+    shown = sa.make_url(normalise_url(db_url)).render_as_string(hide_password=True)
+    for command, said in zip(lines[::2], lines[1::2], strict=True):
+        args = command.replace("postgresql://user@db/claw", db_url).split()
+        assert args[0] == "clawhub", command
+        run = CliRunner().invoke(app, args[1:])
+        assert run.exit_code == 0, run.output
+        want = said.removeprefix("# ").replace("postgresql+psycopg://user@db/claw", shown)
+        assert run.output.strip() == want, (command, run.output)
