@@ -375,7 +375,15 @@ async def test_groups_spread_over_the_replicas_and_rebalance_when_one_joins(
         cluster.start("r3")
         await until(lambda: spread() == [2, 2, 2])
         assert set(cluster.holders().values()) == {"r1", "r2", "r3"}
-        files = {name: cluster.hub_file(name) for name in ("r1", "r2", "r3")}
+        files: dict[str, dict[str, Any]] = {}
+
+        def written() -> bool:
+            """Each replica's hub.json (written once its first round is over), whole."""
+            with contextlib.suppress(OSError, ValueError):
+                files.update({name: cluster.hub_file(name) for name in ("r1", "r2", "r3")})
+            return len(files) == 3 and all(f.get("tokens") for f in files.values())
+
+        await until(written)
         # every group still serves: a task in each, submitted through a standby, done
         agents = [worker(f"w-{g}", g) for g in groups]
         traced: dict[str, tuple[str, str]] = {}  # group → the caller's (trace id, span id)
