@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -236,3 +239,59 @@ def test_a_store_built_by_the_first_migration_upgrades_with_everything_in_it(
         assert [e.kind for e in store.events("g")] == ["task.done"]
     finally:
         store.close()
+
+
+def test_clawhub_up_on_an_older_postgres_store_exits_with_one_line_naming_db_upgrade(
+    db_url: str, tmp_path: Path
+) -> None:
+    """``clawhub up`` as a user runs it, on a store the first migration built: exit 1 and
+    one error line (not wrapped at the terminal's 80 columns, so the command in it pastes
+    whole), no traceback; the store is left as it was."""
+    if db_url.startswith("sqlite"):
+        pytest.skip("SQLite upgrades itself (test_a_sqlite_store_from_before_migrations...)")
+    engine = sa.create_engine(normalise_url(db_url))
+    upgrade(engine, REVISIONS[0])
+    engine.dispose()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLAWHUB_")}
+    env.update({"HOME": str(tmp_path), "COLUMNS": "80"})
+    args = ["up", "--store-url", db_url, "--data-dir", str(tmp_path / "hub"), "--port", "0"]
+    run = subprocess.run(
+        [sys.executable, "-m", "clawhub.cli", *args, "--gateway-port", "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 1, (run.returncode, run.stdout, run.stderr)
+    assert "Traceback" not in run.stdout + run.stderr
+    [line] = run.stderr.splitlines()
+    assert line.startswith("error: the store ")
+    assert f"older schema (revision {REVISIONS[0]}; this release needs {HEAD})" in line
+    command = line.split("`")[1]
+    assert command.startswith("clawhub db upgrade --store-url postgresql")
+    result = CliRunner().invoke(app, command.split()[1:])  # the command it names works
+    assert result.exit_code == 0, result.output
+    assert f"revision {REVISIONS[0]} → {HEAD}" in result.output
+
+
+def test_the_upgrading_section_runs_as_written(db_url: str) -> None:
+    """docs/operations.md#upgrading-the-store: each command of the marked block, on a store
+    at the revision it names (its URL for the page's), prints the line under it."""
+    if db_url.startswith("sqlite"):
+        pytest.skip("the page shows PostgreSQL")
+    page = (Path(__file__).resolve().parent.parent / "docs" / "operations.md").read_text()
+    mark = "<!-- db-test: a store at revision 0001 -->\n```bash\n"
+    lines = page.split(mark, 1)[1].split("\n```", 1)[0].splitlines()
+    assert len(lines) == 6 and REVISIONS == ("0001", HEAD)
+    engine = sa.create_engine(normalise_url(db_url))
+    upgrade(engine, REVISIONS[0])
+    engine.dispose()
+    shown = sa.make_url(normalise_url(db_url)).render_as_string(hide_password=True)
+    for command, said in zip(lines[::2], lines[1::2], strict=True):
+        args = command.replace("postgresql://user@db/claw", db_url).split()
+        assert args[0] == "clawhub", command
+        run = CliRunner().invoke(app, args[1:])
+        assert run.exit_code == 0, run.output
+        want = said.removeprefix("# ").replace("postgresql+psycopg://user@db/claw", shown)
+        assert run.output.strip() == want, (command, run.output)

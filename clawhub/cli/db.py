@@ -53,7 +53,7 @@ def db_current(*, shared: SharedOptions) -> None:
     finally:
         engine.dispose()
     state = "up to date" if revision == HEAD else f"this release needs {HEAD}"
-    console.print(f"{shown}: revision {revision or 'none'} ({state})")
+    console.print(f"{shown}: revision {revision or 'none'} ({state})", soft_wrap=True)
 
 
 @db_app.command("upgrade")
@@ -71,7 +71,7 @@ def db_upgrade(*, shared: SharedOptions) -> None:
         raise fail(f"upgrade of {shown} failed: {exc}") from None
     finally:
         engine.dispose()
-    console.print(f"{shown}: revision {before or 'none'} → {after}")
+    console.print(f"{shown}: revision {before or 'none'} → {after}", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

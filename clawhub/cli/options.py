@@ -105,10 +105,10 @@ def run_loop(main: Coroutine[Any, Any, T], settings: HubSettings | None = None) 
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print ``message`` as an error; the ``typer.Exit`` to raise (exit ``code``). The message
-    is plain text (``[agent]`` in it is no markup) on one line however long (a path in it
-    stays whole for whoever copies it or greps the log)."""
-    err.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
+    """Print ``message`` as an error on one line (never wrapped at the terminal's width: a
+    command in it stays whole, to copy), taken as text, not markup; the ``typer.Exit`` to
+    raise (exit ``code``)."""
+    err.print(f"[red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
     return typer.Exit(code)
 
 

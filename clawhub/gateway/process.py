@@ -60,6 +60,7 @@ from ..runtime.hubfile import write_private
 from ..runtime.local_tokens import kept_token
 from ..runtime.nats_server import EmbeddedNats
 from ..runtime.replica import Replicas, replica_name
+from ..runtime.trace import INCOMING
 from ..settings import HubSettings
 from ..store.lease import Lease
 from ..store.store import Store, TokenRow
@@ -284,11 +285,16 @@ class HubProcess:
         return hub
 
     async def _forward(self, who: Principal, verb: str, message: BaseModel) -> BaseModel:
-        """An API call for a group active on another replica, sent to it over NATS."""
+        """An API call for a group active on another replica, sent to it over NATS with the
+        call's ``traceparent`` as a NATS header (its span there joins the caller's trace)."""
         assert self._forwarder is not None and self.replicas is not None
         subject = subjects.api(who.group, who.token_id, verb)
+        parent = INCOMING.get()
+        headers = {"traceparent": parent} if parent else None
         try:
-            msg = await self._forwarder.request(subject, encode(message), timeout=10)
+            msg = await self._forwarder.request(
+                subject, encode(message), timeout=10, headers=headers
+            )
             reply = API[verb].reply or Ok
             return decode(msg.data, reply, ErrorReply)
         except nats.errors.NoRespondersError:

@@ -43,7 +43,9 @@ _ERROR_TEXT: dict[int, str] = {
     "range, text with a NUL character or an unpaired surrogate).",
     429: "`rate_limited`: too many submissions; retry later.",
     500: "`internal`: the hub failed while handling it; nothing was applied.",
-    503: "`unavailable`: the hub could not make it durable (store down): nothing applied, retry.",
+    503: "`unavailable`: the hub could not make it durable (store down): nothing applied, "
+    "retry; or, on a replica standing by for the group, the replica active for it did not "
+    "answer, or (event stream, metrics) it must be asked there: the message names it.",
 }
 
 
@@ -55,7 +57,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 #: The error responses of a request that may change state (``POST /v1/api/<verb>``).
 ERROR_RESPONSES = error_responses(400, 401, 403, 404, 409, 413, 422, 429, 500, 503)
 #: The error responses of a read (``GET``).
-READ_ERRORS = error_responses(401, 403, 404, 422, 500)
+READ_ERRORS = error_responses(401, 403, 404, 422, 500, 503)
 
 
 def error_response(code: ErrorCode, message: str) -> JSONResponse:

@@ -61,7 +61,7 @@ def _ops_routes(app: FastAPI, gw: Gateway) -> None:
         tags=["ops"],
         summary="Prometheus metrics of the token's group.",
         response_class=PlainTextResponse,
-        responses=error_responses(401, 403, 422, 500),
+        responses=error_responses(401, 403, 422, 500, 503),
     )
     async def metrics(who: Caller) -> PlainTextResponse:
         try:

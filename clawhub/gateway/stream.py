@@ -15,8 +15,9 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 
-from protocols import MAX_INT, Event, ListEvents, WsPush, subjects
+from protocols import MAX_INT, Event, ListEvents, ProtocolError, WsPush, subjects
 
+from ..errors import CallerRefused
 from ..runtime.auth import Principal
 from .caller import Caller, connection_token
 from .replies import READ_ERRORS
@@ -135,6 +136,10 @@ def add_stream_routes(app: FastAPI, gw: Gateway) -> None:
         after: Annotated[int | None, Query(ge=0, le=MAX_INT)] = None,
         kinds: Annotated[str | None, Query(max_length=1000)] = None,
     ) -> Any:
+        try:  # refused before the response starts: a standby has no hub for the group here
+            gw.local(who.group)
+        except ProtocolError as exc:
+            raise CallerRefused(exc) from None
         stream = _events(gw, who, connection_token(request) or "", after, _kinds(kinds))
 
         async def lines() -> AsyncIterator[str]:

@@ -326,13 +326,12 @@ class Hub:
             await self.writer.answer(self.writer.committed)
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._stop_embedded()
         if self._own_store:
             self.store.close()
-        remove_hub_file(self.settings.data_dir, self.hub_id)
+        if self._hub_file:  # else the hub process's: a replica's handover must keep it
+            remove_hub_file(self.settings.data_dir, self.hub_id)
 
     async def __aenter__(self) -> Hub:
         await self.start()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Callable
 
 from nats.aio.msg import Msg
@@ -14,11 +15,15 @@ from pydantic import BaseModel
 
 from protocols import ErrorCode, ErrorReply, Ok, encode
 
+from ..board.rows import EVENTS, TASKS, Later, Write
 from ..errors import Fenced, StoreError
 from ..store.lease import Lease
 from ..store.store import Row, Store, resolve
 
 log = logging.getLogger("clawhub.hub")
+
+#: Most task ids and event kinds a refused batch names in the log.
+SHOWN = 20
 
 
 class StoreWriter:
@@ -88,6 +93,8 @@ class StoreWriter:
                 await asyncio.to_thread(self.store.apply, batch, self.fence)
         except Fenced as exc:  # deposed: no row is ours to write any more, now or later
             self._pending = []
+            if batch:  # what this replica would have changed (the one active now decides)
+                log.error("%s; not written: %s", exc, refused(batch))
             self._fail(self.written, exc)
             # no reply either: the replica that took over got the same requests and answers
             # them (a request answered "unavailable" by us would beat its answer)
@@ -128,8 +135,7 @@ class StoreWriter:
                 continue
             try:
                 await self._write_once()
-            except Fenced as exc:
-                log.error("%s", exc)
+            except Fenced:  # logged with what it refused; nothing more is written
                 return
             except StoreError:
                 log.exception("store write failed; retrying")
@@ -150,3 +156,24 @@ class StoreWriter:
                 answer = ErrorReply(code=ErrorCode.UNAVAILABLE, message=str(error))
             with contextlib.suppress(Exception):
                 await msg.respond(encode(answer))
+
+
+def refused(batch: list[Row]) -> str:
+    """What a batch refused by the fence held, in words: its rows by table, the ids of its
+    tasks and the kinds of its events (the first ``SHOWN`` of each)."""
+    tables: Counter[str] = Counter()
+    named: dict[str, dict[str, None]] = {TASKS: {}, EVENTS: {}}
+    for row in batch:
+        if isinstance(row, Write | Later):
+            table, values = row.table, row.values
+        else:
+            table, values = str(row.__tablename__), row.model_dump()
+        tables[table] += 1
+        if table in named:
+            named[table][str(values["id" if table == TASKS else "kind"])] = None
+    parts = ["rows " + ", ".join(f"{n} {table}" for table, n in sorted(tables.items()))]
+    for what, names in (("tasks", list(named[TASKS])), ("events", list(named[EVENTS]))):
+        if names:
+            more = f" and {len(names) - SHOWN} more" if len(names) > SHOWN else ""
+            parts.append(f"{what} {', '.join(names[:SHOWN])}{more}")
+    return "; ".join(parts)
