@@ -20,9 +20,9 @@ from pathlib import Path
 
 import nats
 import pytest
+from conftest import until
 from nats.aio.client import Client as NATS
 from nats_cluster import Cluster, environ_without_clawhub, free_block, secret_of
-from test_gateway import until
 from test_identity import Refusals, ask, victim_agent
 from typer.testing import CliRunner
 

@@ -5,28 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 import websockets
+from conftest import until
 from ws_agent import RawWsAgent
 
 from agents_sdk import Agent, TaskContext
 from clawhub.gateway import HubProcess
 from clawhub.gateway.ws import parse_frame
 from protocols import API, Event, ProtocolError, TaskSpec, TaskState, subjects
-
-
-async def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Wait for a condition (polling; never a fixed sleep as the assertion)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not check():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 def auth(token: str) -> dict[str, str]:

@@ -11,9 +11,10 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from conftest import until
 from nats.aio.client import Client as NATS
 from test_bad_input import ask_error, list_tasks, refusal, refusals, spec, submit
-from test_gateway import auth, until
+from test_gateway import auth
 
 from clawhub.gateway import HubProcess
 from clawhub.runtime import Hub

@@ -17,8 +17,9 @@ from typing import Any
 import httpx
 import nats
 import websockets
+from conftest import until
 from nats.aio.client import Client as NATS
-from test_gateway import auth, until
+from test_gateway import auth
 from test_security import nats_as
 
 from agents_sdk import Agent, TaskContext

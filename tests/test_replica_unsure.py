@@ -11,7 +11,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from test_gateway import until
+from conftest import until
 
 from agents_sdk import Agent, HubClient, TaskContext
 from clawhub.gateway import HubProcess

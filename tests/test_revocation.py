@@ -13,7 +13,8 @@ from typing import Any
 
 import httpx
 import websockets
-from test_gateway import auth, until
+from conftest import until
+from test_gateway import auth
 from ws_agent import RawWsAgent
 
 from clawhub.gateway import HubProcess

@@ -12,9 +12,9 @@ import httpx
 import nats
 import pytest
 import websockets
-from conftest import server_settings
+from conftest import server_settings, until
 from nats.aio.client import Client as NATS
-from test_gateway import auth, until
+from test_gateway import auth
 from ws_agent import RawWsAgent
 
 from agents_sdk import Agent, HubClient, HubUnavailable, RequestRefused, TaskContext
