@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from agents_sdk import HubClient
-from protocols import TaskSpec, Timeouts
+from protocols import TaskSpec, Timeouts, attempt_runs
 
 from .common import Fleet, Row, Watcher, bus, hub_process
 
@@ -30,14 +30,14 @@ HUB = {"heartbeat_interval": BEAT, "missed_beats": MISSED, "sweep_interval": 0.0
 async def _running_on(
     watcher: Watcher, task_id: str, not_agent: str | None, timeout: float
 ) -> tuple[float, str]:
-    """Hub timestamp of the first ``task.running`` event of ``task_id`` on an agent other
-    than ``not_agent``, and that agent."""
+    """Hub timestamp of the first event of ``task_id`` saying it runs (``attempt_runs``) on
+    an agent other than ``not_agent``, and that agent."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for event in reversed(watcher.log):
             if (
                 event.get("task_id") == task_id
-                and event["kind"] == "task.running"
+                and attempt_runs(event["kind"], event.get("state"))
                 and event.get("agent_id") != not_agent
             ):
                 return float(event["ts"]), str(event["agent_id"])

@@ -41,7 +41,7 @@ from agents_sdk import HubClient
 from clawhub.store import Store
 from clawhub.store.lease import Leases
 from clawhub.store.store import normalise_url
-from protocols import TaskSpec, subjects
+from protocols import TaskSpec, attempt_runs, subjects
 
 from .common import TERMINAL, Fleet, Proc, Row, bus, missing
 
@@ -272,8 +272,8 @@ async def _is_live(cluster: Replicas, name: str) -> bool:
 def _run_twice(events: Events, ids: set[str]) -> int:
     """Tasks of ``ids`` that ran on more than one attempt."""
     attempts: dict[str, set[int]] = collections.defaultdict(set)
-    for e in events.of("task.running"):
-        if e.get("task_id") in ids:
+    for e in events.log:
+        if e.get("task_id") in ids and attempt_runs(e["kind"], e.get("state")):
             attempts[e["task_id"]].add(int(e.get("attempt") or 0))
     return sum(1 for runs in attempts.values() if len(runs) > 1)
 

@@ -61,7 +61,7 @@ from .control import (
     TaskList,
 )
 from .errors import ClawHubError, ErrorCode, ProtocolError
-from .events import Event
+from .events import Event, attempt_runs
 from .gateway import WsAnswer, WsOffer, WsPush, WsRequest, WsResponse
 from .goals import (
     GOAL_TERMINAL,
@@ -216,6 +216,7 @@ __all__ = [
     "WsRequest",
     "WsResponse",
     "asyncapi",
+    "attempt_runs",
     "build_models",
     "decode",
     "decode_any",

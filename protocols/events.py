@@ -16,6 +16,11 @@ class Event(WireModel):
     ``task.running``, ``task.progress``, ``task.validating``, ``task.done``,
     ``task.retry``, ``task.failed``, ``task.cancelled``, ``task.revoked``,
     ``agent.registered``, ``agent.lost``, ``agent.left``, ``message.refused``...
+
+    ``kind`` says what happened, ``state`` where the task stands after it; steps taken at
+    once share one event: ``task.submitted`` with state ``ready`` (no dependency waits),
+    ``task.assigned`` with state ``running`` (pushed on credit), ``task.done`` straight
+    from ``running`` (nothing to validate). ``attempt_runs`` tells when an attempt started.
     """
 
     type: Literal["claw.v1.event"] = "claw.v1.event"
@@ -28,3 +33,9 @@ class Event(WireModel):
     state: str | None = Field(default=None, description="The task's state after the event.")
     message: str = Field(default="", description="Human-readable summary.")
     data: dict[str, JsonValue] = Field(default_factory=dict, description="Details.")
+
+
+def attempt_runs(kind: str, state: str | None) -> bool:
+    """Whether an event (its ``kind`` and ``state``) says an attempt started running:
+    ``task.running``, or a pushed attempt's ``task.assigned`` in state ``running``."""
+    return kind == "task.running" or (kind == "task.assigned" and state == "running")

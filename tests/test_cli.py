@@ -181,8 +181,7 @@ async def test_events_shows_the_log_of_a_task(hub: Hub, env: dict[str, str]) -> 
         )
     assert lines.code == 0, lines
     kinds = [line.split()[2] for line in lines.out.splitlines()]
-    assert kinds[0] == "task.submitted" and kinds[-1] == "task.done"
-    assert "task.assigned" in kinds and "task.running" in kinds
+    assert kinds == ["task.submitted", "task.assigned", "task.done"]  # pushed: one event
     assert "pushed to cli-worker" in lines.out  # an SDK agent on NATS takes credit
     events = [Event.model_validate_json(line) for line in raw.out.splitlines()]
     assert {e.task_id for e in events} == {tid}

@@ -64,10 +64,14 @@ async def test_one_task_end_to_end(hub: Hub) -> None:
             assert [a.profile.id for a in agents] == ["solo"]
             assert agents[0].completed == 1
     await hub.durable()
-    kinds = [e.kind for e in hub.store.events(hub.group, task_id=tid)]
-    for kind in ("task.submitted", "task.ready", "task.assigned", "task.running", "task.done"):
-        assert kind in kinds
-    assert kinds.index("task.assigned") < kinds.index("task.done")
+    # steps taken at once share an event (protocols.Event): an SDK agent takes credit, so
+    # its attempt is pushed (assigned and running), and nothing validates the result
+    steps = [(e.kind, e.state) for e in hub.store.events(hub.group, task_id=tid)]
+    assert steps == [
+        ("task.submitted", "ready"),
+        ("task.assigned", "running"),
+        ("task.done", "done"),
+    ]
 
 
 @pytest.fixture

@@ -29,7 +29,13 @@ from protocols import (
 )
 
 from .graph import new_task_id, topological
-from .lifecycle import FAILED_OUTCOMES, HELD, after_failed_attempt, initial_state
+from .lifecycle import (
+    FAILED_OUTCOMES,
+    HELD,
+    after_failed_attempt,
+    initial_state,
+    needs_validation,
+)
 from .records import AgentRecord, TaskRecord
 from .schemas import schema_problem
 from .sink import Sink
@@ -41,8 +47,9 @@ S = TaskState
 Finished = Callable[[TaskRecord], None]
 #: Model usage was spent on a task.
 Spent = Callable[[TaskRecord, Usage], None]
-#: A good result is in (state ``validating``, ``rec.output`` set): decide on it.
-Deliver = Callable[[TaskRecord, int], ResultAck]
+#: A good result is in (state ``validating``, ``rec.output`` set): decide on it (the task,
+#: the attempt, who sent it → the acknowledgement).
+Deliver = Callable[[TaskRecord, int, str], ResultAck]
 
 
 class Attempts:
@@ -110,12 +117,11 @@ class Attempts:
                 tasks[dep].dependents.append(task_id)
             if spec.deadline is not None:
                 self.state.deadlines[task_id] = rec
-            self.journal.emit("task.submitted", task=rec, message=spec.title)
             start = initial_state(dep_states)
-            if start is S.READY:
+            if start is S.READY:  # one event: submitted, and ready (its ``state``)
                 self.state.move(rec, S.READY)
-                self.journal.emit("task.ready", task=rec)
-            elif start is S.FAILED:
+            self.journal.emit("task.submitted", task=rec, message=spec.title)
+            if start is S.FAILED:
                 bad = next(d for d in spec.depends_on if tasks[d].state in (S.FAILED, S.CANCELLED))
                 self.finish(rec, S.FAILED, f"dependency {bad} {tasks[bad].state.value}")
             self.journal.save(rec)
@@ -150,8 +156,9 @@ class Attempts:
         if rec.state is S.ASSIGNED:
             self.start(rec)
 
-    def start(self, rec: TaskRecord) -> None:
-        """The attempt runs: its stall and run timers start."""
+    def start(self, rec: TaskRecord, announce: bool = True) -> None:
+        """The attempt runs: its stall and run timers start. ``announce`` false: the
+        caller's event says so (a pushed attempt's ``task.assigned``, state ``running``)."""
         self.state.move(rec, S.RUNNING)
         mono = time.monotonic()
         rec.started = rec.last_progress = mono
@@ -159,8 +166,8 @@ class Attempts:
         if cur is not None:
             cur.outcome = "running"
             cur.started_at = time.time()
-        data: dict[str, JsonValue] = {"pushed": True} if rec.pushed else {}
-        self.journal.emit("task.running", task=rec, agent_id=rec.assigned_to, data=data)
+        if announce:
+            self.journal.emit("task.running", task=rec, agent_id=rec.assigned_to)
         self.journal.save(rec)
 
     def claim(self, agent: AgentRecord, task_id: str, attempt: int) -> bool:
@@ -319,12 +326,15 @@ class Attempts:
                 f"{rec.failures} failed attempts (max {rec.spec.max_attempts}); last: {reason}",
             )
 
-    def finish(self, rec: TaskRecord, dst: TaskState, error: str | None) -> None:
-        """Move to a terminal state, tell the ``finished`` listeners, settle the dependents."""
+    def finish(
+        self, rec: TaskRecord, dst: TaskState, error: str | None, agent_id: str | None = None
+    ) -> None:
+        """Move to a terminal state, tell the ``finished`` listeners, settle the dependents.
+        ``agent_id``: whose result made it so (a result done at once, with no validation)."""
         tasks = self.state.tasks
         self.state.move(rec, dst)
         rec.error = error
-        self.journal.emit(f"task.{dst.value}", task=rec, message=error or "")
+        self.journal.emit(f"task.{dst.value}", task=rec, agent_id=agent_id, message=error or "")
         self.journal.save(rec)
         for listener in self.finished:
             listener(rec)
@@ -340,10 +350,11 @@ class Attempts:
             else:
                 self.finish(dep, S.FAILED, f"dependency {rec.id} {dst.value}")
 
-    def accept_at_once(self, rec: TaskRecord, attempt: int) -> ResultAck:
-        """A result with nothing to validate it: the task is done."""
+    def accept_at_once(self, rec: TaskRecord, attempt: int, agent_id: str) -> ResultAck:
+        """A result with nothing to validate it: the task is done (one event,
+        ``task.done``: there was no validation to announce)."""
         self.end_attempt(rec, "done", "", notify=False)
-        self.finish(rec, S.DONE, None)
+        self.finish(rec, S.DONE, None, agent_id)
         return ResultAck(task_id=rec.id, attempt=attempt, accepted=True, state=rec.state)
 
     def add_usage(self, rec: TaskRecord, agent_id: str | None, usage: Usage | None) -> None:
@@ -448,8 +459,9 @@ class Attempts:
             )
         self.state.move(rec, S.VALIDATING)
         rec.output = msg.output
-        self.journal.emit("task.validating", task=rec, agent_id=msg.agent_id)
-        return self.deliver(rec, msg.attempt)
+        if needs_validation(rec.spec):
+            self.journal.emit("task.validating", task=rec, agent_id=msg.agent_id)
+        return self.deliver(rec, msg.attempt, msg.agent_id)
 
     def not_current(self, rec: TaskRecord, attempt: int, agent_id: str) -> ProtocolError:
         """Why a message about ``attempt`` of ``rec`` from ``agent_id`` is refused."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from protocols import TaskState
+from protocols import TaskSpec, TaskState
 
 from ..errors import IllegalTransition
 
@@ -52,3 +52,9 @@ def initial_state(dep_states: list[TaskState]) -> TaskState:
 def after_failed_attempt(failures: int, max_attempts: int) -> TaskState:
     """Where a task goes after an attempt that counts as failed (``failures`` includes it)."""
     return S.FAILED if failures >= max_attempts else S.READY
+
+
+def needs_validation(spec: TaskSpec) -> bool:
+    """Whether a result of ``spec`` has checks to pass (steps or an output schema); without
+    any, a good result is done at once and ``validating`` is never announced."""
+    return bool(spec.validation) or spec.output_schema is not None

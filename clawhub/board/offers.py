@@ -9,6 +9,8 @@ import heapq
 import time
 from collections.abc import Callable
 
+from pydantic import JsonValue
+
 from protocols import AttemptInfo, CandidateScore, TaskState
 
 from ..settings import HubSettings
@@ -17,8 +19,9 @@ from .records import AgentRecord, TaskRecord
 from .sink import Offer
 from .state import GroupState, Journal
 
-#: Runs an attempt at once (``Attempts.start``): a pushed one does not wait for an accept.
-Start = Callable[[TaskRecord], None]
+#: Runs an attempt at once (``Attempts.start``): a pushed one does not wait for an accept;
+#: the flag false: the caller's own event announces it.
+Start = Callable[[TaskRecord, bool], None]
 
 S = TaskState
 
@@ -169,21 +172,23 @@ class Matcher:
                 attempt=rec.attempt, agent_id=agent.id, outcome="offered", offered_at=now, why=why
             )
         )
-        self.journal.emit(
-            "task.assigned",
-            task=rec,
-            agent_id=agent.id,
-            message=f"{'pushed' if pushed else 'offered'} to {agent.id}",
-            data={"why": [w.model_dump(mode="json") for w in why]},
-        )
         t = rec.spec.timeouts
         accept = t.accept or self.settings.accept_timeout
         rec.pushed = pushed
+        data: dict[str, JsonValue] = {"why": [w.model_dump(mode="json") for w in why]}
         if pushed and self.start is not None:
-            self.start(rec)  # saves the record
+            self.start(rec, False)  # saves the record; the event below says it runs
             # its first heartbeat after it took the attempt lists it: that confirms it
             rec.unconfirmed = rec.started + accept + self.settings.heartbeat_interval
-        else:
+            data["pushed"] = True
+        self.journal.emit(
+            "task.assigned",  # pushed: assigned and running, one event (state ``running``)
+            task=rec,
+            agent_id=agent.id,
+            message=f"{'pushed' if pushed else 'offered'} to {agent.id}",
+            data=data,
+        )
+        if not pushed:
             self.journal.save(rec)
         return Offer(
             task=rec,

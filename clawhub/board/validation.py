@@ -35,6 +35,7 @@ from protocols import (
 
 from ..settings import HubSettings
 from .attempts import Attempts
+from .lifecycle import needs_validation
 from .records import TaskRecord
 from .schemas import output_problem
 from .sink import Sink
@@ -106,10 +107,10 @@ class Validation:
 
     # ------------------------------------------------------------------ the pipeline
 
-    def deliver(self, rec: TaskRecord, attempt: int) -> ResultAck:
+    def deliver(self, rec: TaskRecord, attempt: int, agent_id: str) -> ResultAck:
         """A good result is in: validate it (``Attempts.deliver``)."""
-        if not rec.spec.validation and rec.spec.output_schema is None:
-            return self.attempts.accept_at_once(rec, attempt)
+        if not needs_validation(rec.spec):
+            return self.attempts.accept_at_once(rec, attempt, agent_id)
         self.attempts.end_attempt(rec, "delivered", "result under validation", notify=False)
         rec.validation_step = 0
         self.advance(rec)

@@ -10,7 +10,7 @@ import bisect
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from protocols import Event, TaskState
+from protocols import Event, TaskState, attempt_runs
 
 if TYPE_CHECKING:
     from ..runtime.hub import Hub
@@ -66,18 +66,22 @@ class Metrics:
             self.counts["assignments"] += 1
             if (event.attempt or 0) > 1:
                 self.counts["reassignments"] += 1
+            if attempt_runs(kind, event.state):  # pushed (credit): assigned and running at once
+                self._latency(event, self.to_start)
         elif kind == "task.revoked":
             outcome = str(event.data.get("outcome", "other"))
             self.counts[f"revoked:{outcome}"] += 1
         elif kind == "message.refused":
             self.counts[f"refused:{event.data.get('code', 'other')}"] += 1
         elif kind in ("task.running", "task.done"):
-            rec = self.hub.board.tasks.get(event.task_id or "")
-            if rec is not None:
-                latency = max(0.0, event.ts - rec.created_at)
-                (self.to_start if kind == "task.running" else self.to_done).observe(latency)
+            self._latency(event, self.to_start if kind == "task.running" else self.to_done)
         elif kind == "task.submitted":
             self.counts["submitted"] += 1
+
+    def _latency(self, event: Event, histogram: Histogram) -> None:
+        rec = self.hub.board.tasks.get(event.task_id or "")
+        if rec is not None:
+            histogram.observe(max(0.0, event.ts - rec.created_at))
 
     def render(self) -> str:
         """The exposition text."""

@@ -268,8 +268,8 @@ class TaskTraces:
             self._offers[(task_id, attempt)] = self._tracer.start_span(
                 "clawhub.offer", self._in_task(task_id), self._api.SpanKind.PRODUCER, attrs
             )
-        elif kind == "running" and event.data.get("pushed"):
-            self._unsent.add((task_id, attempt))  # ends in ``headers``, once it is sent
+            if event.data.get("pushed"):  # assigned and running at once (credit)
+                self._unsent.add((task_id, attempt))  # ends in ``headers``, once it is sent
         elif kind in _OFFER_ENDS:
             self._unsent.discard((task_id, attempt))
             self._end(self._offers.pop((task_id, attempt), None), kind, event.message)
