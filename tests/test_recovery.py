@@ -34,7 +34,13 @@ async def wait_until(pred: Callable[[], Awaitable[bool]], timeout: float = 60.0)
 
 
 def spawn_agent(
-    url: str, agent_id: str, runs: Path, seconds: float = 5.0, level: float = 1.0
+    url: str,
+    agent_id: str,
+    runs: Path,
+    seconds: float = 5.0,
+    level: float = 1.0,
+    *,
+    block: bool = False,
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
@@ -50,6 +56,7 @@ def spawn_agent(
             str(seconds),
             "--level",
             str(level),
+            *(["--block"] if block else []),
         ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -131,7 +138,9 @@ async def test_frozen_agent_is_lost_by_missed_beats_and_its_late_result_refused(
     hub: Hub, tmp_path: Path
 ) -> None:
     runs = tmp_path / "runs.txt"
-    frozen = spawn_agent(hub.url, "frozen", runs, seconds=1.0)
+    # blocking: woken, it finishes before it reads the cancel sent meanwhile (an agent
+    # asleep on its loop may read the cancel first, stop, and send nothing late)
+    frozen = spawn_agent(hub.url, "frozen", runs, seconds=1.0, block=True)
     backup = quick_agent("backup", 0.5)
     try:
         async with HubClient(hub.url) as client:
