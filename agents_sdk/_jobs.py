@@ -4,7 +4,8 @@ acknowledges their results.
 1. answer each offered ``Assignment`` with ``Accept`` (and run the handler in its own
    asyncio task) or ``Decline``; run a pushed one (credit: no answer), or publish its
    ``Decline`` on ``hub_decline``; a ``Cancel`` cancels the attempt's task;
-2. deliver each ``Result`` as a request, retried with backoff until the hub acknowledges it.
+2. deliver each ``Result`` as a request, retried with backoff until the hub acknowledges it
+   (the first try of results finishing together goes as one ``Results``: ``_results``).
 
 ``Jobs`` shares the agent's ``HubLink`` and is handed what else it needs: the profile (for
 its capacity), the handlers, how to make a ``TaskContext``, and whom to tell when the hub no
@@ -48,6 +49,7 @@ from ._context import Emitter, TaskContext
 from ._handlers import Handler, HandlerRegistry, invoke
 from ._link import BACKOFF_MAX, BACKOFF_START, HubLink
 from ._outcome import Key, Outcome, build_result, failure, success
+from ._results import ResultBatch
 from ._transport import Incoming
 from .errors import HubUnavailable, RequestRefused, RequestTimeout
 
@@ -94,6 +96,7 @@ class Jobs:
         self._unknown_agent = unknown_agent
         self.held: dict[Key, Job] = {}
         """The attempts held, by ``(task_id, attempt)``."""
+        self._batch = ResultBatch(link)
 
     @property
     def running(self) -> list[TaskRef]:
@@ -296,18 +299,24 @@ class Jobs:
             max_bytes=link.max_message_bytes,
         )
         delay = BACKOFF_START
+        # with others finishing now, if there can be others; traced, each goes in its span
+        together = self._profile().capacity > 1 and not _trace.enabled()
         while True:
             bus = link.bus
             if bus is None:
                 log.error("result of %s#%d dropped: the agent is stopped", *job.key)
                 return
             try:
-                ack = await bus.request(
-                    subjects.hub_result(link.group, link.sender),
-                    result,
-                    ResultAck,
-                    link.request_timeout,
-                )
+                # the first try goes with the others finishing now (``Results``), if any
+                ack = await self._batch.take(result) if together else None
+                together = False
+                if ack is None:
+                    ack = await bus.request(
+                        subjects.hub_result(link.group, link.sender),
+                        result,
+                        ResultAck,
+                        link.request_timeout,
+                    )
             except RequestRefused as exc:
                 if exc.code == ErrorCode.UNAVAILABLE:  # not committed: keep it, send again
                     log.info("result of %s#%d not taken yet (%s); retrying", *job.key, exc)

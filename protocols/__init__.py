@@ -99,6 +99,7 @@ from .tasks import (
 from .usage import Usage
 from .work import (
     MAX_DELEGATE_BATCH,
+    MAX_RESULT_BATCH,
     Accept,
     Assignment,
     Cancel,
@@ -109,6 +110,8 @@ from .work import (
     Progress,
     Result,
     ResultAck,
+    ResultAcks,
+    Results,
 )
 
 if TYPE_CHECKING:  # loaded on first use, by __getattr__ below
@@ -137,6 +140,7 @@ __all__ = [
     "MAX_DELEGATE_BATCH",
     "MAX_DEPTH",
     "MAX_INT",
+    "MAX_RESULT_BATCH",
     "MESSAGE_TYPES",
     "MIN_INT",
     "ROLES",
@@ -194,6 +198,8 @@ __all__ = [
     "RegisterAck",
     "Result",
     "ResultAck",
+    "ResultAcks",
+    "Results",
     "Role",
     "SetAgentMode",
     "SubmitGoal",

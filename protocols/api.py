@@ -36,7 +36,7 @@ from .human import (
     SetAgentMode,
 )
 from .tasks import TaskStatus
-from .work import Decline, Delegate, Delegated, Progress, Result, ResultAck
+from .work import Decline, Delegate, Delegated, Progress, Result, ResultAck, ResultAcks, Results
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +88,7 @@ AGENT_CALLS: dict[str, Call] = {
     "deregister": Call(Deregister, Ok, "Leaving on purpose; revoke what I hold."),
     "progress": Call(Progress, None, "Progress or a log line of an attempt."),
     "result": Call(Result, ResultAck, "The attempt finished (well or not)."),
+    "results": Call(Results, ResultAcks, "Several attempts finished: their results at once."),
     "delegate": Call(Delegate, Delegated, "Hand part of a running attempt to the group."),
     "decline": Call(Decline, None, "A credit agent cannot take an assignment pushed to it."),
 }

@@ -63,6 +63,8 @@ from .work import (
     Progress,
     Result,
     ResultAck,
+    ResultAcks,
+    Results,
 )
 
 #: Every message model, in a stable order (the schema export follows it).
@@ -78,6 +80,8 @@ MESSAGE_TYPES: tuple[type[BaseModel], ...] = (
     Progress,
     Result,
     ResultAck,
+    Results,
+    ResultAcks,
     Cancel,
     Delegate,
     Delegated,

@@ -85,6 +85,7 @@ HUB_CALLS = (
     "heartbeat",
     "progress",
     "result",
+    "results",
     "delegate",
     "decline",
 )
@@ -136,6 +137,11 @@ def hub_progress(group: str, sender: str) -> str:
 def hub_result(group: str, sender: str) -> str:
     """Where agents deliver results."""
     return hub_call(group, sender, "result")
+
+
+def hub_results(group: str, sender: str) -> str:
+    """Where agents deliver several results at once (``Results``)."""
+    return hub_call(group, sender, "results")
 
 
 def hub_delegate(group: str, sender: str) -> str:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, JsonValue
 
 from ._base import Identifier, Level, Timestamp, WireModel
+from .control import ErrorReply
 from .review import Verdict
 from .tasks import TaskSpec, TaskState
 from .usage import Usage
@@ -113,6 +114,33 @@ class ResultAck(WireModel):
     state: TaskState = Field(description="The task's state after the result.")
     reason: str = Field(default="", description="Why it was refused or rejected.")
     duplicate: bool = Field(default=False, description="The same result had arrived before.")
+
+
+#: Most results one ``Results`` message may carry.
+MAX_RESULT_BATCH = 100
+
+
+class Results(WireModel):
+    """Agent → hub (request on ``hub_results``): several ``Result`` messages of one agent at
+    once, acknowledged together by ``ResultAcks``. Each result is taken (or refused) on its
+    own, exactly as if it had come alone; the batch only saves messages. Every result must
+    name ``agent_id``, or the whole batch is refused (``forbidden``)."""
+
+    type: Literal["claw.v1.task.results"] = "claw.v1.task.results"
+    agent_id: Identifier = Field(description="Sender: the agent all the results are from.")
+    results: list[Result] = Field(
+        min_length=1, max_length=MAX_RESULT_BATCH, description="The results, in any order."
+    )
+
+
+class ResultAcks(WireModel):
+    """Hub → agent (reply to ``Results``): one answer per result, in the same order: its
+    ``ResultAck``, or the ``ErrorReply`` it alone would have got (``stale_attempt``...)."""
+
+    type: Literal["claw.v1.task.result_acks"] = "claw.v1.task.result_acks"
+    acks: list[Annotated[ResultAck | ErrorReply, Field(discriminator="type")]] = Field(
+        description="Per result, in order."
+    )
 
 
 class Cancel(WireModel):

@@ -167,6 +167,8 @@ def test_the_page_has_both_sessions_and_every_message_validates() -> None:
         "claw.v1.task.progress",
         "claw.v1.task.result",
         "claw.v1.task.result_ack",
+        "claw.v1.task.results",
+        "claw.v1.task.result_acks",
         "claw.v1.task.cancel",
         "claw.v1.agent.deregister",
         "claw.v1.error",

@@ -54,6 +54,8 @@ from protocols import (
     Delegate,
     Delegated,
     Deregister,
+    ErrorCode,
+    ErrorReply,
     Event,
     GoalStatus,
     Heartbeat,
@@ -66,10 +68,13 @@ from protocols import (
     RegisterAck,
     Result,
     ResultAck,
+    ResultAcks,
+    Results,
     SetAgentMode,
     SubmitGoal,
     TaskSpec,
     Usage,
+    subjects,
 )
 
 from ..settings import HubSettings
@@ -217,6 +222,25 @@ class Board:
     def result(self, msg: Result) -> ResultAck:
         """A result (see the module docstring for its path)."""
         return self.attempts.result(msg)
+
+    def results(self, msg: Results) -> ResultAcks:
+        """Several results of one agent: each taken, or refused and recorded, exactly as if
+        it had come alone. A batch naming another agent in any result is refused whole."""
+        strays = {r.agent_id for r in msg.results} - {msg.agent_id}
+        if strays:
+            raise ProtocolError(
+                ErrorCode.FORBIDDEN,
+                f"results from {msg.agent_id} may not carry results of {sorted(strays)}",
+            )
+        where = subjects.hub_results(self.group, subjects.ANY)
+        acks: list[ResultAck | ErrorReply] = []
+        for one in msg.results:
+            try:
+                acks.append(self.attempts.result(one))
+            except ProtocolError as exc:
+                self.refused(where, exc, one.agent_id)
+                acks.append(ErrorReply(code=exc.code, message=exc.message))
+        return ResultAcks(acks=acks)
 
     def judge_verdict(
         self,

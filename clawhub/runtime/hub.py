@@ -263,6 +263,7 @@ class Hub:
             "deregister": self._deregister,
             "progress": self.board.progress,
             "result": self.board.result,
+            "results": self.board.results,
             "delegate": self.board.delegate,
             "decline": self.board.decline,
         }
