@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 
 import pytest
 from conftest import until
@@ -34,6 +35,27 @@ from protocols import (
 )
 
 RESULTS = subjects.hub_results(GROUP, subjects.ANON_SENDER)
+
+
+def together_agent(
+    agent_id: str, group: str, skill: str, count: int, output: Callable[[TaskContext], object]
+) -> Agent:
+    """An SDK agent of capacity ``count`` whose handlers all wait until ``count`` of them
+    run, so that their attempts finish in the same turn of its event loop."""
+    agent = Agent(agent_id, id=agent_id, group=group, skills={skill: 0.9}, capacity=count)
+    arrived = 0
+    all_in = asyncio.Event()
+
+    @agent.handler
+    async def work(ctx: TaskContext) -> object:
+        nonlocal arrived
+        arrived += 1
+        if arrived == count:
+            all_in.set()
+        await all_in.wait()
+        return output(ctx)
+
+    return agent
 
 
 async def test_a_batch_is_taken_result_by_result(hub: Hub, nc: NATS) -> None:
@@ -113,18 +135,7 @@ async def test_bad_batches_get_a_clear_error(hub: Hub, nc: NATS) -> None:
 
 async def test_the_sdk_sends_results_finishing_together_as_one(hub: Hub, nc: NATS) -> None:
     count = 12
-    agent = Agent("together", id="together", skills={"python": 0.9}, capacity=count)
-    arrived = 0
-    all_in = asyncio.Event()
-
-    @agent.handler
-    async def work(ctx: TaskContext) -> object:
-        nonlocal arrived
-        arrived += 1
-        if arrived == count:
-            all_in.set()
-        await all_in.wait()  # every attempt finishes in the same turn of the loop
-        return {"task": ctx.task_id}
+    agent = together_agent("together", GROUP, "python", count, lambda ctx: {"task": ctx.task_id})
 
     batches: list[Results] = []
     singles: list[str] = []
@@ -164,18 +175,7 @@ async def test_batches_carry_the_senders_identity_on_both_transports(
     agent_id = f"many-{transport}"
     token, _ = await hub_server.create_token("alpha", "agent", agent_id)
     url = hub_server.url if transport == "nats" else str(hub_server.ws_url)
-    agent = Agent(agent_id, id=agent_id, group="alpha", skills={"sums": 0.8}, capacity=count)
-    arrived = 0
-    all_in = asyncio.Event()
-
-    @agent.handler
-    async def add(ctx: TaskContext) -> object:
-        nonlocal arrived
-        arrived += 1
-        if arrived == count:
-            all_in.set()
-        await all_in.wait()
-        return ctx.input
+    agent = together_agent(agent_id, "alpha", "sums", count, lambda ctx: ctx.input)
 
     hub = hub_server.hubs["alpha"]
     sizes: list[int] = []
