@@ -203,8 +203,11 @@ def serving(cluster: Cluster, group: str, replica: str) -> Callable[[], bool]:
     return check
 
 
-async def all_done(client: HubClient, ids: list[str]) -> list[TaskStatus]:
-    """The tasks' final states, asking again while no replica answers (a takeover)."""
+async def all_done(
+    client: HubClient, ids: list[str], timeout: float = 180, cluster: Cluster | None = None
+) -> list[TaskStatus]:
+    """The tasks' final states, asking again while no replica answers (a takeover); past
+    ``timeout``, an error that says how many are missing (and what the replicas said)."""
     final: dict[str, TaskStatus] = {}
 
     async def done() -> bool:
@@ -216,7 +219,12 @@ async def all_done(client: HubClient, ids: list[str]) -> list[TaskStatus]:
             return False
         return set(final) >= set(ids)
 
-    await until(done, timeout=180)
+    try:
+        await until(done, timeout=timeout)
+    except AssertionError:
+        said = {n: cluster.log(n)[-2000:] for n in cluster.procs} if cluster else {}
+        missing = len(set(ids) - set(final))
+        raise AssertionError(f"{missing} of {len(ids)} not final in {timeout} s; {said}") from None
     return [final[i] for i in ids]
 
 
@@ -264,14 +272,19 @@ async def test_kill_9_of_the_active_replica_mid_run_loses_nothing_and_does_nothi
             async def a_fifth_done() -> bool:
                 return len(await client.tasks(states=[TaskState.DONE])) >= 100
 
-            await until(a_fifth_done, timeout=180)
+            try:  # well inside the test's own timeout, so that a stall says what it was
+                await until(a_fifth_done, timeout=75)
+            except AssertionError:
+                states = collections.Counter(s.state.value for s in await client.tasks())
+                tail = cluster.log("r1")[-3000:]
+                raise AssertionError(f"100 not done in 75 s: {states}; r1 said: {tail}") from None
             cluster.procs["r1"].kill()  # kill -9: no goodbye, no release of the lease
             cluster.procs["r1"].wait()
             took = await until(serving(cluster, "alpha", "r2"))
             # the issue's own bound ("another replica is active within 5 s"), so a timed
             # assertion is in order here; the lease time is 1 s in these tests
             assert took < 5.0, f"r2 was active {took:.1f} s after the kill"
-            final = await all_done(client, ids)
+            final = await all_done(client, ids, timeout=75, cluster=cluster)
     assert all(s.state is TaskState.DONE for s in final), collections.Counter(
         s.state for s in final
     )
