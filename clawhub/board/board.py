@@ -170,9 +170,13 @@ class Board:
             store=store,
         )
 
-    def refused(self, subject: str, error: ProtocolError, agent_id: str | None = None) -> None:
-        """Record a refused message in the event log (bad input is never silent)."""
+    def refused(
+        self, subject: str, error: ProtocolError, agent_id: str | None = None
+    ) -> ErrorReply:
+        """Record a refused message in the event log (bad input is never silent); the
+        reply that says so to its sender."""
         self.journal.refused(subject, error, agent_id)
+        return ErrorReply(code=error.code, message=error.message)
 
     # ------------------------------------------------------------------ tasks and attempts
 
@@ -238,8 +242,7 @@ class Board:
             try:
                 acks.append(self.attempts.result(one))
             except ProtocolError as exc:
-                self.refused(where, exc, one.agent_id)
-                acks.append(ErrorReply(code=exc.code, message=exc.message))
+                acks.append(self.refused(where, exc, one.agent_id))
         return ResultAcks(acks=acks)
 
     def judge_verdict(

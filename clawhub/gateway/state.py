@@ -141,8 +141,7 @@ class Gateway:
         try:
             message = act_as(who, verb, message)
         except ProtocolError as exc:
-            hub.board.refused(subjects.api(who.group, who.token_id, verb), exc, who.agent_id)
-            return ErrorReply(code=exc.code, message=exc.message)
+            return hub.board.refused(subjects.api(who.group, who.token_id, verb), exc, who.agent_id)
         reply = await hub.handle(f"api.{verb}", message, who.requester)
         return await hub.settle(reply)
 

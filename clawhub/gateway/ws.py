@@ -178,8 +178,7 @@ class AgentSession:
                 return await self._register(message)
         except ProtocolError as exc:
             subject = self.hub.routes[name].subject if name else "ws"
-            self.hub.board.refused(subject, exc, self.agent_id)
-            return ErrorReply(code=exc.code, message=exc.message)
+            return self.hub.board.refused(subject, exc, self.agent_id)
         reply = await self.hub.handle(name, message, self.who.requester)
         if isinstance(message, Deregister) and not isinstance(reply, ErrorReply):
             await self._unlisten()

@@ -392,13 +392,11 @@ class Hub:
             answer = route.fn(message, who) if route.with_sender else route.fn(message)
             return await answer if inspect.isawaitable(answer) else answer
         except ProtocolError as exc:
-            self.board.refused(where, exc, sender_of(payload))
-            return ErrorReply(code=exc.code, message=exc.message)
+            return self.board.refused(where, exc, sender_of(payload))
         except Exception as exc:  # a bug must cost one message, never the hub
             log.exception("handler for %s failed", where)
             err = ProtocolError(ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}")
-            self.board.refused(where, err, sender_of(payload))
-            return ErrorReply(code=err.code, message=err.message)
+            return self.board.refused(where, err, sender_of(payload))
 
     async def settle(self, reply: BaseModel | None) -> BaseModel:
         """The reply to send, once the writes behind it are committed."""
