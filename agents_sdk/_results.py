@@ -96,17 +96,6 @@ class ResultBatch:
         task.add_done_callback(self._sending.discard)
 
     async def _request(self, chunk: list[Waiting]) -> None:
-        futures = [future for _, future in chunk]
-        try:
-            await self._ask(chunk, futures)
-        finally:  # cancelled (the agent stops): whoever waits sends alone, or gives up
-            for future in futures:
-                if not future.done():
-                    future.set_result(None)
-
-    async def _ask(
-        self, chunk: list[Waiting], futures: list[asyncio.Future[ResultAck | None]]
-    ) -> None:
         link = self._link
         try:
             bus = link.bus
@@ -117,15 +106,16 @@ class ResultBatch:
             reply = await bus.request(subject, message, ResultAcks, link.request_timeout)
             if len(reply.acks) != len(chunk):
                 raise SDKError(f"{len(reply.acks)} acknowledgements for {len(chunk)} results")
+            for (_, future), ack in zip(chunk, reply.acks, strict=True):
+                if future.done():
+                    continue
+                if isinstance(ack, ErrorReply):
+                    future.set_exception(RequestRefused(ack.code, ack.message))
+                else:
+                    future.set_result(ack)
         except Exception as exc:  # the batch as a whole: each result goes alone instead
             log.info(
                 "a batch of %d results was not taken (%s); sending each alone", len(chunk), exc
             )
-            return
-        for future, ack in zip(futures, reply.acks, strict=True):
-            if future.done():
-                continue
-            if isinstance(ack, ErrorReply):
-                future.set_exception(RequestRefused(ack.code, ack.message))
-            else:
-                future.set_result(ack)
+        finally:  # unanswered (failed, or cancelled as the agent stops): each goes alone
+            self._alone(chunk)
