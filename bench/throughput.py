@@ -41,13 +41,21 @@ def cpu_seconds(pids: list[int]) -> float:
     return sum(sum(psutil.Process(pid).cpu_times()[:2]) for pid in pids)
 
 
+def done_rows(db: Path) -> int:
+    """Tasks stored as done in the hub's SQLite file."""
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        count: int = conn.execute(
+            "select count(*) from claw_tasks where state = 'done'"
+        ).fetchone()[0]
+    return count
+
+
 async def hub_rate(
     url: str, watcher: Watcher, n: int, db: Path, hub: int, agents: list[int]
 ) -> tuple[float, float, float]:
     """Tasks per second for ``n`` no-op tasks, until the last one is committed as done; and
     the CPU seconds per task the hub process and the agent processes spent meanwhile."""
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        before = conn.execute("select count(*) from claw_tasks where state = 'done'").fetchone()[0]
+    before = done_rows(db)
     async with HubClient(url, timeout=60) as client:
         warm = [TaskSpec(title=f"warm {i}", skills={"work": 0.5}) for i in range(200)]
         watcher.reset()  # a run before this one in the same hub: its tasks are not these
@@ -65,8 +73,7 @@ async def hub_rate(
         hub_cpu = (cpu_seconds([hub]) - hub0) / n
         agents_cpu = (cpu_seconds(agents) - agents0) / n
     done = sum(1 for state in watcher.terminal.values() if state == "done")
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        stored = conn.execute("select count(*) from claw_tasks where state = 'done'").fetchone()[0]
+    stored = done_rows(db)
     if done != n or stored - before != n + len(warm):
         raise RuntimeError(f"throughput run lost tasks: {done}/{n} done, {stored} stored")
     return n / elapsed, hub_cpu, agents_cpu
