@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import os
 import secrets
+import sys
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,53 @@ from clawhub.store.store import Store, normalise_url
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 PG_ENV = "CLAWHUB_TEST_POSTGRES_URL"
+
+#: Seconds before pytest-timeout ends a test at which its asyncio tasks are printed.
+DUMP_AHEAD = 15.0
+
+
+def _dump_asyncio_tasks(nodeid: str) -> None:
+    """Print the stack of every task of the event loop the main thread runs, to stderr
+    (captured, so the failure report shows it). pytest-timeout prints the threads' stacks,
+    where a hung ``await`` shows as the loop waiting in ``select``: this shows the await."""
+    frame = sys._current_frames().get(threading.main_thread().ident or 0)
+    loop = None
+    while frame is not None and loop is None:
+        candidate = frame.f_locals.get("self")
+        if isinstance(candidate, asyncio.AbstractEventLoop):
+            loop = candidate
+        frame = frame.f_back
+    print(f"\n+++ {nodeid}: about to time out; asyncio tasks +++", file=sys.stderr)
+    if loop is None:
+        print("(the main thread runs no event loop)", file=sys.stderr)
+        return
+    for _ in range(5):  # the loop's thread may change the set under us
+        try:
+            tasks = list(asyncio.all_tasks(loop))
+            break
+        except RuntimeError:
+            continue
+    else:
+        return
+    for task in tasks:
+        print(f"--- {task!r}", file=sys.stderr)
+        task.print_stack(limit=30, file=sys.stderr)
+
+
+@pytest.fixture(autouse=True)
+def _tasks_dumped_before_timeout(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Arms a timer just short of the test's pytest-timeout (set up first and torn down
+    last, so it covers the other fixtures' teardown too) that prints its asyncio tasks."""
+    marker = request.node.get_closest_marker("timeout")
+    timeout = float(marker.args[0] if marker and marker.args else request.config.getini("timeout"))
+    timer = None
+    if timeout > 2 * DUMP_AHEAD:
+        timer = threading.Timer(timeout - DUMP_AHEAD, _dump_asyncio_tasks, (request.node.nodeid,))
+        timer.daemon = True
+        timer.start()
+    yield
+    if timer is not None:
+        timer.cancel()
 
 
 @pytest.fixture
