@@ -3,7 +3,8 @@ acknowledges their results.
 
 1. answer each offered ``Assignment`` with ``Accept`` (and run the handler in its own
    asyncio task) or ``Decline``; run a pushed one (credit: no answer), or publish its
-   ``Decline`` on ``hub_decline``; a ``Cancel`` cancels the attempt's task;
+   ``Decline`` on ``hub_decline`` (several pushed at once come as one ``Assignments``, each
+   taken as if alone); a ``Cancel`` cancels the attempt's task;
 2. deliver each ``Result`` as a request, retried with backoff until the hub acknowledges it
    (the first try of results finishing together goes as one ``Results``: ``_results``).
 
@@ -25,6 +26,7 @@ from protocols import (
     AgentList,
     AgentProfile,
     Assignment,
+    Assignments,
     Cancel,
     Child,
     Decline,
@@ -109,10 +111,14 @@ class Jobs:
         """Take one message of the agent's inbox: an offer or a cancel."""
         agent_id = self._link.agent_id
         try:
-            message = decode(msg.data, Assignment, Cancel)
+            message = decode(msg.data, Assignment, Assignments, Cancel)
         except ProtocolError as exc:
             log.warning("agent %s: bad inbox message: %s", agent_id, exc)
             await msg.respond(ErrorReply(code=exc.code, message=exc.message))
+            return
+        if isinstance(message, Assignments):  # several pushed at once: each as if alone
+            for one in message.assignments:
+                await self._take(one, msg)
             return
         if isinstance(message, Cancel):
             job = self.held.get((message.task_id, message.attempt))
@@ -122,6 +128,10 @@ class Jobs:
             # a duplicate) or refuses it as stale; either way it ends, and nothing is lost
             return
         assert isinstance(message, Assignment)
+        await self._take(message, msg)
+
+    async def _take(self, message: Assignment, msg: Incoming) -> None:
+        """Answer an offer, or run (or decline) a pushed assignment."""
         reply, job = self.consider(message)
         if message.pushed:  # credit: it runs already; only a decline goes back
             if isinstance(reply, Decline):

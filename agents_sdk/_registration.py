@@ -112,6 +112,7 @@ class Registration:
                 session=link.session,
                 running=self._running(),
                 credit=link.bus.credit,
+                batches=link.bus.credit,  # ``Jobs.on_inbox`` takes ``Assignments``
             )
             try:
                 ack = await link.bus.request(

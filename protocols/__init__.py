@@ -98,10 +98,12 @@ from .tasks import (
 )
 from .usage import Usage
 from .work import (
+    MAX_ASSIGNMENT_BATCH,
     MAX_DELEGATE_BATCH,
     MAX_RESULT_BATCH,
     Accept,
     Assignment,
+    Assignments,
     Cancel,
     Child,
     Decline,
@@ -137,6 +139,7 @@ __all__ = [
     "CLEARANCE_RANK",
     "GOAL_TERMINAL",
     "ID_PATTERN",
+    "MAX_ASSIGNMENT_BATCH",
     "MAX_DELEGATE_BATCH",
     "MAX_DEPTH",
     "MAX_INT",
@@ -151,6 +154,7 @@ __all__ = [
     "AgentProfile",
     "AgentState",
     "Assignment",
+    "Assignments",
     "AttemptInfo",
     "AttemptOutcome",
     "Call",

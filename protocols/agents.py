@@ -89,6 +89,12 @@ class Register(WireModel):
         "pushed`, no reply expected; I publish `Decline` on `hub_decline` for one I cannot "
         "take). False: offer each one and wait for `Accept` or `Decline`.",
     )
+    batches: bool = Field(
+        default=False,
+        description="With `credit`, True: several assignments pushed at the same moment may "
+        "come in one `Assignments` message (each taken as if it came alone). False: one "
+        "`Assignment` per message.",
+    )
 
 
 class RegisterAck(WireModel):

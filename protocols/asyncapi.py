@@ -25,7 +25,7 @@ from .control import ErrorReply
 from .events import Event
 from .gateway import WsAnswer, WsOffer, WsPush, WsRequest, WsResponse
 from .schema import wire_schema
-from .work import Accept, Assignment, Cancel, Decline
+from .work import Accept, Assignment, Assignments, Cancel, Decline
 
 # sentinels that pass the subject checks and are swapped for {parameters}
 _G, _A, _K, _S = "GroupXparam", "AgentXparam", "kindXparam", "SenderXparam"
@@ -259,8 +259,8 @@ def asyncapi() -> dict[str, Any]:
     inbox = channel(
         "agent_inbox",
         subjects.agent_inbox(_G, _A),
-        [Assignment, Cancel],
-        "One participant's inbox: offers (request/reply) and cancels.",
+        [Assignment, Assignments, Cancel],
+        "One participant's inbox: offers (request/reply), pushed assignments and cancels.",
     )
     operation(
         "offer",
@@ -269,6 +269,16 @@ def asyncapi() -> dict[str, Any]:
         [Assignment],
         "Offer an attempt; answer Accept or Decline.",
         [Accept, Decline],
+    )
+    operation(
+        "push",
+        "send",
+        inbox,
+        [Assignment, Assignments],
+        "Push attempts to a credit agent (running already); one at a time, or several at "
+        "once to an agent that registered with batches. Nothing is answered; a Decline goes "
+        "to hub_decline.",
+        None,
     )
     operation("cancel", "send", inbox, [Cancel], "Stop an attempt; it is no longer yours.", None)
     events = channel(

@@ -56,6 +56,7 @@ from .tasks import TaskStatus
 from .work import (
     Accept,
     Assignment,
+    Assignments,
     Cancel,
     Decline,
     Delegate,
@@ -75,6 +76,7 @@ MESSAGE_TYPES: tuple[type[BaseModel], ...] = (
     Deregister,
     AgentInfo,
     Assignment,
+    Assignments,
     Accept,
     Decline,
     Progress,

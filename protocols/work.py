@@ -46,6 +46,24 @@ class Assignment(WireModel):
     )
 
 
+#: Most assignments one ``Assignments`` message may carry.
+MAX_ASSIGNMENT_BATCH = 100
+
+
+class Assignments(WireModel):
+    """Hub → agent (publish on ``agent_inbox``, only to an agent that registered with
+    ``credit`` and ``batches``): several pushed ``Assignment`` messages at once, each running
+    already and each to be taken exactly as if it had come alone (run it, or ``Decline`` it
+    on ``hub_decline``); the batch only saves messages."""
+
+    type: Literal["claw.v1.task.assignments"] = "claw.v1.task.assignments"
+    assignments: list[Assignment] = Field(
+        min_length=1,
+        max_length=MAX_ASSIGNMENT_BATCH,
+        description="The pushed assignments (each with `pushed` true), in any order.",
+    )
+
+
 class Accept(WireModel):
     """Agent → hub (reply to ``Assignment``): I take this attempt."""
 

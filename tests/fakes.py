@@ -16,6 +16,7 @@ from protocols import (
     Accept,
     AgentProfile,
     Assignment,
+    Assignments,
     Cancel,
     Decline,
     Heartbeat,
@@ -50,10 +51,12 @@ class FakeAgent:
         declines: int = 0,
         group: str = GROUP,
         credit: bool = False,
+        batches: bool = False,
         runs_pushed: bool = True,
     ) -> None:
         """``credit``: register with credit (assignments are pushed, not offered);
-        ``runs_pushed`` false: take pushed assignments but never run them (nor list them)."""
+        ``batches``: and take several pushed at once (``Assignments``); ``runs_pushed``
+        false: take pushed assignments but never run them (nor list them)."""
         self.nc = nc
         self.group = group
         self.id = agent_id
@@ -61,6 +64,9 @@ class FakeAgent:
         self.skills = skills
         self.declines = declines
         self.credit = credit
+        self.batches = batches
+        self.messages: list[int] = []
+        """Per pushed message on the inbox, how many assignments it carried."""
         self.runs_pushed = runs_pushed
         self.pushed: list[tuple[Assignment, str]] = []
         """Every pushed assignment, with the reply subject it came with (none expected)."""
@@ -75,7 +81,14 @@ class FakeAgent:
         reply = await ask(
             self.nc,
             subjects.hub_register(self.group, subjects.ANON_SENDER),
-            encode(Register(profile=profile, session=self.session, credit=self.credit)),
+            encode(
+                Register(
+                    profile=profile,
+                    session=self.session,
+                    credit=self.credit,
+                    batches=self.batches,
+                )
+            ),
         )
         assert isinstance(reply, RegisterAck), reply
         self._beat = asyncio.create_task(self._beats())
@@ -92,8 +105,16 @@ class FakeAgent:
             self.cancels.append(message)
             self.running.pop(message.task_id, None)
             return
+        if isinstance(message, Assignments):
+            assert self.batches, "a batch to an agent that did not ask for batches"
+            self.messages.append(len(message.assignments))
+            for one in message.assignments:
+                assert one.pushed, one
+                await self._pushed(one, msg.reply)
+            return
         assert isinstance(message, Assignment), message
         if message.pushed:
+            self.messages.append(1)
             await self._pushed(message, msg.reply)
             return
         if self.declines > 0:

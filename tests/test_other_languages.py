@@ -163,6 +163,7 @@ def test_the_page_has_both_sessions_and_every_message_validates() -> None:
         "claw.v1.agent.registered",
         "claw.v1.agent.heartbeat",
         "claw.v1.task.assigned",
+        "claw.v1.task.assignments",
         "claw.v1.task.accept",
         "claw.v1.task.progress",
         "claw.v1.task.result",

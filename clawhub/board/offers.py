@@ -200,4 +200,5 @@ class Matcher:
             dependency_outputs={d: self.state.tasks[d].output for d in rec.spec.depends_on},
             feedback=[v for v in rec.verdicts if not v.accepted][-5:],
             pushed=pushed,
+            batch=pushed and agent.batches,
         )

@@ -82,6 +82,7 @@ class Participants:
         agent.unreachable = False
         agent.credential = credential
         agent.credit = msg.credit
+        agent.batches = msg.credit and msg.batches
         agent.unconfirmed_pushes = 0
         revoked: list[TaskRef] = []
         for ref in msg.running:

@@ -241,6 +241,9 @@ class AgentRecord:
     that credential's closed connection may mark it lost."""
     credit: bool = False
     """It registered with ``credit``: assignments are pushed to it, not offered."""
+    batches: bool = False
+    """It registered with ``credit`` and ``batches``: assignments pushed to it at the same
+    moment may go in one ``Assignments`` message."""
     unconfirmed_pushes: int = 0
     """Pushed attempts in a row it never confirmed (``Watcher``: unreachable after a few)."""
     lent: set[str] = field(default_factory=set)

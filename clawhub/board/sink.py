@@ -51,3 +51,5 @@ class Offer:
     feedback: list[Verdict]
     pushed: bool = False
     """Sent on credit: no reply expected, the attempt runs already (``Register.credit``)."""
+    batch: bool = False
+    """Pushed to an agent that takes several in one ``Assignments`` (``Register.batches``)."""

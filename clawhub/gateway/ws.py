@@ -32,6 +32,7 @@ from pydantic import BaseModel
 from protocols import (
     Accept,
     Assignment,
+    Assignments,
     Cancel,
     Decline,
     Deregister,
@@ -217,9 +218,14 @@ class AgentSession:
 
     async def _on_inbox(self, msg: Msg) -> None:
         try:
-            message = decode(msg.data, Assignment, Cancel)
+            message = decode(msg.data, Assignment, Assignments, Cancel)
         except ProtocolError as exc:
             log.warning("bad inbox message for %s: %s", self.agent_id, exc)
+            return
+        if isinstance(message, Assignments):  # pushed together: a WsPush frame each
+            with contextlib.suppress(Exception):
+                for one in message.assignments:
+                    await self.send(WsPush(message=one))
             return
         assert isinstance(message, Assignment | Cancel)
         if isinstance(message, Cancel) or message.pushed:  # pushed: credit, no answer

@@ -467,8 +467,8 @@ class Hub:
     async def _scheduler(self) -> None:
         while True:
             self._wake_event.clear()
-            for offer in self.board.next_offers(time.monotonic()) if self.may_act() else ():
-                await self.offers.send(offer)
+            if self.may_act():
+                await self.offers.send_all(self.board.next_offers(time.monotonic()))
             retry = self.board.next_retry()
             timeout = None if retry is None else max(0.01, retry - time.monotonic())
             with contextlib.suppress(asyncio.TimeoutError):

@@ -2,7 +2,8 @@
 one reply subscription, and a timer for the accept timeout (rather than a task awaiting a
 request per offer). Answers and failures go back to the board. To an agent that registered
 with credit, the assignment is pushed instead: a plain publish, no reply, no timer
-(``board.credit`` hears the rest).
+(``board.credit`` hears the rest); several pushed to one agent in the same scheduler pass go
+in one ``Assignments`` message when it registered with ``batches``.
 
 Hard edges: an answer that names another task, attempt or participant than its offer is
 refused (recorded, and the offer counts as unanswered); an answer to an offer that is not
@@ -24,8 +25,10 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
 from protocols import (
+    MAX_ASSIGNMENT_BATCH,
     Accept,
     Assignment,
+    Assignments,
     AttemptOutcome,
     Decline,
     ErrorCode,
@@ -96,12 +99,31 @@ class Offers:
             timer.cancel()
         self._pending.clear()
 
-    async def send(self, offer: Offer) -> None:
-        """Send an offer as a request whose answer comes to ``on_reply`` (one reply
-        subscription and a timer, rather than a task awaiting each offer); a pushed
-        assignment (credit) as a plain publish: nothing to wait for."""
+    async def send_all(self, offers: list[Offer]) -> None:
+        """Send what one scheduler pass decided: pushed attempts for an agent that takes
+        batches (``Offer.batch``, no trace headers to keep apart) in one ``Assignments`` per
+        agent, the rest one by one."""
+        batches: dict[str, list[Offer]] = {}
+        for offer in offers:
+            # once per offer: a traced offer's headers end its span when it is pushed
+            headers = self.headers(offer.task.id, offer.attempt)
+            if offer.batch and headers is None:
+                batches.setdefault(offer.agent_id, []).append(offer)
+            else:
+                await self.send(offer, headers)
+        for agent_id, batch in batches.items():
+            for at in range(0, len(batch), MAX_ASSIGNMENT_BATCH):
+                chunk = batch[at : at + MAX_ASSIGNMENT_BATCH]
+                if len(chunk) == 1:
+                    await self.send(chunk[0], None)
+                else:
+                    await self._push_batch(agent_id, chunk)
+
+    @staticmethod
+    def assignment(offer: Offer) -> Assignment:
+        """The wire message of ``offer``."""
         rec = offer.task
-        assignment = Assignment(
+        return Assignment(
             task_id=rec.id,
             attempt=offer.attempt,
             spec=rec.spec,
@@ -111,8 +133,28 @@ class Offers:
             run_timeout=offer.run_timeout,
             pushed=offer.pushed,
         )
+
+    async def _push_batch(self, agent_id: str, batch: list[Offer]) -> None:
+        """Several pushed attempts to one agent in one message; one the bus cannot carry
+        whole goes one by one (each then fits, or fails as too large on its own)."""
+        message = Assignments(assignments=[self.assignment(offer) for offer in batch])
+        try:
+            await self.nc().publish(subjects.agent_inbox(self.group, agent_id), encode(message))
+        except nats.errors.MaxPayloadError:
+            for offer, assignment in zip(batch, message.assignments, strict=True):
+                await self._push(offer, assignment, None)
+        except Exception as exc:  # connection trouble: as no reply, push them again
+            for offer in batch:
+                self._refuse(offer, "no_reply", f"push failed: {type(exc).__name__}: {exc}")
+
+    async def send(self, offer: Offer, headers: dict[str, str] | None) -> None:
+        """Send an offer as a request whose answer comes to ``on_reply`` (one reply
+        subscription and a timer, rather than a task awaiting each offer); a pushed
+        assignment (credit) as a plain publish: nothing to wait for. ``headers``: the
+        offer's, from ``self.headers``."""
+        assignment = self.assignment(offer)
         if offer.pushed:
-            await self._push(offer, assignment)
+            await self._push(offer, assignment, headers)
             return
         self._seq += 1
         token = str(self._seq)
@@ -124,7 +166,7 @@ class Offers:
                 inbox,
                 encode(assignment),
                 reply=subjects.reply_to(self.inbox, token),
-                headers=self.headers(rec.id, offer.attempt),
+                headers=headers,
             )
         except nats.errors.MaxPayloadError as exc:  # can never be sent: fail, do not cycle
             if self._pending.pop(token, None) is not None:
@@ -135,15 +177,16 @@ class Offers:
                 timer.cancel()
                 self._refuse(offer, "no_reply", f"offer failed: {type(exc).__name__}: {exc}")
 
-    async def _push(self, offer: Offer, assignment: Assignment) -> None:
+    async def _push(
+        self, offer: Offer, assignment: Assignment, headers: dict[str, str] | None
+    ) -> None:
         """Publish a pushed assignment; the board hears back through a decline, the agent's
         heartbeats, progress and result, or their absence (``board.credit``)."""
-        rec = offer.task
         try:
             await self.nc().publish(
                 subjects.agent_inbox(self.group, offer.agent_id),
                 encode(assignment),
-                headers=self.headers(rec.id, offer.attempt),
+                headers=headers,
             )
         except nats.errors.MaxPayloadError as exc:  # can never be sent: fail, do not cycle
             self._too_large(offer, exc)
