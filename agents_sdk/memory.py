@@ -32,15 +32,18 @@ from __future__ import annotations
 import json
 import os
 import re
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import JsonValue
+
+if TYPE_CHECKING:  # imported on first use (``Memory._open``): an agent that never opens its
+    import sqlite3  # memory does not pay for loading SQLite
 
 __all__ = ["AGENTS_DIR_ENV", "Memory", "Note", "default_data_dir"]
 
@@ -145,6 +148,8 @@ class Memory:
             yield self._conn
 
     def _open(self) -> sqlite3.Connection:
+        import sqlite3  # noqa: PLC0415 - on first use (see the module's imports)
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(
             self.path, timeout=10.0, isolation_level=None, check_same_thread=False
