@@ -3,10 +3,14 @@ hard filters, scores, the assignment's bookkeeping), in process, with 100, 1,000
 participants registered through the board's normal register path. Every participant has
 three of 50 skills at random levels and a capacity of 2; every task needs one skill at a
 minimum level. Median cost per assignment over rounds of 100 tasks, against the cost with
-100 participants measured in the same run (rounds interleaved)."""
+100 participants measured in the same run (rounds interleaved). Also the board alone
+through a task's whole lifecycle (submit, match, push on credit, result, done) in CPU per
+task, with no bus, codec or store: the part of the hub's CPU per task that is its own
+Python bookkeeping."""
 
 from __future__ import annotations
 
+import gc
 import random
 import statistics
 import time
@@ -14,6 +18,7 @@ from pathlib import Path
 from tempfile import mkdtemp
 
 from clawhub.board import Board
+from clawhub.runtime.gc import GC_THRESHOLDS
 from clawhub.settings import HubSettings
 from clawhub.store import Row as StoreRow
 from protocols import AgentProfile, Cancel, Event, Register, Result, TaskSpec
@@ -40,14 +45,14 @@ class NullSink:
         pass
 
 
-def board_with(agents: int, seed: int = 7) -> Board:
+def board_with(agents: int, seed: int = 7, *, credit: bool = False) -> Board:
     rnd = random.Random(seed)
     settings = HubSettings(nats_url="nats://unused", data_dir=Path(mkdtemp(prefix="bench-m-")))
     board = Board("default", settings, NullSink(), "hub-bench")
     for i in range(agents):
         skills = {s: round(rnd.uniform(0.3, 1.0), 2) for s in rnd.sample(SKILLS, 3)}
         profile = AgentProfile(id=f"a{i}", name=f"a{i}", skills=skills, capacity=2)
-        board.register(Register(profile=profile, session="s1"))
+        board.register(Register(profile=profile, session="s1", credit=credit))
     return board
 
 
@@ -91,6 +96,52 @@ def costs(sizes: tuple[int, ...], rounds: int) -> dict[int, float]:
     return {n: statistics.median(v) for n, v in per_round.items()}
 
 
+def lifecycle_round(board: Board, first: int, skills: list[str]) -> tuple[float, int]:
+    """100 one-skill tasks (of ``skills``, which some participant has) through the board on
+    credit: submitted, pushed (assigned and running at once, as the hub does for SDK
+    agents), their results taken (done, nothing to validate). (CPU seconds, tasks done)."""
+    rnd = random.Random(first)
+    t = time.process_time()
+    board.submit(
+        [
+            TaskSpec(id=f"l{first + i}", title="t", skills={rnd.choice(skills): 0.3})
+            for i in range(100)
+        ]
+    )
+    offers = board.next_offers(time.monotonic())
+    for offer in offers:
+        board.result(
+            Result(
+                task_id=offer.task.id,
+                attempt=offer.attempt,
+                agent_id=offer.agent_id,
+                session=board.agents[offer.agent_id].session,
+                output=None,
+            )
+        )
+    return time.process_time() - t, len(offers)
+
+
+def lifecycle_cost(rounds: int) -> float:
+    """Median CPU seconds per task of ``lifecycle_round`` with 100 credit agents, the
+    collector set up as the hub's process sets it (``tune_gc``), restored afterwards."""
+    board = board_with(100, credit=True)
+    held = sorted({skill for a in board.agents.values() for skill in a.profile.skills})
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+    try:
+        per_task = []
+        for r in range(rounds + 3):
+            spent, done = lifecycle_round(board, r * 100, held)
+            if r >= 3 and done:
+                per_task.append(spent / done)
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
+    return statistics.median(per_task)
+
+
 async def run(quick: bool) -> list[Row]:
     sizes = (100, 1000, 10_000)
     measured = costs(sizes, 10 if quick else 40)
@@ -111,4 +162,14 @@ async def run(quick: bool) -> list[Row]:
                 cost / base <= 1.5 if last else None,
             )
         )
+    rows.append(
+        Row(
+            S,
+            "CPU per task, the board alone (100 credit agents: submit, match, push, result; "
+            "no bus, codec or store)",
+            lifecycle_cost(10 if quick else 40) * 1e6,
+            "µs",
+            note="median of rounds of 100 tasks; the hub's own bookkeeping",
+        )
+    )
     return rows

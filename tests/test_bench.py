@@ -29,12 +29,14 @@ def test_quick_matching_run_writes_sane_json(tmp_path: Path) -> None:
     assert report["quick"] is True
     assert report["scenarios"] == ["matching"]
     assert report["machine"]["cpus"] >= 1
-    rows = report["rows"]
+    rows, (board,) = report["rows"][:3], report["rows"][3:]
     assert [r["name"] for r in rows] == [
         "cost per assignment, 100 agents",
         "cost per assignment, 1,000 agents",
         "cost per assignment, 10,000 agents",
     ]
+    assert board["name"].startswith("CPU per task, the board alone"), board
+    assert board["unit"] == "µs" and board["value"] > 0 and board["baseline"] is None, board
     for row in rows:
         assert row["scenario"] == "matching"
         assert row["value"] is not None and row["value"] > 0, row
