@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from tempfile import mkdtemp
 
-from clawhub.board import Board
-from clawhub.runtime.gc import GC_THRESHOLDS
+from clawhub.board import Board, Offer
+from clawhub.runtime.gc import tune_gc
 from clawhub.settings import HubSettings
 from clawhub.store import Row as StoreRow
 from protocols import AgentProfile, Cancel, Event, Register, Result, TaskSpec
@@ -69,17 +69,22 @@ def one_round(board: Board, rnd: random.Random, first: int) -> tuple[float, int]
     spent = time.perf_counter() - t
     for offer in offers:
         board.offer_accepted(offer.task.id, offer.attempt, offer.agent_id)
-        agent = board.agents[offer.agent_id]
+    take_results(board, offers)
+    return spent, len(offers)
+
+
+def take_results(board: Board, offers: list[Offer]) -> None:
+    """Each offered attempt's result (no output), from the participant it went to."""
+    for offer in offers:
         board.result(
             Result(
                 task_id=offer.task.id,
                 attempt=offer.attempt,
                 agent_id=offer.agent_id,
-                session=agent.session,
+                session=board.agents[offer.agent_id].session,
                 output=None,
             )
         )
-    return spent, len(offers)
 
 
 def costs(sizes: tuple[int, ...], rounds: int) -> dict[int, float]:
@@ -109,16 +114,7 @@ def lifecycle_round(board: Board, first: int, skills: list[str]) -> tuple[float,
         ]
     )
     offers = board.next_offers(time.monotonic())
-    for offer in offers:
-        board.result(
-            Result(
-                task_id=offer.task.id,
-                attempt=offer.attempt,
-                agent_id=offer.agent_id,
-                session=board.agents[offer.agent_id].session,
-                output=None,
-            )
-        )
+    take_results(board, offers)
     return time.process_time() - t, len(offers)
 
 
@@ -128,8 +124,7 @@ def lifecycle_cost(rounds: int) -> float:
     board = board_with(100, credit=True)
     held = sorted({skill for a in board.agents.values() for skill in a.profile.skills})
     threshold = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
+    tune_gc()
     try:
         per_task = []
         for r in range(rounds + 3):

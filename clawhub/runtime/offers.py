@@ -145,7 +145,7 @@ class Offers:
                 await self._push(offer, assignment, None)
         except Exception as exc:  # connection trouble: as no reply, push them again
             for offer in batch:
-                self._refuse(offer, "no_reply", f"push failed: {type(exc).__name__}: {exc}")
+                self._push_failed(offer, exc)
 
     async def send(self, offer: Offer, headers: dict[str, str] | None) -> None:
         """Send an offer as a request whose answer comes to ``on_reply`` (one reply
@@ -191,7 +191,10 @@ class Offers:
         except nats.errors.MaxPayloadError as exc:  # can never be sent: fail, do not cycle
             self._too_large(offer, exc)
         except Exception as exc:  # connection trouble: as no reply, push it again
-            self._refuse(offer, "no_reply", f"push failed: {type(exc).__name__}: {exc}")
+            self._push_failed(offer, exc)
+
+    def _push_failed(self, offer: Offer, exc: Exception) -> None:
+        self._refuse(offer, "no_reply", f"push failed: {type(exc).__name__}: {exc}")
 
     def _too_large(self, offer: Offer, exc: Exception) -> None:
         """An assignment the bus can never carry: the task fails rather than cycle."""
